@@ -1,0 +1,23 @@
+// Package rollout drives the flag rollout described by a plan file
+// (lanectl.yaml): it loads and validates the plan, keeps the journal of what
+// was done on disk, runs the enable and disable commands on replicas over
+// SSH, and decides each step of advance, rollback and status from the soak
+// gates and from what the replicas themselves report.
+//
+// The rules it keeps, because it touches production:
+//
+//  1. Nothing changes a replica unless the previous soak passed, and nothing
+//     is recorded as enabled until the replica proved it on its own /metrics,
+//     /healthz and /status.
+//  2. Every step is journalled before and after it runs. The journal is
+//     written atomically (temp file, fsync, rename, fsync of the directory)
+//     and only while the exclusive lock next to it is held, so a run killed at
+//     any point can be re-run, and two runs can never interleave.
+//  3. Host keys are checked against known_hosts; there is no "accept any key"
+//     mode. Every value substituted into a remote command is validated and
+//     shell-quoted.
+//
+// The package never reads flags or the process environment, never calls
+// os.Exit, and never prints: callers pass the home directory, the
+// environment values it needs, clocks and writers in.
+package rollout

@@ -1,0 +1,262 @@
+package rollout
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// stateVersion is written into every journal; a newer file is refused
+// rather than misread.
+const stateVersion = 1
+
+// Steps a journal records.
+const (
+	// StepEnable sets the flag on a batch of replicas and verifies it.
+	StepEnable = "enable"
+	// StepDisable clears the flag on a batch of replicas and verifies it:
+	// an automatic rollback or 'lanectl rollback'.
+	StepDisable = "disable"
+	// StepSoak is a soak verdict on the most recently enabled batch.
+	StepSoak = "soak"
+)
+
+// Phases of a step.
+const (
+	PhaseStarted  = "started"
+	PhaseFinished = "finished"
+	PhaseFailed   = "failed"
+)
+
+// Event is one journal entry. An enable or disable step is journalled as
+// "started" before anything runs and as "finished" or "failed" after
+// verification, so a started step with neither is a step that was
+// interrupted.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Step     string    `json:"step"`
+	Phase    string    `json:"phase"`
+	Replicas []string  `json:"replicas"`
+	// Verdict and WindowStart/WindowEnd are set on soak events.
+	Verdict     string    `json:"verdict,omitempty"`
+	WindowStart time.Time `json:"window_start,omitzero"`
+	WindowEnd   time.Time `json:"window_end,omitzero"`
+	// Reason says why a step failed, or which gates decided a verdict.
+	Reason string `json:"reason,omitempty"`
+	// Auto marks a disable that advance ran by itself after a failed
+	// verification.
+	Auto bool `json:"auto,omitempty"`
+}
+
+// State is the rollout journal. Everything else (who has the flag, since
+// when, what is in flight) is derived from Events, so there is one source of
+// truth to write atomically.
+type State struct {
+	// Path is where the journal lives.
+	Path   string  `json:"-"`
+	Events []Event `json:"events"`
+}
+
+type stateFile struct {
+	Version int     `json:"version"`
+	Events  []Event `json:"events"`
+}
+
+// LoadState reads the journal at path. A missing file is an empty journal:
+// nothing has been done yet.
+func LoadState(path string) (*State, error) {
+	s := &State{Path: path}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var f stateFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	if f.Version != stateVersion {
+		return nil, fmt.Errorf("read state %s: version %d, this lanectl reads version %d", path, f.Version, stateVersion)
+	}
+	for i, e := range f.Events {
+		if err := e.check(); err != nil {
+			return nil, fmt.Errorf("read state %s: event %d: %w", path, i, err)
+		}
+	}
+	s.Events = f.Events
+	return s, nil
+}
+
+func (e Event) check() error {
+	switch e.Step {
+	case StepEnable, StepDisable, StepSoak:
+	default:
+		return fmt.Errorf("unknown step %q", e.Step)
+	}
+	switch e.Phase {
+	case PhaseStarted, PhaseFinished, PhaseFailed:
+	default:
+		return fmt.Errorf("unknown phase %q", e.Phase)
+	}
+	if len(e.Replicas) == 0 {
+		return errors.New("no replicas")
+	}
+	return nil
+}
+
+// Record appends e to the journal and writes it to disk atomically. The
+// caller must hold the Lock for s.Path.
+func (s *State) Record(e Event) error {
+	if err := e.check(); err != nil {
+		return fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
+	}
+	e.Time = e.Time.UTC()
+	e.Replicas = slices.Clone(e.Replicas)
+	next := append(slices.Clip(s.Events), e)
+	data, err := json.MarshalIndent(stateFile{Version: stateVersion, Events: next}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
+	}
+	if err := writeFileAtomic(s.Path, append(data, '\n')); err != nil {
+		return fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
+	}
+	s.Events = next
+	return nil
+}
+
+// writeFileAtomic replaces path with data so that a crash at any instant
+// leaves either the old or the new content: write a temporary file in the
+// same directory, fsync it, rename it over path, then fsync the directory so
+// the rename itself survives a power loss.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ReplicaState is what the journal says about one replica.
+type ReplicaState struct {
+	// Enabled is true after a finished enable with no finished or started
+	// disable since.
+	Enabled bool
+	// EnabledAt is when the enable was verified: the start of its soak.
+	EnabledAt time.Time
+	// DisabledAt is when the flag was last verified off, zero if never.
+	DisabledAt time.Time
+	// LastSoak is the latest soak event naming the replica, if any.
+	LastSoak *Event
+	// LastFailure is the latest failed step naming the replica, if any.
+	LastFailure *Event
+}
+
+// Replica replays the journal for one replica.
+func (s *State) Replica(name string) ReplicaState {
+	var rs ReplicaState
+	for i := range s.Events {
+		e := &s.Events[i]
+		if !slices.Contains(e.Replicas, name) {
+			continue
+		}
+		switch {
+		case e.Step == StepEnable && e.Phase == PhaseFinished:
+			rs.Enabled, rs.EnabledAt = true, e.Time
+		case e.Step == StepDisable && e.Phase == PhaseStarted:
+			// A disable that started may have cleared the flag before it
+			// was interrupted: the replica no longer counts as soaking.
+			rs.Enabled = false
+		case e.Step == StepDisable && e.Phase == PhaseFinished:
+			rs.Enabled, rs.DisabledAt = false, e.Time
+		case e.Step == StepSoak:
+			rs.LastSoak = e
+		}
+		if e.Phase == PhaseFailed {
+			rs.LastFailure = e
+		}
+	}
+	if !rs.Enabled {
+		rs.EnabledAt = time.Time{}
+	}
+	return rs
+}
+
+// EnabledAt returns when the flag was verified on replica, and whether the
+// journal says it is on now.
+func (s *State) EnabledAt(replica string) (time.Time, bool) {
+	rs := s.Replica(replica)
+	return rs.EnabledAt, rs.Enabled
+}
+
+// Pending returns the enable or disable step that was started and neither
+// finished nor failed: a run was interrupted in the middle of it. At most one
+// step is ever in flight because steps run under the lock, one at a time.
+func (s *State) Pending() (Event, bool) {
+	for i := len(s.Events) - 1; i >= 0; i-- {
+		e := s.Events[i]
+		if e.Step == StepSoak {
+			continue
+		}
+		if e.Phase == PhaseStarted {
+			return e, true
+		}
+		return Event{}, false
+	}
+	return Event{}, false
+}
+
+// LastBatch returns the replicas of the most recent finished enable that
+// still have the flag, and when that enable finished: the batch whose soak
+// decides the next step.
+func (s *State) LastBatch() ([]string, time.Time) {
+	for i := len(s.Events) - 1; i >= 0; i-- {
+		e := s.Events[i]
+		if e.Step != StepEnable || e.Phase != PhaseFinished {
+			continue
+		}
+		var still []string
+		for _, r := range e.Replicas {
+			if at, ok := s.EnabledAt(r); ok && at.Equal(e.Time) {
+				still = append(still, r)
+			}
+		}
+		if len(still) > 0 {
+			return still, e.Time
+		}
+	}
+	return nil, time.Time{}
+}
