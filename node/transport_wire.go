@@ -1,0 +1,216 @@
+package node
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/lanectl/lanectl/lanes"
+)
+
+// The lane transport's wire format. Every connection carries one lane from
+// one node to one other node and starts with a fixed preamble written by the
+// dialer:
+//
+//	magic "LNRT" | version u8 | lane u8 | reserved u16 | from u64 | to u64
+//
+// followed by frames in either direction:
+//
+//	kind u8 | length u32 | crc32c(payload) u32 | payload
+//
+// The dialer sends message, snapshot-begin and snapshot-chunk frames; the
+// acceptor answers only with status frames (a snapshot's outcome, or why it
+// is closing the connection). All integers are big-endian.
+const (
+	wireMagic        = "LNRT"
+	wireVersion      = 1
+	preambleLen      = 24
+	frameHeaderLen   = 9
+	snapBeginPrefix  = 8 // total snapshot data length, before the message bytes
+	statusPrefix     = 1 // status code, before the reason text
+	maxReasonLen     = 512
+	minFrameLimitLen = 1 << 10
+)
+
+// frameKind says what a frame's payload is.
+type frameKind uint8
+
+const (
+	// frameMessage carries one marshalled raftpb.Message.
+	frameMessage frameKind = 1
+	// frameSnapBegin starts a snapshot: the total data length, then the
+	// MsgSnap marshalled without its snapshot data. Exactly that many bytes
+	// of frameSnapChunk follow.
+	frameSnapBegin frameKind = 2
+	// frameSnapChunk carries the next piece of the snapshot data.
+	frameSnapChunk frameKind = 3
+	// frameStatus travels from acceptor to dialer: a snapshot's outcome, or
+	// the reason the acceptor is about to close the connection.
+	frameStatus frameKind = 4
+)
+
+func (k frameKind) String() string {
+	switch k {
+	case frameMessage:
+		return "message"
+	case frameSnapBegin:
+		return "snapshot-begin"
+	case frameSnapChunk:
+		return "snapshot-chunk"
+	case frameStatus:
+		return "status"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// statusCode is the first payload byte of a frameStatus.
+type statusCode uint8
+
+const (
+	statusSnapshotApplied  statusCode = 0
+	statusSnapshotRejected statusCode = 1
+	statusConnRejected     statusCode = 2
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrBadFrame is returned (wrapped, with the details) when a connection
+// carries bytes that are not a valid lane transport stream: wrong magic or
+// version, an unknown lane or frame kind, a checksum mismatch, a frame or
+// snapshot over the receiver's limit, or frames out of order.
+var ErrBadFrame = errors.New("bad lane transport frame")
+
+func badFrame(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadFrame, fmt.Sprintf(format, args...))
+}
+
+// preamble identifies a connection: which lane it carries, and between whom.
+type preamble struct {
+	version uint8
+	lane    lanes.Lane
+	from    uint64
+	to      uint64
+}
+
+func (p preamble) marshal() []byte {
+	b := make([]byte, preambleLen)
+	copy(b, wireMagic)
+	b[4] = p.version
+	b[5] = uint8(p.lane)
+	binary.BigEndian.PutUint64(b[8:], p.from)
+	binary.BigEndian.PutUint64(b[16:], p.to)
+	return b
+}
+
+// readPreamble reads and checks a connection's preamble. The version is
+// checked here because a future version may change everything after it.
+func readPreamble(r io.Reader) (preamble, error) {
+	var b [preambleLen]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return preamble{}, fmt.Errorf("read preamble: %w", err)
+	}
+	if string(b[:4]) != wireMagic {
+		return preamble{}, badFrame("preamble starts with %q, want %q: not a lane transport connection", b[:4], wireMagic)
+	}
+	p := preamble{
+		version: b[4],
+		lane:    lanes.Lane(b[5]),
+		from:    binary.BigEndian.Uint64(b[8:]),
+		to:      binary.BigEndian.Uint64(b[16:]),
+	}
+	if p.version != wireVersion {
+		return p, badFrame("protocol version %d, this node speaks version %d", p.version, wireVersion)
+	}
+	if int(p.lane) >= lanes.NumLanes {
+		return p, badFrame("preamble names lane %d, which does not exist", b[5])
+	}
+	if p.from == 0 {
+		return p, badFrame("preamble has sender id 0")
+	}
+	return p, nil
+}
+
+// putFrameHeader fills the first frameHeaderLen bytes of hdr.
+func putFrameHeader(hdr []byte, kind frameKind, payload []byte) {
+	hdr[0] = byte(kind)
+	binary.BigEndian.PutUint32(hdr[1:5], uint32(len(payload)))
+	binary.BigEndian.PutUint32(hdr[5:9], crc32.Checksum(payload, castagnoli))
+}
+
+// frameReader reads frames, refusing any whose payload exceeds limit before
+// allocating for it.
+type frameReader struct {
+	r     *bufio.Reader
+	limit int
+	buf   []byte
+	count uint64 // frames read so far, for error messages
+}
+
+// header reads the next frame header and validates kind and length.
+func (fr *frameReader) header() (frameKind, int, uint32, error) {
+	var h [frameHeaderLen]byte
+	if _, err := io.ReadFull(fr.r, h[:]); err != nil {
+		return 0, 0, 0, err
+	}
+	fr.count++
+	kind := frameKind(h[0])
+	n := binary.BigEndian.Uint32(h[1:5])
+	sum := binary.BigEndian.Uint32(h[5:9])
+	if kind < frameMessage || kind > frameStatus {
+		return 0, 0, 0, badFrame("frame %d has unknown kind %d", fr.count, h[0])
+	}
+	if uint64(n) > uint64(fr.limit) {
+		return 0, 0, 0, badFrame("frame %d (%s) is %d bytes, over the %d-byte limit", fr.count, kind, n, fr.limit)
+	}
+	return kind, int(n), sum, nil
+}
+
+// payloadInto reads a payload of len(dst) bytes into dst and checks its sum.
+func (fr *frameReader) payloadInto(kind frameKind, dst []byte, sum uint32) error {
+	if _, err := io.ReadFull(fr.r, dst); err != nil {
+		return fmt.Errorf("read %s frame payload: %w", kind, unexpectedEOF(err))
+	}
+	if got := crc32.Checksum(dst, castagnoli); got != sum {
+		return badFrame("frame %d (%s, %d bytes) checksum %08x, header says %08x: corrupt stream", fr.count, kind, len(dst), got, sum)
+	}
+	return nil
+}
+
+// payload reads a payload of n bytes into a buffer reused across frames;
+// the result is valid until the next call.
+func (fr *frameReader) payload(kind frameKind, n int, sum uint32) ([]byte, error) {
+	if cap(fr.buf) < n {
+		fr.buf = make([]byte, n)
+	}
+	b := fr.buf[:n]
+	return b, fr.payloadInto(kind, b, sum)
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// statusPayload encodes a frameStatus payload, truncating the reason so a
+// status frame always fits any receiver's limit.
+func statusPayload(code statusCode, reason string) []byte {
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen]
+	}
+	b := make([]byte, 0, statusPrefix+len(reason))
+	b = append(b, byte(code))
+	return append(b, reason...)
+}
+
+// encodeFrame returns header and payload as one slice, for one write.
+func encodeFrame(kind frameKind, payload []byte) []byte {
+	b := make([]byte, frameHeaderLen+len(payload))
+	copy(b[frameHeaderLen:], payload)
+	putFrameHeader(b, kind, b[frameHeaderLen:])
+	return b
+}
