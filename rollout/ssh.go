@@ -1,0 +1,393 @@
+package rollout
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kevinburke/ssh_config"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Host key errors. There is deliberately no way to accept an unknown key:
+// the operator adds it to known_hosts after checking the fingerprint.
+var (
+	// ErrHostKeyUnknown is returned (in a *HostKeyError) when known_hosts
+	// has no key for the host.
+	ErrHostKeyUnknown = errors.New("host key is not in known_hosts")
+	// ErrHostKeyChanged is returned (in a *HostKeyError) when known_hosts
+	// has keys for the host and the server offered a different one, or a
+	// revoked one.
+	ErrHostKeyChanged = errors.New("host key does not match known_hosts")
+)
+
+// HostKeyError is a refused host key, with what a person needs to decide
+// whether the change is legitimate.
+type HostKeyError struct {
+	Host        string // as looked up in known_hosts: host or [host]:port
+	KeyType     string
+	Fingerprint string // SHA256:...
+	// Known are the known_hosts entries for the host, as file:line.
+	Known []string
+	Err   error // ErrHostKeyUnknown or ErrHostKeyChanged
+}
+
+func (e *HostKeyError) Error() string {
+	if errors.Is(e.Err, ErrHostKeyUnknown) {
+		return fmt.Sprintf("%s offered %s key %s, which is not in known_hosts: refusing to connect (check the fingerprint out of band, then add it with ssh-keyscan)", e.Host, e.KeyType, e.Fingerprint)
+	}
+	return fmt.Sprintf("%s offered %s key %s, which does not match known_hosts (%s): refusing to connect; this may be a man-in-the-middle attack", e.Host, e.KeyType, e.Fingerprint, strings.Join(e.Known, ", "))
+}
+
+func (e *HostKeyError) Unwrap() error { return e.Err }
+
+// SSHRunnerConfig is what the SSH runner needs besides the plan's ssh block.
+// The caller reads the environment and passes the values in.
+type SSHRunnerConfig struct {
+	SSH SSHConfig
+	// Home expands "~/" in paths.
+	Home string
+	// AgentSocket is $SSH_AUTH_SOCK; empty means no agent.
+	AgentSocket string
+	// LocalUser is the user when neither the address nor the SSH config
+	// names one, as with ssh(1).
+	LocalUser string
+	// CommandTimeout bounds each command, connection included.
+	CommandTimeout time.Duration
+}
+
+// SSHRunner runs commands on replicas over SSH, one connection per command.
+type SSHRunner struct {
+	cfg        SSHRunnerConfig
+	hostKeys   ssh.HostKeyCallback
+	sshConfig  *ssh_config.Config
+	knownHosts string
+}
+
+// NewSSHRunner reads known_hosts and the SSH config file. A missing
+// known_hosts is an error: without it no host can be trusted.
+func NewSSHRunner(cfg SSHRunnerConfig) (*SSHRunner, error) {
+	s := &SSHRunner{cfg: cfg}
+	s.knownHosts = expandHome(cfg.Home, cfg.SSH.KnownHosts)
+	cb, err := knownhosts.New(s.knownHosts)
+	if err != nil {
+		return nil, fmt.Errorf("read known_hosts: %w", err)
+	}
+	s.hostKeys = cb
+	if cfg.SSH.Config != "" {
+		path := expandHome(cfg.Home, cfg.SSH.Config)
+		f, err := os.Open(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && cfg.SSH.Config == DefaultSSHConfig:
+			// ssh(1) also runs without a user config.
+		case err != nil:
+			return nil, fmt.Errorf("read ssh config: %w", err)
+		default:
+			defer f.Close()
+			c, err := ssh_config.Decode(f)
+			if err != nil {
+				return nil, fmt.Errorf("read ssh config %s: %w", path, err)
+			}
+			s.sshConfig = c
+		}
+	}
+	return s, nil
+}
+
+func expandHome(home, p string) string {
+	if p == "~" {
+		return home
+	}
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		return filepath.Join(home, rest)
+	}
+	return p
+}
+
+// sshTarget is a replica's address after the SSH config was applied.
+type sshTarget struct {
+	user, host, port string
+	identityFiles    []string
+}
+
+func (t sshTarget) addr() string { return net.JoinHostPort(t.host, t.port) }
+
+func (s *SSHRunner) configValue(alias, key string) string {
+	if s.sshConfig == nil {
+		return ""
+	}
+	v, _ := s.sshConfig.Get(alias, key)
+	return v
+}
+
+func (s *SSHRunner) target(r Replica) (sshTarget, error) {
+	a, err := ParseSSHAddress(r.SSH)
+	if err != nil {
+		return sshTarget{}, fmt.Errorf("replica %s: %w", r.Name, err)
+	}
+	t := sshTarget{user: a.User, host: a.Host, port: a.Port}
+	if h := s.configValue(a.Host, "HostName"); h != "" {
+		t.host = h
+	}
+	if t.user == "" {
+		t.user = s.configValue(a.Host, "User")
+	}
+	if t.user == "" {
+		t.user = s.cfg.LocalUser
+	}
+	if t.user == "" {
+		return t, fmt.Errorf("replica %s: no SSH user: write user@host in its ssh address", r.Name)
+	}
+	if t.port == "" {
+		t.port = s.configValue(a.Host, "Port")
+	}
+	if t.port == "" {
+		t.port = "22"
+	}
+	for _, f := range s.cfg.SSH.IdentityFiles {
+		t.identityFiles = append(t.identityFiles, expandHome(s.cfg.Home, f))
+	}
+	if s.sshConfig != nil {
+		files, _ := s.sshConfig.GetAll(a.Host, "IdentityFile")
+		for _, f := range files {
+			t.identityFiles = append(t.identityFiles, expandHome(s.cfg.Home, f))
+		}
+	}
+	if len(t.identityFiles) == 0 {
+		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			p := filepath.Join(s.cfg.Home, ".ssh", name)
+			if _, err := os.Stat(p); err == nil {
+				t.identityFiles = append(t.identityFiles, p)
+			}
+		}
+	}
+	return t, nil
+}
+
+// signers collects the agent's keys and the identity files' keys. Keys that
+// need a passphrase are left to the agent.
+func (s *SSHRunner) signers(t sshTarget) ([]ssh.Signer, func(), error) {
+	var out []ssh.Signer
+	var notes []string
+	closeAgent := func() {}
+	if s.cfg.AgentSocket != "" {
+		conn, err := net.Dial("unix", s.cfg.AgentSocket)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("ssh-agent at %s: %v", s.cfg.AgentSocket, err))
+		} else {
+			closeAgent = func() { _ = conn.Close() }
+			ag, err := agent.NewClient(conn).Signers()
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("ssh-agent: %v", err))
+			}
+			out = append(out, ag...)
+		}
+	}
+	for _, f := range t.identityFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			notes = append(notes, err.Error())
+			continue
+		}
+		k, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			var pm *ssh.PassphraseMissingError
+			if errors.As(err, &pm) {
+				notes = append(notes, f+" needs a passphrase (load it into ssh-agent)")
+			} else {
+				notes = append(notes, fmt.Sprintf("%s: %v", f, err))
+			}
+			continue
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		closeAgent()
+		if len(notes) == 0 {
+			notes = append(notes, "no ssh-agent (SSH_AUTH_SOCK) and no identity files")
+		}
+		return nil, nil, fmt.Errorf("no usable SSH key: %s", strings.Join(notes, "; "))
+	}
+	return out, closeAgent, nil
+}
+
+// knownAlgorithms lists the key types known_hosts holds for addr, so the
+// server is asked for a key we can check rather than one we have never seen
+// (which would look like a changed key).
+func (s *SSHRunner) knownAlgorithms(addr string) []string {
+	probe := ssh.PublicKey(nil)
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil
+	}
+	if probe, err = ssh.NewPublicKey(pub); err != nil {
+		return nil
+	}
+	tcp, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		tcp = &net.TCPAddr{IP: net.IPv4zero}
+	}
+	var ke *knownhosts.KeyError
+	if !errors.As(s.hostKeys(addr, tcp, probe), &ke) {
+		return nil
+	}
+	var algos []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			algos = append(algos, a)
+		}
+	}
+	for _, k := range ke.Want {
+		switch k.Key.Type() {
+		case ssh.KeyAlgoRSA:
+			add(ssh.KeyAlgoRSASHA512)
+			add(ssh.KeyAlgoRSASHA256)
+			add(ssh.KeyAlgoRSA)
+		default:
+			add(k.Key.Type())
+		}
+	}
+	return algos
+}
+
+func (s *SSHRunner) dial(ctx context.Context, r Replica) (*ssh.Client, error) {
+	t, err := s.target(r)
+	if err != nil {
+		return nil, err
+	}
+	signers, closeAgent, err := s.signers(t)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s@%s: %w", t.user, t.addr(), err)
+	}
+	defer closeAgent()
+
+	addr := t.addr()
+	var refused *HostKeyError
+	cfg := &ssh.ClientConfig{
+		User: t.user,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(signers...)},
+		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			err := s.hostKeys(hostname, remote, key)
+			if err == nil {
+				return nil
+			}
+			he := &HostKeyError{Host: knownhosts.Normalize(hostname), KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Err: ErrHostKeyChanged}
+			var ke *knownhosts.KeyError
+			var re *knownhosts.RevokedError
+			switch {
+			case errors.As(err, &ke) && len(ke.Want) == 0:
+				he.Err = ErrHostKeyUnknown
+			case errors.As(err, &ke):
+				for _, k := range ke.Want {
+					he.Known = append(he.Known, fmt.Sprintf("%s:%d", k.Filename, k.Line))
+				}
+			case errors.As(err, &re):
+				he.Known = []string{fmt.Sprintf("%s:%d (revoked)", re.Revoked.Filename, re.Revoked.Line)}
+			default:
+				return err
+			}
+			refused = he
+			return he
+		},
+		HostKeyAlgorithms: s.knownAlgorithms(addr),
+		Timeout:           s.cfg.SSH.ConnectTimeout,
+	}
+
+	d := net.Dialer{Timeout: s.cfg.SSH.ConnectTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s@%s (replica %s): %w", t.user, addr, r.Name, err)
+	}
+	// The handshake gets the connect timeout too, and gives up when ctx is
+	// cancelled.
+	_ = conn.SetDeadline(time.Now().Add(s.cfg.SSH.ConnectTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	stop()
+	if err != nil {
+		_ = conn.Close()
+		if refused != nil {
+			return nil, fmt.Errorf("ssh %s (replica %s): %w", addr, r.Name, refused)
+		}
+		return nil, fmt.Errorf("ssh %s@%s (replica %s): %w", t.user, addr, r.Name, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// Check connects and authenticates to r without running anything.
+func (s *SSHRunner) Check(ctx context.Context, r Replica) error {
+	c, err := s.dial(ctx, r)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// Run runs command on r. A non-zero exit or a timeout is a *CommandError
+// carrying the output; failing to connect is a plain error.
+func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output, error) {
+	out := Output{ExitStatus: -1}
+	if s.cfg.CommandTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.CommandTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	c, err := s.dial(ctx, r)
+	if err != nil {
+		return out, err
+	}
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		return out, fmt.Errorf("ssh session on %s: %w", r.Name, err)
+	}
+	defer sess.Close()
+	var stdout, stderr boundedBuffer
+	sess.Stdout, sess.Stderr = &stdout, &stderr
+	if err := sess.Start(command); err != nil {
+		return out, fmt.Errorf("start command on %s: %w", r.Name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	var werr error
+	var killed bool
+	select {
+	case werr = <-done:
+	case <-ctx.Done():
+		killed = true
+		_ = sess.Signal(ssh.SIGKILL)
+		_ = c.Close()
+		werr = <-done
+	}
+	out.Stdout, out.Stderr, out.Duration = stdout.String(), stderr.String(), time.Since(start)
+	var ee *ssh.ExitError
+	switch {
+	case killed:
+		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: fmt.Sprintf("killed after %v: %v", out.Duration.Round(time.Millisecond), ctx.Err())}
+	case werr == nil:
+		out.ExitStatus = 0
+		return out, nil
+	case errors.As(werr, &ee):
+		out.ExitStatus = ee.ExitStatus()
+		reason := fmt.Sprintf("exit status %d", ee.ExitStatus())
+		if ee.Signal() != "" {
+			reason = "killed by signal " + ee.Signal()
+		}
+		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: reason}
+	default:
+		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: werr.Error()}
+	}
+}

@@ -1,0 +1,250 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/lanectl/lanectl/rollout/sshtest"
+)
+
+func newTestRunner(t *testing.T, srv *sshtest.Server, mod func(*SSHRunnerConfig)) *SSHRunner {
+	t.Helper()
+	cfg := SSHRunnerConfig{
+		SSH: SSHConfig{
+			KnownHosts:     srv.KnownHosts,
+			IdentityFiles:  []string{srv.IdentityFile},
+			ConnectTimeout: 5 * time.Second,
+		},
+		Home:           t.TempDir(),
+		CommandTimeout: 30 * time.Second,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := NewSSHRunner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSSHRunnerRun(t *testing.T) {
+	srv := sshtest.Start(t)
+	run := newTestRunner(t, srv, nil)
+	rep := Replica{Name: "n1", SSH: srv.SSHAddress()}
+	tests := []struct {
+		name       string
+		command    string
+		wantStdout string
+		wantStatus int
+		wantStderr string
+	}{
+		{name: "ok", command: "echo hello", wantStdout: "hello\n", wantStatus: 0},
+		{name: "exit status and stderr", command: "echo oops >&2; exit 3", wantStatus: 3, wantStderr: "oops"},
+		{name: "quoted value stays one word", command: "printf '%s|' " + ShellQuote("a b; echo injected"), wantStdout: "a b; echo injected|"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := run.Run(t.Context(), rep, tt.command)
+			if tt.wantStatus == 0 && err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if tt.wantStatus != 0 {
+				var ce *CommandError
+				if !errors.As(err, &ce) || !errors.Is(err, ErrCommandFailed) {
+					t.Fatalf("got error %v, want a *CommandError", err)
+				}
+				if !strings.Contains(err.Error(), tt.wantStderr) {
+					t.Errorf("got error %q, want it to quote stderr %q", err, tt.wantStderr)
+				}
+			}
+			if out.ExitStatus != tt.wantStatus {
+				t.Errorf("exit status: got %d, want %d", out.ExitStatus, tt.wantStatus)
+			}
+			if tt.wantStdout != "" && out.Stdout != tt.wantStdout {
+				t.Errorf("stdout: got %q, want %q", out.Stdout, tt.wantStdout)
+			}
+		})
+	}
+}
+
+func TestSSHRunnerCommandTimeout(t *testing.T) {
+	srv := sshtest.Start(t)
+	run := newTestRunner(t, srv, func(c *SSHRunnerConfig) { c.CommandTimeout = 300 * time.Millisecond })
+	out, err := run.Run(t.Context(), Replica{Name: "n1", SSH: srv.SSHAddress()}, "sleep 30")
+	var ce *CommandError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("got %v, want a *CommandError saying the command was killed", err)
+	}
+	if out.ExitStatus != -1 {
+		t.Errorf("exit status: got %d, want -1 (never exited)", out.ExitStatus)
+	}
+}
+
+func TestSSHRunnerHostKeys(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, srv *sshtest.Server) (knownHosts string)
+		wantErr error
+	}{
+		{
+			name: "unknown host",
+			prepare: func(t *testing.T, srv *sshtest.Server) string {
+				kh := filepath.Join(t.TempDir(), "known_hosts")
+				// A key for another host only.
+				if err := os.WriteFile(kh, []byte("[127.0.0.1]:1 "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey())))+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return kh
+			},
+			wantErr: ErrHostKeyUnknown,
+		},
+		{
+			name: "changed key",
+			prepare: func(t *testing.T, srv *sshtest.Server) string {
+				srv.RotateHostKey()
+				return srv.KnownHosts
+			},
+			wantErr: ErrHostKeyChanged,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := sshtest.Start(t)
+			kh := tt.prepare(t, srv)
+			run := newTestRunner(t, srv, func(c *SSHRunnerConfig) { c.SSH.KnownHosts = kh })
+			marker := filepath.Join(t.TempDir(), "ran")
+			rep := Replica{Name: "n1", SSH: srv.SSHAddress()}
+			_, err := run.Run(t.Context(), rep, "touch "+ShellQuote(marker))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+			fp := ssh.FingerprintSHA256(srv.HostKey())
+			if !strings.Contains(err.Error(), fp) {
+				t.Errorf("got %q, want the offered fingerprint %s in it", err, fp)
+			}
+			if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("command ran despite the refused host key (stat: %v)", err)
+			}
+			if err := run.Check(t.Context(), rep); !errors.Is(err, tt.wantErr) {
+				t.Errorf("Check: got %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSSHRunnerServerDown(t *testing.T) {
+	srv := sshtest.Start(t)
+	run := newTestRunner(t, srv, nil)
+	srv.Stop()
+	rep := Replica{Name: "n1", SSH: srv.SSHAddress()}
+	_, err := run.Run(t.Context(), rep, "true")
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("got %v, want connection refused", err)
+	}
+	if errors.Is(err, ErrCommandFailed) {
+		t.Errorf("got %v: an unreachable host must not look like a failed command", err)
+	}
+	if !strings.Contains(err.Error(), "n1") || !strings.Contains(err.Error(), srv.Addr) {
+		t.Errorf("got %q, want the replica and address named", err)
+	}
+}
+
+func TestSSHRunnerWrongUserKey(t *testing.T) {
+	srv := sshtest.Start(t)
+	other := sshtest.Start(t)
+	run := newTestRunner(t, srv, func(c *SSHRunnerConfig) { c.SSH.IdentityFiles = []string{other.IdentityFile} })
+	_, err := run.Run(t.Context(), Replica{Name: "n1", SSH: srv.SSHAddress()}, "true")
+	if err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("got %v, want an authentication failure", err)
+	}
+}
+
+// ~/.ssh/config supplies HostName, Port, User and IdentityFile for an alias.
+func TestSSHRunnerConfigFile(t *testing.T) {
+	srv := sshtest.Start(t)
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := "Host replica-one\n  HostName " + srv.Host + "\n  Port " + srv.Port + "\n  User " + srv.User + "\n  IdentityFile " + srv.IdentityFile + "\n"
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := newTestRunner(t, srv, func(c *SSHRunnerConfig) {
+		c.Home = home
+		c.SSH.Config = DefaultSSHConfig
+		c.SSH.IdentityFiles = nil
+		c.LocalUser = "nobody-such"
+	})
+	out, err := run.Run(t.Context(), Replica{Name: "n1", SSH: "replica-one"}, "echo via-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Stdout != "via-config\n" {
+		t.Errorf("got %q, want %q", out.Stdout, "via-config\n")
+	}
+}
+
+// The key lives only in a real ssh-agent.
+func TestSSHRunnerAgent(t *testing.T) {
+	srv := sshtest.Start(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ag := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := ag.Start(); err != nil {
+		t.Fatalf("start ssh-agent (openssh-client): %v", err)
+	}
+	t.Cleanup(func() { _ = ag.Process.Kill(); _ = ag.Wait() })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("ssh-agent socket did not appear")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	add := exec.Command("ssh-add", srv.IdentityFile)
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	run := newTestRunner(t, srv, func(c *SSHRunnerConfig) {
+		c.SSH.IdentityFiles = nil
+		c.AgentSocket = sock
+	})
+	out, err := run.Run(t.Context(), Replica{Name: "n1", SSH: srv.SSHAddress()}, "echo via-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Stdout != "via-agent\n" {
+		t.Errorf("got %q, want %q", out.Stdout, "via-agent\n")
+	}
+}
+
+func TestNewSSHRunnerNeedsKnownHosts(t *testing.T) {
+	_, err := NewSSHRunner(SSHRunnerConfig{SSH: SSHConfig{KnownHosts: filepath.Join(t.TempDir(), "missing")}})
+	if err == nil || !strings.Contains(err.Error(), "known_hosts") {
+		t.Fatalf("got %v, want an error about known_hosts", err)
+	}
+}
+
+func TestLocalRunner(t *testing.T) {
+	out, err := LocalRunner{}.Run(t.Context(), Replica{Name: "n1"}, "echo hi; echo err >&2; exit 4")
+	var ce *CommandError
+	if !errors.As(err, &ce) || out.ExitStatus != 4 || out.Stdout != "hi\n" || !strings.Contains(err.Error(), "err") {
+		t.Fatalf("got %+v, %v; want exit 4 with stdout and stderr", out, err)
+	}
+}
