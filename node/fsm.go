@@ -1,0 +1,313 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"slices"
+	"sync"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/lanectl/lanectl/lanes"
+)
+
+var (
+	bucketKV   = []byte("kv")
+	keyApplied = []byte("applied")
+)
+
+// Command kinds carried in the data of a normal raft entry.
+const (
+	cmdPut  byte = 1
+	cmdNoop byte = 2
+)
+
+// command is one decoded log entry of the state machine. RequestID lets the
+// replica that proposed it wake the waiting client once it is applied.
+type command struct {
+	kind      byte
+	requestID uint64
+	key       string
+	value     []byte
+}
+
+func encodeCommand(c command) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64*2+len(c.key)+len(c.value))
+	b = append(b, c.kind)
+	b = binary.AppendUvarint(b, c.requestID)
+	if c.kind == cmdPut {
+		b = binary.AppendUvarint(b, uint64(len(c.key)))
+		b = append(b, c.key...)
+		b = append(b, c.value...)
+	}
+	return b
+}
+
+func decodeCommand(b []byte) (command, error) {
+	if len(b) == 0 {
+		return command{}, errors.New("empty command")
+	}
+	c := command{kind: b[0]}
+	rest := b[1:]
+	id, n := binary.Uvarint(rest)
+	if n <= 0 {
+		return command{}, errors.New("bad request id")
+	}
+	c.requestID, rest = id, rest[n:]
+	switch c.kind {
+	case cmdNoop:
+		return c, nil
+	case cmdPut:
+		klen, n := binary.Uvarint(rest)
+		if n <= 0 || klen > uint64(len(rest)-n) {
+			return command{}, errors.New("bad key length")
+		}
+		rest = rest[n:]
+		c.key = string(rest[:klen])
+		c.value = bytes.Clone(rest[klen:])
+		return c, nil
+	}
+	return command{}, fmt.Errorf("unknown command kind %d", c.kind)
+}
+
+// kvStore is the replicated state machine: a map of keys to values, mirrored
+// in fsm.db together with the index of the last applied entry. Only the raft
+// goroutine writes; HTTP handlers read concurrently.
+type kvStore struct {
+	db   *bbolt.DB
+	path string
+
+	mu      sync.RWMutex
+	data    map[string][]byte
+	bytes   int
+	applied uint64
+}
+
+// openKVStore opens fsm.db, creating it when create is set. In nosync mode
+// bbolt skips fsync on commit, which is exactly "no fsync per apply batch".
+func openKVStore(path string, mode lanes.SyncMode, create bool) (*kvStore, error) {
+	db, err := openBolt(path, mode == lanes.SyncModeNoSync)
+	if err != nil {
+		return nil, err
+	}
+	s := &kvStore{db: db, path: path, data: make(map[string][]byte)}
+	if create {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			meta, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(bucketKV); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, []byte(fsmDBFormat)); err != nil {
+				return err
+			}
+			return meta.Put(keyApplied, indexKey(0))
+		})
+		if err != nil {
+			err = fmt.Errorf("initialise %s: %w", path, err)
+		}
+	} else {
+		err = s.load()
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *kvStore) corrupt(format string, args ...any) error {
+	return fmt.Errorf("%s: %w: %s", s.path, ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+func (s *kvStore) load() (err error) {
+	// See raftStore.load: bbolt may panic on a damaged page.
+	defer func() {
+		if p := recover(); p != nil {
+			err = s.corrupt("read failed: %v", p)
+		}
+	}()
+	return s.db.View(func(tx *bbolt.Tx) error {
+		meta, kv := tx.Bucket(bucketMeta), tx.Bucket(bucketKV)
+		if meta == nil || kv == nil {
+			return s.corrupt("missing buckets (not a lanectl state machine)")
+		}
+		if f := meta.Get(keyFormat); string(f) != fsmDBFormat {
+			return s.corrupt("format %q, want %q", f, fsmDBFormat)
+		}
+		a := meta.Get(keyApplied)
+		if len(a) != 8 {
+			return s.corrupt("applied index missing or malformed")
+		}
+		s.applied = binary.BigEndian.Uint64(a)
+		return kv.ForEach(func(k, v []byte) error {
+			s.data[string(k)] = bytes.Clone(v)
+			s.bytes += len(k) + len(v)
+			return nil
+		})
+	})
+}
+
+// get returns a copy-free view of the value; callers must not modify it.
+func (s *kvStore) get(key string) ([]byte, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.data[key]
+	return v, ok
+}
+
+func (s *kvStore) appliedIndex() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.applied
+}
+
+// size returns the number of keys and the bytes of keys plus values.
+func (s *kvStore) size() (keys, bytes int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.data), s.bytes
+}
+
+// apply writes one batch of puts and the new applied index in one
+// transaction (fsynced in sync mode), then updates the in-memory map.
+func (s *kvStore) apply(puts []command, applied uint64) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		kv := tx.Bucket(bucketKV)
+		for _, c := range puts {
+			if err := kv.Put([]byte(c.key), c.value); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyApplied, indexKey(applied))
+	})
+	if err != nil {
+		return fmt.Errorf("apply to %s: %w", s.path, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range puts {
+		if old, ok := s.data[c.key]; ok {
+			s.bytes -= len(c.key) + len(old)
+		}
+		s.data[c.key] = c.value
+		s.bytes += len(c.key) + len(c.value)
+	}
+	s.applied = applied
+	return nil
+}
+
+// snapshotMagic starts every snapshot; the format is the magic, a uvarint
+// pair count, then (uvarint key length, key, uvarint value length, value) in
+// key order, and a CRC-32C of everything before it.
+var snapshotMagic = []byte("LKV1")
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// snapshotData serialises the whole state. Called on the raft goroutine, the
+// only writer, so the map cannot change underneath.
+func (s *kvStore) snapshotData() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := slices.Sorted(maps.Keys(s.data))
+	b := make([]byte, 0, len(snapshotMagic)+s.bytes+len(keys)*2*binary.MaxVarintLen32+4)
+	b = append(b, snapshotMagic...)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		v := s.data[k]
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// decodeSnapshot parses snapshotData's format.
+func decodeSnapshot(b []byte) (map[string][]byte, int, error) {
+	if len(b) < len(snapshotMagic)+4 || !bytes.Equal(b[:len(snapshotMagic)], snapshotMagic) {
+		return nil, 0, errors.New("not a lanectl snapshot")
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, crcTable) != sum {
+		return nil, 0, errors.New("snapshot checksum mismatch")
+	}
+	rest := body[len(snapshotMagic):]
+	next := func() ([]byte, error) {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)-w) {
+			return nil, errors.New("snapshot truncated")
+		}
+		v := rest[w : w+int(n)]
+		rest = rest[w+int(n):]
+		return v, nil
+	}
+	count, w := binary.Uvarint(rest)
+	if w <= 0 {
+		return nil, 0, errors.New("snapshot truncated")
+	}
+	rest = rest[w:]
+	data := make(map[string][]byte)
+	size := 0
+	for i := uint64(0); i < count; i++ {
+		k, err := next()
+		if err != nil {
+			return nil, 0, err
+		}
+		v, err := next()
+		if err != nil {
+			return nil, 0, err
+		}
+		data[string(k)] = bytes.Clone(v)
+		size += len(k) + len(v)
+	}
+	if len(rest) != 0 {
+		return nil, 0, errors.New("snapshot has trailing bytes")
+	}
+	return data, size, nil
+}
+
+// restore replaces the whole state with a snapshot's.
+func (s *kvStore) restore(snapshot []byte, applied uint64) error {
+	data, size, err := decodeSnapshot(snapshot)
+	if err != nil {
+		return fmt.Errorf("restore snapshot at index %d: %w", applied, err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketKV); err != nil {
+			return err
+		}
+		kv, err := tx.CreateBucket(bucketKV)
+		if err != nil {
+			return err
+		}
+		// Sorted keys let bbolt fill pages sequentially.
+		kv.FillPercent = 1
+		for _, k := range slices.Sorted(maps.Keys(data)) {
+			if err := kv.Put([]byte(k), data[k]); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyApplied, indexKey(applied))
+	})
+	if err != nil {
+		return fmt.Errorf("restore snapshot into %s: %w", s.path, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data, s.bytes, s.applied = data, size, applied
+	return nil
+}
+
+func (s *kvStore) close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", s.path, err)
+	}
+	return nil
+}

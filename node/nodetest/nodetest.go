@@ -1,0 +1,455 @@
+// Package nodetest starts real lanectl replicas for tests: n node.Replica
+// values in the test process, talking raft over loopback TCP through the lane
+// dispatcher and transport, each with its own temporary data directory and
+// HTTP API. Tests stop, restart (with another environment, as a rollout
+// does), write and read through it.
+//
+// It never fakes a part of the replica and never listens on anything but
+// 127.0.0.1. Every replica it starts is stopped, and waited for, by the
+// test's cleanup, so callers stay goleak-clean.
+package nodetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/node"
+)
+
+// Env is the environment a replica is started with; only
+// ELASTICKV_RAFT_DISPATCHER_LANES and ELASTICKV_FSM_SYNC_MODE are read.
+type Env map[string]string
+
+// FourLane is the environment with the four-lane dispatcher on.
+func FourLane() Env { return Env{lanes.FlagEnv: "1"} }
+
+// Legacy is the environment with the flag off (the legacy two-lane layout).
+func Legacy() Env { return Env{lanes.FlagEnv: "0"} }
+
+// With returns a copy of e with key set to value.
+func (e Env) With(key, value string) Env {
+	out := Env{key: value}
+	for k, v := range e {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (e Env) get(key string) string { return e[key] }
+
+// Options tune a test cluster. Zero values give a fast-ticking cluster
+// suitable for tests.
+type Options struct {
+	// Env is each replica's environment, by index; missing entries are
+	// empty (legacy layout, sync mode).
+	Env []Env
+	// TickInterval defaults to 20ms (elections in ~200ms) to keep tests quick.
+	TickInterval  time.Duration
+	HeartbeatTick int
+	ElectionTick  int
+	// SnapshotEntries and SnapshotCatchUpEntries default to the node
+	// package defaults.
+	SnapshotEntries        uint64
+	SnapshotCatchUpEntries uint64
+	HealthMaxLag           uint64
+	// Transport tunes each replica's TCP transport (e.g. Dial to put a
+	// simulated link in the way).
+	Transport node.TCPTransportConfig
+	// Logger receives every replica's logs; nil writes warnings and errors
+	// to the test's output.
+	Logger *slog.Logger
+}
+
+// Cluster is a running test cluster. Replica i is named "n<i+1>".
+type Cluster struct {
+	t      testing.TB
+	opts   Options
+	peers  []node.Peer
+	slots  []*slot
+	client *http.Client
+	mu     sync.Mutex
+}
+
+type slot struct {
+	name     string
+	dir      string
+	httpAddr string
+	env      Env
+	rep      *node.Replica
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// StartCluster starts n replicas and registers their shutdown with
+// t.Cleanup. It does not wait for a leader; see WaitLeader.
+func StartCluster(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("nodetest: cluster of %d replicas", n)
+	}
+	if opts.TickInterval == 0 {
+		opts.TickInterval = 20 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	c := &Cluster{
+		t:      t,
+		opts:   opts,
+		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
+	}
+	t.Cleanup(c.Close)
+	raftLns := make([]net.Listener, n)
+	httpLns := make([]net.Listener, n)
+	for i := range n {
+		rl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("nodetest: listen: %v", err)
+		}
+		hl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			_ = rl.Close()
+			t.Fatalf("nodetest: listen: %v", err)
+		}
+		raftLns[i], httpLns[i] = rl, hl
+		name := "n" + strconv.Itoa(i+1)
+		c.peers = append(c.peers, node.Peer{Name: name, ID: uint64(i + 1), Addr: rl.Addr().String()})
+		var env Env
+		if i < len(opts.Env) {
+			env = opts.Env[i]
+		}
+		c.slots = append(c.slots, &slot{
+			name:     name,
+			dir:      filepath.Join(t.TempDir(), name),
+			httpAddr: hl.Addr().String(),
+			env:      env,
+		})
+	}
+	for i := range n {
+		if err := c.start(i, raftLns[i], httpLns[i]); err != nil {
+			for j := i + 1; j < n; j++ {
+				_ = raftLns[j].Close()
+				_ = httpLns[j].Close()
+			}
+			t.Fatalf("nodetest: start %s: %v", c.slots[i].name, err)
+		}
+	}
+	return c
+}
+
+func (c *Cluster) config(i int, raftLn, httpLn net.Listener) node.ReplicaConfig {
+	s := c.slots[i]
+	mode, sync, warnings := node.SettingsFromEnv(s.env.get)
+	log := c.opts.Logger.With("replica", s.name)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	return node.ReplicaConfig{
+		Name:                   s.name,
+		Peers:                  c.peers,
+		ListenAddr:             c.peers[i].Addr,
+		HTTPAddr:               s.httpAddr,
+		RaftListener:           raftLn,
+		HTTPListener:           httpLn,
+		DataDir:                s.dir,
+		Mode:                   mode,
+		SyncMode:               sync,
+		TickInterval:           c.opts.TickInterval,
+		HeartbeatTick:          c.opts.HeartbeatTick,
+		ElectionTick:           c.opts.ElectionTick,
+		SnapshotEntries:        c.opts.SnapshotEntries,
+		SnapshotCatchUpEntries: c.opts.SnapshotCatchUpEntries,
+		HealthMaxLag:           c.opts.HealthMaxLag,
+		Transport:              c.opts.Transport,
+		Logger:                 log,
+	}
+}
+
+func (c *Cluster) start(i int, raftLn, httpLn net.Listener) error {
+	rep, err := node.NewReplica(c.config(i, raftLn, httpLn))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(c.t.Context())
+	done := make(chan error, 1)
+	go func() { done <- rep.Run(ctx) }()
+	c.mu.Lock()
+	s := c.slots[i]
+	s.rep, s.cancel, s.done = rep, cancel, done
+	c.mu.Unlock()
+	return nil
+}
+
+// N is the number of replicas, running or not.
+func (c *Cluster) N() int { return len(c.slots) }
+
+// Name is replica i's name ("n1" for 0), its node_id label.
+func (c *Cluster) Name(i int) string { return c.slots[i].name }
+
+// URL is replica i's HTTP base URL, stable across restarts.
+func (c *Cluster) URL(i int) string { return "http://" + c.slots[i].httpAddr }
+
+// URLs are every replica's HTTP base URLs.
+func (c *Cluster) URLs() []string {
+	out := make([]string, len(c.slots))
+	for i := range c.slots {
+		out[i] = c.URL(i)
+	}
+	return out
+}
+
+// DataDir is replica i's data directory.
+func (c *Cluster) DataDir(i int) string { return c.slots[i].dir }
+
+// Env is the environment replica i was last started with.
+func (c *Cluster) Env(i int) Env { return c.slots[i].env }
+
+// Replica returns replica i, or nil while it is stopped.
+func (c *Cluster) Replica(i int) *node.Replica {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.slots[i].rep
+}
+
+// Running reports whether replica i is running.
+func (c *Cluster) Running(i int) bool { return c.Replica(i) != nil }
+
+// Stop shuts replica i down cleanly and waits for it. Stopping a stopped
+// replica does nothing.
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	if err := c.stop(i); err != nil {
+		c.t.Errorf("nodetest: stop %s: %v", c.slots[i].name, err)
+	}
+}
+
+func (c *Cluster) stop(i int) error {
+	c.mu.Lock()
+	s := c.slots[i]
+	cancel, done := s.cancel, s.done
+	s.rep, s.cancel, s.done = nil, nil, nil
+	c.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	return <-done
+}
+
+// Restart stops replica i (if running) and starts it again on the same data
+// directory and addresses with env, failing the test if it does not start.
+func (c *Cluster) Restart(i int, env Env) {
+	c.t.Helper()
+	if err := c.TryRestart(i, env); err != nil {
+		c.t.Fatalf("nodetest: restart %s: %v", c.slots[i].name, err)
+	}
+}
+
+// TryRestart is Restart returning the start error, for tests of bad data
+// directories. The replica stays stopped on error.
+func (c *Cluster) TryRestart(i int, env Env) error {
+	if err := c.stop(i); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	c.slots[i].env = env
+	return c.start(i, nil, nil)
+}
+
+// Close stops every replica. It is registered with t.Cleanup.
+func (c *Cluster) Close() {
+	for i := range c.slots {
+		if err := c.stop(i); err != nil {
+			c.t.Errorf("nodetest: stop %s: %v", c.slots[i].name, err)
+		}
+	}
+	c.client.CloseIdleConnections()
+}
+
+// Status fetches replica i's /status.
+func (c *Cluster) Status(i int) (node.Status, error) {
+	var st node.Status
+	body, code, err := c.do(http.MethodGet, c.URL(i)+"/status", nil)
+	if err != nil {
+		return st, err
+	}
+	if code != http.StatusOK {
+		return st, fmt.Errorf("GET /status on %s: %d %s", c.slots[i].name, code, body)
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, fmt.Errorf("decode /status of %s: %w", c.slots[i].name, err)
+	}
+	return st, nil
+}
+
+// Health fetches replica i's /healthz: its status code and body.
+func (c *Cluster) Health(i int) (int, string, error) {
+	body, code, err := c.do(http.MethodGet, c.URL(i)+"/healthz", nil)
+	return code, string(body), err
+}
+
+// Metrics fetches replica i's /metrics text.
+func (c *Cluster) Metrics(i int) (string, error) {
+	body, code, err := c.do(http.MethodGet, c.URL(i)+"/metrics", nil)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("GET /metrics on %s: %d", c.slots[i].name, code)
+	}
+	return string(body), err
+}
+
+// WaitLeader waits until every running replica reports the same leader and
+// returns its index.
+func (c *Cluster) WaitLeader(timeout time.Duration) int {
+	c.t.Helper()
+	var last string
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		leader, why := c.agreedLeader()
+		if leader >= 0 {
+			return leader
+		}
+		last = why
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("nodetest: no agreed leader within %v: %s", timeout, last)
+	return -1
+}
+
+func (c *Cluster) agreedLeader() (int, string) {
+	var leader string
+	for i := range c.slots {
+		if !c.Running(i) {
+			continue
+		}
+		st, err := c.Status(i)
+		if err != nil {
+			return -1, err.Error()
+		}
+		if st.Leader == "" {
+			return -1, c.slots[i].name + " knows no leader"
+		}
+		if leader != "" && st.Leader != leader {
+			return -1, fmt.Sprintf("%s says %s, another says %s", c.slots[i].name, st.Leader, leader)
+		}
+		leader = st.Leader
+	}
+	for i, s := range c.slots {
+		if s.name == leader && c.Running(i) {
+			return i, ""
+		}
+	}
+	return -1, fmt.Sprintf("leader %q is not running", leader)
+}
+
+// Put writes key=value through replica i's HTTP API and returns the applied
+// log index.
+func (c *Cluster) Put(i int, key string, value []byte) (uint64, error) {
+	body, code, err := c.do(http.MethodPut, c.URL(i)+"/kv/"+url.PathEscape(key), value)
+	if err != nil {
+		return 0, err
+	}
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("PUT %s on %s: %d %s", key, c.slots[i].name, code, bytes.TrimSpace(body))
+	}
+	var res node.PutResult
+	if err := json.Unmarshal(body, &res); err != nil {
+		return 0, fmt.Errorf("decode PUT reply from %s: %w", c.slots[i].name, err)
+	}
+	return res.Index, nil
+}
+
+// Get reads key from replica i's state machine over HTTP; ok is false when
+// the key does not exist there.
+func (c *Cluster) Get(i int, key string) (value []byte, ok bool, err error) {
+	body, code, err := c.do(http.MethodGet, c.URL(i)+"/kv/"+url.PathEscape(key), nil)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case code == http.StatusNotFound:
+		return nil, false, nil
+	case code != http.StatusOK:
+		return nil, false, fmt.Errorf("GET %s on %s: %d %s", key, c.slots[i].name, code, bytes.TrimSpace(body))
+	}
+	return body, true, nil
+}
+
+// ForceSnapshot asks replica i (which must be the leader) to send a snapshot
+// to the replica named peer.
+func (c *Cluster) ForceSnapshot(i int, peer string) (node.ForceSnapshotResult, error) {
+	var res node.ForceSnapshotResult
+	body, code, err := c.do(http.MethodPost, c.URL(i)+"/admin/snapshot?peer="+url.QueryEscape(peer), nil)
+	if err != nil {
+		return res, err
+	}
+	if code != http.StatusOK {
+		return res, fmt.Errorf("force snapshot to %s via %s: %d %s", peer, c.slots[i].name, code, bytes.TrimSpace(body))
+	}
+	err = json.Unmarshal(body, &res)
+	return res, err
+}
+
+// WaitApplied waits until replica i has applied index.
+func (c *Cluster) WaitApplied(i int, index uint64, timeout time.Duration) {
+	c.t.Helper()
+	c.WaitFor(timeout, func() (bool, string) {
+		st, err := c.Status(i)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Applied >= index, fmt.Sprintf("%s applied %d, want %d", c.slots[i].name, st.Applied, index)
+	})
+}
+
+// WaitFor polls cond until it holds, failing the test with cond's last
+// explanation after timeout.
+func (c *Cluster) WaitFor(timeout time.Duration, cond func() (ok bool, why string)) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var why string
+	for {
+		var ok bool
+		ok, why = cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nodetest: condition not met within %v: %s", timeout, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) do(method, u string, body []byte) ([]byte, int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, u, err)
+	}
+	return b, resp.StatusCode, nil
+}

@@ -1,0 +1,348 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// File names inside a replica's data directory.
+const (
+	// RaftDBFile holds the raft log, HardState, membership and the latest
+	// snapshot. Every write to it is fsynced.
+	RaftDBFile = "raft.db"
+	// FSMDBFile holds the key-value state machine and its applied index. It is
+	// fsynced after each apply batch only in sync mode.
+	FSMDBFile = "fsm.db"
+)
+
+// openTimeout bounds the wait for bbolt's file lock, so a second replica
+// started on the same data directory fails with an error instead of hanging.
+const openTimeout = 2 * time.Second
+
+var (
+	bucketEntries = []byte("entries")
+	bucketMeta    = []byte("meta")
+	keyFormat     = []byte("format")
+	keyHardState  = []byte("hardstate")
+	keyConfState  = []byte("confstate")
+	keySnapshot   = []byte("snapshot")
+)
+
+// Format markers written on creation, so a bbolt file that belongs to
+// something else is refused by name rather than read as an empty replica.
+const (
+	raftDBFormat = "lanectl-raft-v1"
+	fsmDBFormat  = "lanectl-fsm-v1"
+)
+
+// ErrCorrupt is returned (wrapped, with the file name) when a data file exists
+// but its content is not what the replica wrote.
+var ErrCorrupt = errors.New("corrupt data file")
+
+// raftStore is the durable copy of the replica's raft state. Each Ready is
+// written in one fsynced bbolt transaction before its messages are sent; on
+// start the whole state is loaded into a raft.MemoryStorage, which raft reads
+// from. Compaction keeps the log short, so the in-memory mirror stays small
+// and raft's reads never touch the disk.
+type raftStore struct {
+	db   *bbolt.DB
+	path string
+}
+
+// persistedRaft is what a raftStore holds, as loaded on start.
+type persistedRaft struct {
+	hardState *raftpb.HardState
+	confState *raftpb.ConfState
+	// snapshot is nil before the first snapshot.
+	snapshot *raftpb.Snapshot
+	// entries follow the snapshot (or index 0) without gaps.
+	entries []*raftpb.Entry
+}
+
+// openBolt opens an existing bbolt file. bbolt would create a missing file;
+// the caller decides beforehand whether the file must exist.
+func openBolt(path string, noSync bool) (*bbolt.DB, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: openTimeout, NoSync: noSync})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: locked by another process (is another replica using this data directory?)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w: %w", path, ErrCorrupt, err)
+	}
+	return db, nil
+}
+
+// createRaftStore makes a new raft.db holding only the initial membership.
+func createRaftStore(path string, cs *raftpb.ConfState) (*raftStore, error) {
+	db, err := openBolt(path, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &raftStore{db: db, path: path}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketEntries); err != nil {
+			return err
+		}
+		if err := meta.Put(keyFormat, []byte(raftDBFormat)); err != nil {
+			return err
+		}
+		return putProto(meta, keyConfState, cs)
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("initialise %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// openRaftStore opens an existing raft.db and loads its content.
+func openRaftStore(path string) (*raftStore, *persistedRaft, error) {
+	db, err := openBolt(path, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &raftStore{db: db, path: path}
+	st, err := s.load()
+	if err != nil {
+		_ = db.Close()
+		return nil, nil, err
+	}
+	return s, st, nil
+}
+
+func (s *raftStore) corrupt(format string, args ...any) error {
+	return fmt.Errorf("%s: %w: %s", s.path, ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+func (s *raftStore) load() (st *persistedRaft, err error) {
+	// bbolt panics on some kinds of page corruption instead of returning an
+	// error; a replica must refuse to start with a message naming the file.
+	defer func() {
+		if p := recover(); p != nil {
+			err = s.corrupt("read failed: %v", p)
+		}
+	}()
+	st = &persistedRaft{hardState: &raftpb.HardState{}}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		ents := tx.Bucket(bucketEntries)
+		if meta == nil || ents == nil {
+			return s.corrupt("missing buckets (not a lanectl raft log)")
+		}
+		if f := meta.Get(keyFormat); string(f) != raftDBFormat {
+			return s.corrupt("format %q, want %q", f, raftDBFormat)
+		}
+		cs := &raftpb.ConfState{}
+		if err := getProto(meta, keyConfState, cs); err != nil {
+			return s.corrupt("membership: %v", err)
+		}
+		st.confState = cs
+		if meta.Get(keyHardState) != nil {
+			if err := getProto(meta, keyHardState, st.hardState); err != nil {
+				return s.corrupt("hard state: %v", err)
+			}
+		}
+		var snapIndex uint64
+		if meta.Get(keySnapshot) != nil {
+			snap := &raftpb.Snapshot{}
+			if err := getProto(meta, keySnapshot, snap); err != nil {
+				return s.corrupt("snapshot: %v", err)
+			}
+			st.snapshot = snap
+			snapIndex = snap.GetMetadata().GetIndex()
+			st.confState = snap.GetMetadata().GetConfState()
+		}
+		next := snapIndex + 1
+		c := ents.Cursor()
+		for k, v := c.Seek(indexKey(next)); k != nil; k, v = c.Next() {
+			e := &raftpb.Entry{}
+			if err := proto.Unmarshal(v, e); err != nil {
+				return s.corrupt("log entry %d: %v", binary.BigEndian.Uint64(k), err)
+			}
+			if len(k) != 8 || binary.BigEndian.Uint64(k) != e.GetIndex() || e.GetIndex() != next {
+				return s.corrupt("log entry under key %x has index %d, want %d", k, e.GetIndex(), next)
+			}
+			st.entries = append(st.entries, e)
+			next++
+		}
+		last := next - 1
+		if c := st.hardState.GetCommit(); c > last {
+			return s.corrupt("commit index %d is beyond the last log entry %d", c, last)
+		}
+		if c := st.hardState.GetCommit(); c < snapIndex {
+			return s.corrupt("commit index %d is below the snapshot index %d", c, snapIndex)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// save makes one Ready durable: the snapshot (replacing the log it covers),
+// the new entries (replacing any conflicting suffix) and the HardState.
+func (s *raftStore) save(hs *raftpb.HardState, entries []*raftpb.Entry, snap *raftpb.Snapshot) error {
+	hasSnap := !raft.IsEmptySnap(snap)
+	hasHS := !raft.IsEmptyHardState(hs)
+	if !hasSnap && !hasHS && len(entries) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		meta, ents := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
+		if hasSnap {
+			if err := putSnapshot(meta, ents, snap, snap.GetMetadata().GetIndex()); err != nil {
+				return err
+			}
+		}
+		if len(entries) > 0 {
+			if err := deleteFrom(ents, entries[0].GetIndex()); err != nil {
+				return err
+			}
+			for _, e := range entries {
+				b, err := proto.Marshal(e)
+				if err != nil {
+					return err
+				}
+				if err := ents.Put(indexKey(e.GetIndex()), b); err != nil {
+					return err
+				}
+			}
+		}
+		if hasHS {
+			return putProto(meta, keyHardState, hs)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("persist raft state to %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// saveSnapshot records a snapshot the replica made of its own state and drops
+// the log entries up to compactTo.
+func (s *raftStore) saveSnapshot(snap *raftpb.Snapshot, compactTo uint64) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return putSnapshot(tx.Bucket(bucketMeta), tx.Bucket(bucketEntries), snap, compactTo)
+	})
+	if err != nil {
+		return fmt.Errorf("persist snapshot to %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// saveConfState records a membership change applied from the log.
+func (s *raftStore) saveConfState(cs *raftpb.ConfState) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return putProto(tx.Bucket(bucketMeta), keyConfState, cs)
+	})
+	if err != nil {
+		return fmt.Errorf("persist membership to %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *raftStore) close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func putSnapshot(meta, ents *bbolt.Bucket, snap *raftpb.Snapshot, compactTo uint64) error {
+	if err := putProto(meta, keySnapshot, snap); err != nil {
+		return err
+	}
+	if err := putProto(meta, keyConfState, snap.GetMetadata().GetConfState()); err != nil {
+		return err
+	}
+	return deleteThrough(ents, compactTo)
+}
+
+func indexKey(i uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, i)
+}
+
+// deleteFrom removes every entry with index >= from. Keys are collected
+// first because deleting under a live bbolt cursor skips elements.
+func deleteFrom(b *bbolt.Bucket, from uint64) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(indexKey(from)); k != nil; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return deleteKeys(b, keys)
+}
+
+// deleteThrough removes every entry with index <= through.
+func deleteThrough(b *bbolt.Bucket, through uint64) error {
+	var keys [][]byte
+	limit := indexKey(through)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && bytes.Compare(k, limit) <= 0; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return deleteKeys(b, keys)
+}
+
+func deleteKeys(b *bbolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// protoValueVersion prefixes every protobuf value in the meta bucket: it
+// tells a value of ours from foreign bytes, and keeps an empty message from
+// being stored as an empty value, which bbolt does not tell apart from a
+// missing one.
+const protoValueVersion = 1
+
+func putProto(b *bbolt.Bucket, key []byte, m proto.Message) error {
+	v, err := proto.MarshalOptions{}.MarshalAppend([]byte{protoValueVersion}, m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put(key, v)
+}
+
+func getProto(b *bbolt.Bucket, key []byte, m proto.Message) error {
+	v := b.Get(key)
+	if v == nil {
+		return fmt.Errorf("%s missing", key)
+	}
+	if len(v) == 0 || v[0] != protoValueVersion {
+		return fmt.Errorf("%s: unknown encoding", key)
+	}
+	return proto.Unmarshal(v[1:], m)
+}
+
+// fileExists reports whether path exists; errors other than "not found"
+// (permissions, I/O) are returned so they are not mistaken for a fresh start.
+func fileExists(path string) (bool, error) {
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("stat %s: %w", path, err)
+	}
+}
