@@ -1,0 +1,276 @@
+package gates
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/lanectl/lanectl/query"
+)
+
+// Querier answers one instant PromQL query. Both query.Prometheus and
+// query.Embedded satisfy it.
+type Querier interface {
+	Query(ctx context.Context, expr string, at time.Time) (query.Vector, query.Warnings, error)
+}
+
+// Target is one replica in a soak. Selector is PromQL label matchers
+// without braces, e.g. node_id="n2".
+type Target struct {
+	Name     string
+	Selector string
+}
+
+// Window is a soak window. In a Result, End is where evaluation stopped.
+type Window struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Duration is End - Start.
+func (w Window) Duration() time.Duration { return w.End.Sub(w.Start) }
+
+// DefaultStep is the coverage gate's resolution when Request.Step is zero.
+// It must be at least the scrape interval.
+const DefaultStep = time.Minute
+
+// Request is one evaluation.
+type Request struct {
+	// Canaries run with the flag: usually one, several when a stage enables
+	// max_parallel > 1 replicas at once.
+	Canaries []Target
+	// Baselines run without it; relative gates compare against the worst.
+	Baselines []Target
+	// Window is evaluated up to min(Window.End, Now).
+	Window Window
+	// ExpectSyncMode is "sync" or "nosync"; empty means "sync", the
+	// store's default.
+	ExpectSyncMode string
+	// Step is the coverage resolution; zero means DefaultStep.
+	Step time.Duration
+	// Now is the evaluation clock; zero means time.Now().
+	Now time.Time
+}
+
+// Result is the verdict of a soak with everything needed to explain it.
+type Result struct {
+	Verdict Verdict `json:"verdict"`
+	// Window is the evaluated window: End is min(requested end, now).
+	Window Window `json:"window"`
+	// Complete is false while the requested window is not over.
+	Complete bool `json:"complete"`
+	// Reason explains the overall verdict in one line.
+	Reason string       `json:"reason"`
+	Gates  []GateResult `json:"gates"`
+}
+
+// GateResult is one gate's verdict and its evidence.
+type GateResult struct {
+	Name      string         `json:"name"`
+	Verdict   Verdict        `json:"verdict"`
+	Reason    string         `json:"reason"`
+	Query     string         `json:"query"`
+	Threshold string         `json:"threshold"`
+	Values    []ReplicaValue `json:"values"`
+	Warnings  []string       `json:"warnings,omitempty"`
+}
+
+// ReplicaValue is one replica's value under a gate. Missing is true when
+// the gate's answer had no sample for the replica; Value is then NaN.
+type ReplicaValue struct {
+	Replica string
+	Role    string
+	Value   float64
+	Missing bool
+	Verdict Verdict
+	Reason  string
+}
+
+// MarshalJSON writes a missing or NaN value as null and an infinite one as
+// the strings "+Inf"/"-Inf", which JSON numbers cannot hold.
+func (v ReplicaValue) MarshalJSON() ([]byte, error) {
+	var val any = v.Value
+	switch {
+	case v.Missing || math.IsNaN(v.Value):
+		val = nil
+	case math.IsInf(v.Value, 1):
+		val = "+Inf"
+	case math.IsInf(v.Value, -1):
+		val = "-Inf"
+	}
+	return json.Marshal(struct {
+		Replica string  `json:"replica"`
+		Role    string  `json:"role"`
+		Value   any     `json:"value"`
+		Verdict Verdict `json:"verdict,omitempty"`
+		Reason  string  `json:"reason,omitempty"`
+	}{v.Replica, v.Role, val, v.Verdict, v.Reason})
+}
+
+// ErrBadRequest is returned when a Request cannot be evaluated: no canary,
+// a replica named twice, a selector that does not parse, a window that
+// starts in the future or ends before it starts.
+var ErrBadRequest = errors.New("bad soak request")
+
+// Evaluate runs every enabled gate of set once for all replicas of req and
+// judges the answers. An error means no verdict could be formed (backend
+// unreachable, bad request, a gate answer that does not name its
+// replicas); a verdict that is merely unfavourable is not an error.
+func Evaluate(ctx context.Context, q Querier, set Set, req Request) (Result, error) {
+	return evaluate(ctx, q, set, req, layoutGrouped)
+}
+
+func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (Result, error) {
+	rs, err := resolveReplicas(req)
+	if err != nil {
+		return Result{}, err
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	w := req.Window
+	switch {
+	case w.Start.IsZero():
+		return Result{}, fmt.Errorf("%w: window has no start", ErrBadRequest)
+	case !w.End.After(w.Start):
+		return Result{}, fmt.Errorf("%w: window end %s is not after its start %s", ErrBadRequest, w.End.Format(time.RFC3339), w.Start.Format(time.RFC3339))
+	case w.Start.After(now):
+		return Result{}, fmt.Errorf("%w: window starts at %s, which is in the future (now %s)", ErrBadRequest, w.Start.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	end := w.End
+	complete := true
+	if now.Before(end) {
+		end, complete = now, false
+	}
+	// Millisecond precision is all PromQL durations carry.
+	end = end.Truncate(time.Millisecond)
+	eval := Window{Start: w.Start, End: end}
+	res := Result{Window: eval, Complete: complete}
+	span := eval.Duration().Truncate(time.Millisecond)
+	if span < time.Second {
+		res.Verdict = Inconclusive
+		res.Reason = fmt.Sprintf("window has only just started (%s of %s elapsed)", humanDuration(span), humanDuration(w.Duration()))
+		return res, nil
+	}
+	step := req.Step
+	if step <= 0 {
+		step = DefaultStep
+	}
+	mode := req.ExpectSyncMode
+	if mode == "" {
+		mode = "sync"
+	}
+	if mode != "sync" && mode != "nosync" {
+		return Result{}, fmt.Errorf("%w: expected sync mode %q: want sync or nosync", ErrBadRequest, mode)
+	}
+	data := newTemplateData(span, step, mode)
+
+	eff := l
+	if l == layoutGrouped {
+		eff = rs.layout
+	}
+	res.Verdict = Pass
+	worstReason := ""
+	for _, g := range set {
+		if g.Disabled {
+			continue
+		}
+		gr, err := evalGate(ctx, q, g, rs, data, eval, l, eff)
+		if err != nil {
+			return Result{}, err
+		}
+		if gr.Verdict.rank() > res.Verdict.rank() {
+			worstReason = gr.Name + ": " + gr.Reason
+		}
+		res.Verdict = Worst(res.Verdict, gr.Verdict)
+		res.Gates = append(res.Gates, gr)
+	}
+	switch {
+	case len(res.Gates) == 0:
+		res.Verdict = Inconclusive
+		res.Reason = "every gate is disabled"
+	case res.Verdict != Pass:
+		res.Reason = worstReason
+	case !complete:
+		res.Verdict = Inconclusive
+		res.Reason = fmt.Sprintf("all gates pass so far, but the window is not over: %s of %s elapsed", humanDuration(span), humanDuration(w.Duration()))
+	default:
+		res.Reason = fmt.Sprintf("all %d gates pass over %s", len(res.Gates), humanDuration(span))
+	}
+	return res, nil
+}
+
+func resolveReplicas(req Request) (replicaSet, error) {
+	if len(req.Canaries) == 0 {
+		return replicaSet{}, fmt.Errorf("%w: no canary replica", ErrBadRequest)
+	}
+	seen := map[string]bool{}
+	var rs []replica
+	add := func(t Target, r role) error {
+		if t.Name == "" {
+			return fmt.Errorf("%w: a %s replica has no name", ErrBadRequest, r)
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("%w: replica %q is listed twice", ErrBadRequest, t.Name)
+		}
+		seen[t.Name] = true
+		ms, err := query.ParseMatchers(t.Selector)
+		if err != nil {
+			return fmt.Errorf("%w: replica %q: %w", ErrBadRequest, t.Name, err)
+		}
+		rs = append(rs, replica{name: t.Name, role: r, matchers: ms})
+		return nil
+	}
+	for _, t := range req.Canaries {
+		if err := add(t, roleCanary); err != nil {
+			return replicaSet{}, err
+		}
+	}
+	for _, t := range req.Baselines {
+		if err := add(t, roleBaseline); err != nil {
+			return replicaSet{}, err
+		}
+	}
+	return newReplicaSet(rs), nil
+}
+
+func evalGate(ctx context.Context, q Querier, g Spec, rs replicaSet, data templateData, w Window, l, eff layout) (GateResult, error) {
+	qs, err := rs.queries(g, data, l)
+	if err != nil {
+		return GateResult{}, fmt.Errorf("gate %q: %w", g.Name, err)
+	}
+	gr := GateResult{Name: g.Name, Query: strings.Join(qs, "\n"), Threshold: g.Threshold()}
+	label, byValue := rs.label, rs.byValue
+	if eff != layoutGrouped {
+		label = joinedReplicaLabel
+		byValue = map[string]string{}
+		for _, r := range rs.replicas {
+			byValue[r.name] = r.name
+		}
+	}
+	values := map[string]float64{}
+	for _, expr := range qs {
+		vec, warns, err := q.Query(ctx, expr, w.End)
+		gr.Warnings = append(gr.Warnings, warns...)
+		if err != nil {
+			return GateResult{}, fmt.Errorf("gate %q: %w", g.Name, err)
+		}
+		for _, s := range vec {
+			name, ok := byValue[s.Labels[label]]
+			if !ok {
+				continue
+			}
+			if _, dup := values[name]; dup {
+				return GateResult{}, fmt.Errorf("gate %q: %w: answer has more than one series for replica %q (%s); aggregate by (%s)", g.Name, ErrBadSpec, name, s, label)
+			}
+			values[name] = s.Value
+		}
+	}
+	judge(&gr, g, rs.replicas, values, w.Duration())
+	return gr, nil
+}

@@ -1,0 +1,319 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// EmbeddedJob is the job label the embedded store gives every target, as a
+// Prometheus scrape config's job_name would.
+const EmbeddedJob = "lanectl"
+
+// EmbeddedOptions tune the embedded store. The zero value is usable.
+type EmbeddedOptions struct {
+	// Logger receives scrape failures at debug level; nil discards them.
+	Logger *slog.Logger
+	// Client fetches /metrics; nil means a client whose timeout is the
+	// scrape interval, as Prometheus's scrape_timeout defaults to.
+	Client *http.Client
+	// Now is the clock that timestamps scrapes; nil means time.Now.
+	Now func() time.Time
+}
+
+// Embedded scrapes targets into a private TSDB in a temporary directory and
+// evaluates PromQL over it with the upstream engine. Like Prometheus it adds
+// job and instance labels, records up, and writes staleness markers for
+// series that disappear, so the gates' queries give the answers a
+// Prometheus scraping the same targets would.
+type Embedded struct {
+	*Engine
+	db      *tsdb.DB
+	dir     string
+	targets []*scrapeTarget
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Once
+	err     error
+}
+
+// NewEmbedded starts scraping targets (full URLs of /metrics endpoints)
+// every interval, until ctx is cancelled or Close is called. The first round
+// of scrapes has happened when it returns, so a query can see every target
+// that answered. Unreachable targets are not an error: they are recorded as
+// up == 0, as Prometheus would.
+func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, opts EmbeddedOptions) (*Embedded, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("embedded store: no targets")
+	}
+	if interval <= 0 {
+		return nil, fmt.Errorf("embedded store: scrape interval %v must be positive", interval)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: interval}
+	}
+	seen := map[string]bool{}
+	var sts []*scrapeTarget
+	for _, raw := range targets {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("embedded store: target %q: want an http(s) URL of a /metrics endpoint", raw)
+		}
+		if seen[u.String()] {
+			return nil, fmt.Errorf("embedded store: target %q listed twice", raw)
+		}
+		seen[u.String()] = true
+		sts = append(sts, &scrapeTarget{
+			url:      u.String(),
+			instance: u.Host,
+			client:   opts.Client,
+			logger:   opts.Logger,
+			prev:     map[string]labels.Labels{},
+		})
+	}
+
+	dir, err := os.MkdirTemp("", "lanectl-embedded-")
+	if err != nil {
+		return nil, fmt.Errorf("embedded store: %w", err)
+	}
+	tsdbOpts := tsdb.DefaultOptions()
+	tsdbOpts.RetentionDuration = 0
+	db, err := tsdb.Open(dir, opts.Logger, nil, tsdbOpts, nil)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("embedded store: open tsdb: %w", err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	e := &Embedded{Engine: NewEngine(db, opts.Logger), db: db, dir: dir, targets: sts, cancel: cancel}
+
+	// One synchronous round, so the caller's first query has data.
+	var first sync.WaitGroup
+	for _, t := range sts {
+		first.Go(func() { t.scrape(sctx, db, opts.Now()) })
+	}
+	first.Wait()
+
+	for _, t := range sts {
+		e.wg.Go(func() {
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-tick.C:
+					t.scrape(sctx, db, opts.Now())
+				}
+			}
+		})
+	}
+	return e, nil
+}
+
+// Close stops scraping and deletes the store's files. It is safe to call
+// more than once.
+func (e *Embedded) Close() error {
+	e.closeMu.Do(func() {
+		e.cancel()
+		e.wg.Wait()
+		e.err = errors.Join(e.Engine.Close(), e.db.Close(), os.RemoveAll(e.dir))
+	})
+	return e.err
+}
+
+type scrapeTarget struct {
+	url      string
+	instance string
+	client   *http.Client
+	logger   *slog.Logger
+	// prev holds the series of the last successful scrape, keyed by their
+	// label string, so vanished ones get a staleness marker.
+	prev map[string]labels.Labels
+	// prevOK and prevTs describe the previous scrape: a counter absent from
+	// a successful one and present now was created in between, so it
+	// started from zero then.
+	prevOK bool
+	prevTs int64
+}
+
+func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now time.Time) {
+	ts := now.UnixMilli()
+	fams, err := t.fetch(ctx)
+	a := app.Appender(ctx)
+	cur := map[string]labels.Labels{}
+	if err != nil {
+		t.logger.Debug("scrape failed", "target", t.url, "err", err)
+	} else {
+		for _, mf := range fams {
+			for _, s := range flatten(mf) {
+				lbls := t.targetLabels(s.labels)
+				sts := ts
+				if s.timestampMs != 0 {
+					sts = s.timestampMs
+				}
+				key := lbls.String()
+				if _, known := t.prev[key]; s.counter && t.prevOK && !known && sts > t.prevTs+1 {
+					// Record the zero the counter was created with, as
+					// Prometheus's created-timestamp zero ingestion does, so
+					// increase() counts the events that created the series.
+					_, _ = a.Append(0, lbls, t.prevTs+1, 0)
+				}
+				if _, aerr := a.Append(0, lbls, sts, s.value); aerr != nil {
+					t.logger.Debug("append failed", "target", t.url, "series", lbls.String(), "err", aerr)
+					continue
+				}
+				cur[key] = lbls
+			}
+		}
+	}
+	for k, lbls := range t.prev {
+		if _, ok := cur[k]; !ok {
+			_, _ = a.Append(0, lbls, ts, math.Float64frombits(value.StaleNaN))
+		}
+	}
+	up := 0.0
+	if err == nil {
+		up = 1
+	}
+	_, _ = a.Append(0, labels.FromStrings(model.MetricNameLabel, "up", model.JobLabel, EmbeddedJob, model.InstanceLabel, t.instance), ts, up)
+	if cerr := a.Commit(); cerr != nil {
+		t.logger.Debug("commit failed", "target", t.url, "err", cerr)
+		return
+	}
+	t.prev = cur
+	t.prevOK = err == nil
+	t.prevTs = ts
+}
+
+func (t *scrapeTarget) fetch(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("GET %s: %s", t.url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", t.url, err)
+	}
+	return fams, nil
+}
+
+// targetLabels adds job and instance; labels the target itself set under
+// those names are kept as exported_job / exported_instance, as Prometheus
+// does with honor_labels: false.
+func (t *scrapeTarget) targetLabels(m map[string]string) labels.Labels {
+	for _, k := range []string{model.JobLabel, model.InstanceLabel} {
+		if v, ok := m[k]; ok {
+			m["exported_"+k] = v
+		}
+	}
+	m[model.JobLabel] = EmbeddedJob
+	m[model.InstanceLabel] = t.instance
+	return labels.FromMap(m)
+}
+
+type flatSample struct {
+	counter     bool
+	labels      map[string]string
+	value       float64
+	timestampMs int64
+}
+
+// flatten expands one metric family into the float series Prometheus
+// stores for it: histograms into _bucket/_sum/_count, summaries into
+// quantiles plus _sum/_count.
+func flatten(mf *dto.MetricFamily) []flatSample {
+	name := mf.GetName()
+	var out []flatSample
+	for _, m := range mf.GetMetric() {
+		base := func(metric string, extra ...string) map[string]string {
+			l := map[string]string{model.MetricNameLabel: metric}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(extra); i += 2 {
+				l[extra[i]] = extra[i+1]
+			}
+			return l
+		}
+		add := func(l map[string]string, v float64) {
+			out = append(out, flatSample{labels: l, value: v, timestampMs: m.GetTimestampMs()})
+		}
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			add(base(name), m.GetCounter().GetValue())
+			out[len(out)-1].counter = true
+		case dto.MetricType_GAUGE:
+			add(base(name), m.GetGauge().GetValue())
+		case dto.MetricType_SUMMARY:
+			s := m.GetSummary()
+			for _, q := range s.GetQuantile() {
+				add(base(name, model.QuantileLabel, formatFloat(q.GetQuantile())), q.GetValue())
+			}
+			add(base(name+"_sum"), s.GetSampleSum())
+			add(base(name+"_count"), float64(s.GetSampleCount()))
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			h := m.GetHistogram()
+			infSeen := false
+			for _, b := range h.GetBucket() {
+				if math.IsInf(b.GetUpperBound(), 1) {
+					infSeen = true
+				}
+				add(base(name+"_bucket", model.BucketLabel, formatFloat(b.GetUpperBound())), float64(b.GetCumulativeCount()))
+			}
+			if !infSeen {
+				add(base(name+"_bucket", model.BucketLabel, "+Inf"), float64(h.GetSampleCount()))
+			}
+			add(base(name+"_sum"), h.GetSampleSum())
+			add(base(name+"_count"), float64(h.GetSampleCount()))
+		default:
+			add(base(name), m.GetUntyped().GetValue())
+		}
+	}
+	return out
+}
+
+// formatFloat writes le and quantile values the way Prometheus's text
+// exposition does, so bucket labels match a real scrape.
+func formatFloat(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
