@@ -1,0 +1,104 @@
+package dashboards
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+//go:embed lanes-overview.json lanes-rollout.json lanes.rules.yml
+var files embed.FS
+
+// RulesFile is the name of the Prometheus rules file among Names.
+const RulesFile = "lanes.rules.yml"
+
+// ErrNotDirectory is returned by Export when the destination exists and is
+// not a directory.
+var ErrNotDirectory = errors.New("not a directory")
+
+// Names lists the shipped files, sorted.
+func Names() []string {
+	entries, err := fs.ReadDir(files, ".")
+	if err != nil {
+		// The embedded tree is fixed at build time; reading its root
+		// cannot fail.
+		panic(fmt.Sprintf("read embedded dashboards: %v", err))
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// File returns the content of one shipped file by name.
+func File(name string) ([]byte, error) {
+	data, err := files.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("dashboards file %q: %w", name, err)
+	}
+	return data, nil
+}
+
+// Export writes every shipped file into dir, creating dir if needed and
+// replacing files of the same name, and returns the paths written in Names
+// order. Each file is written to a temporary name and renamed, so an
+// interrupted export never leaves a truncated dashboard behind.
+func Export(dir string) ([]string, error) {
+	if dir == "" {
+		return nil, errors.New("export dashboards: empty directory name")
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("export dashboards to %s: %w", dir, ErrNotDirectory)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("export dashboards: %w", err)
+	}
+	var written []string
+	for _, name := range Names() {
+		data, err := File(name)
+		if err != nil {
+			return written, err
+		}
+		path := filepath.Join(dir, name)
+		if err := writeFile(path, data); err != nil {
+			return written, fmt.Errorf("export dashboards: %w", err)
+		}
+		written = append(written, path)
+	}
+	return written, nil
+}
+
+func writeFile(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,380 @@
+package dashboards
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/lanectl/lanectl/dashboards/internal/gen"
+)
+
+var update = flag.Bool("update", false, "rewrite the dashboard JSON from dashboards/internal/gen (same as go generate ./dashboards)")
+
+// TestGeneratedFilesUpToDate fails when someone edited the JSON by hand or
+// changed the generator without regenerating: the committed bytes must be
+// exactly what the generator produces.
+func TestGeneratedFilesUpToDate(t *testing.T) {
+	files, err := gen.Files()
+	if err != nil {
+		t.Fatalf("gen.Files: %v", err)
+	}
+	if len(files) == 0 {
+		t.Fatal("generator produced no dashboards")
+	}
+	for _, f := range files {
+		if *update {
+			if err := os.WriteFile(f.Name, f.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		committed, err := os.ReadFile(f.Name)
+		if err != nil {
+			t.Fatalf("%s is generated but not committed (run go generate ./dashboards): %v", f.Name, err)
+		}
+		if !bytes.Equal(committed, f.Data) {
+			t.Errorf("%s differs from the generator's output (run go generate ./dashboards and commit both)", f.Name)
+		}
+		embedded, err := File(f.Name)
+		if err != nil {
+			t.Fatalf("%s is generated but not embedded: %v", f.Name, err)
+		}
+		if !bytes.Equal(embedded, f.Data) {
+			t.Errorf("embedded %s differs from the generator's output", f.Name)
+		}
+	}
+}
+
+// TestDashboardsDecodeStrictly decodes each dashboard into the foundation
+// SDK's types, rejecting unknown fields, and checks the conventions Grafana
+// users rely on.
+func TestDashboardsDecodeStrictly(t *testing.T) {
+	wantUID := map[string]string{
+		"lanes-overview.json": gen.OverviewUID,
+		"lanes-rollout.json":  gen.RolloutUID,
+	}
+	for _, file := range dashboardFiles(t) {
+		t.Run(file, func(t *testing.T) {
+			d, err := decodeDashboard(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Uid == nil || *d.Uid != wantUID[file] {
+				t.Errorf("got uid %v, want stable uid %q", d.Uid, wantUID[file])
+			}
+			if d.Title == nil || *d.Title == "" {
+				t.Error("dashboard has no title")
+			}
+
+			vars := map[string]dashboard.VariableModel{}
+			for _, v := range d.Templating.List {
+				vars[v.Name] = v
+			}
+			if ds, ok := vars[gen.VarDatasource]; !ok || ds.Type != dashboard.VariableTypeDatasource || ds.Query == nil || ds.Query.String == nil || *ds.Query.String != "prometheus" {
+				t.Errorf("got datasource variable %s, want a datasource variable of type prometheus", prettyJSON(ds))
+			}
+			for _, name := range []string{gen.VarJob} {
+				v, ok := vars[name]
+				if !ok || v.Type != dashboard.VariableTypeQuery || v.Query == nil || v.Query.String == nil {
+					t.Errorf("got %s variable %s, want a label_values query variable", name, prettyJSON(v))
+					continue
+				}
+				if _, label, err := labelValuesSelector(*v.Query.String); err != nil || label != name {
+					t.Errorf("variable %s: got query %q (%v), want label_values(..., %s)", name, *v.Query.String, err, name)
+				}
+			}
+			for _, v := range d.Templating.List {
+				if v.Type == dashboard.VariableTypeQuery {
+					if _, label, err := labelValuesSelector(*v.Query.String); err != nil || label != "node_id" && label != "job" {
+						t.Errorf("variable %s: got query %q (%v), want label_values over job or node_id", v.Name, *v.Query.String, err)
+					}
+					if v.Datasource == nil || v.Datasource.Uid == nil || *v.Datasource.Uid != "${datasource}" {
+						t.Errorf("variable %s: got datasource %s, want ${datasource}", v.Name, prettyJSON(v.Datasource))
+					}
+				}
+			}
+
+			ps, rows := panels(d)
+			ids := map[uint32]string{}
+			for _, r := range rows {
+				if prev, dup := ids[r.Id]; dup {
+					t.Errorf("row %q: id %d already used by %s", deref(r.Title), r.Id, prev)
+				}
+				ids[r.Id] = "row " + deref(r.Title)
+			}
+			if len(ps) == 0 {
+				t.Fatal("dashboard has no panels")
+			}
+			for _, p := range ps {
+				name := panelName(file, p)
+				if p.Id == nil {
+					t.Errorf("%s: no id", name)
+				} else if prev, dup := ids[*p.Id]; dup {
+					t.Errorf("%s: id %d already used by %s", name, *p.Id, prev)
+				} else {
+					ids[*p.Id] = name
+				}
+				if p.Description == nil || len(*p.Description) < 40 {
+					t.Errorf("%s: got description %q, want one that says what a bad value means", name, deref(p.Description))
+				}
+				if p.FieldConfig == nil || p.FieldConfig.Defaults.Unit == nil || *p.FieldConfig.Defaults.Unit == "" {
+					t.Errorf("%s: no unit", name)
+				}
+				if p.Datasource == nil || p.Datasource.Uid == nil || *p.Datasource.Uid != "${datasource}" {
+					t.Errorf("%s: got datasource %s, want the ${datasource} variable", name, prettyJSON(p.Datasource))
+				}
+				if len(p.Targets) == 0 {
+					t.Errorf("%s: no queries", name)
+				}
+			}
+		})
+	}
+}
+
+// TestDashboardJSONHasNoEmptyValues catches options the SDK leaves as ""
+// (an unset enum): Grafana's migrations treat them as invalid settings.
+func TestDashboardJSONHasNoEmptyValues(t *testing.T) {
+	for _, file := range dashboardFiles(t) {
+		raw, err := File(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(raw), "\n") {
+			if strings.HasSuffix(strings.TrimSuffix(line, ","), `: ""`) {
+				t.Errorf("%s:%d: empty value: %s", file, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+// TestQueriesParse parses every dashboard query, every variable selector
+// and every rule expression with Prometheus' own parser after substituting
+// the Grafana variables, and checks that dashboards read counters and
+// histograms over $__rate_interval rather than a hard-coded range.
+func TestQueriesParse(t *testing.T) {
+	p := newParser()
+	vars := staticVars()
+	qs := allQueries(t)
+	if len(qs) < 20 {
+		t.Fatalf("got %d queries, want the dashboards' and rules' (at least 20)", len(qs))
+	}
+	for _, q := range qs {
+		expr, err := substitute(q.expr, vars)
+		if err != nil {
+			t.Errorf("%s: %v", q.where, err)
+			continue
+		}
+		e, err := p.ParseExpr(expr)
+		if err != nil {
+			t.Errorf("%s: parse %q: %v", q.where, expr, err)
+			continue
+		}
+		if strings.HasPrefix(q.where, RulesFile) {
+			continue
+		}
+		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+			if ms, ok := n.(*parser.MatrixSelector); ok && ms.Range != rateIntervalSentinel {
+				t.Errorf("%s: range [%s] in %q: want [$__rate_interval]", q.where, ms.Range, q.expr)
+			}
+			return nil
+		})
+	}
+}
+
+// TestSubstitute checks the variable substitution the other tests rely on,
+// including that a misspelt variable is caught.
+func TestSubstitute(t *testing.T) {
+	vars := map[string]string{"job": "elastickv", "__rate_interval": "1m"}
+	tests := []struct {
+		in, want, wantErr string
+	}{
+		{in: `rate(x{job=~"$job"}[$__rate_interval])`, want: `rate(x{job=~"elastickv"}[1m])`},
+		{in: `x{job=~"${job}"}`, want: `x{job=~"elastickv"}`},
+		{in: `x{job=~"${job:regex}"}`, want: `x{job=~"elastickv"}`},
+		{in: `x{job=~"[[job]]"}`, want: `x{job=~"elastickv"}`},
+		{in: `x{job=~"$jbo"}`, wantErr: "unknown Grafana variable(s) [jbo]"},
+	}
+	for _, tt := range tests {
+		got, err := substitute(tt.in, vars)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("substitute(%q): got error %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("substitute(%q): got %q, %v, want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestPromtoolCheckRules runs the real promtool over the shipped rules.
+func TestPromtoolCheckRules(t *testing.T) {
+	out := promtool(t, "check", "rules", writeRules(t))
+	if !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool check rules: got\n%s\nwant SUCCESS", out)
+	}
+}
+
+// TestPromtoolTestRules runs the rule unit tests in testdata with the real
+// promtool: every alert firing and not firing.
+func TestPromtoolTestRules(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "testdata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rulesPath := filepath.Join(dir, RulesFile)
+	data, _ := File(RulesFile)
+	if err := os.WriteFile(rulesPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile(filepath.Join("testdata", "lanes.rules.test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsPath := filepath.Join(dir, "testdata", "lanes.rules.test.yml")
+	if err := os.WriteFile(testsPath, tests, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := promtool(t, "test", "rules", testsPath)
+	if !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool test rules: got\n%s\nwant SUCCESS", out)
+	}
+}
+
+// TestEveryAlertIsTestedBothWays reads the promtool unit tests and checks
+// that each alert in the rules has a case where it fires and a case where it
+// stays quiet, and that every alert carries the labels and annotations a
+// pager needs.
+func TestEveryAlertIsTestedBothWays(t *testing.T) {
+	type cases struct{ fires, quiet bool }
+	tested := map[string]*cases{}
+	for _, c := range promtoolAlertCases(t) {
+		if tested[c.alert] == nil {
+			tested[c.alert] = &cases{}
+		}
+		if c.fires {
+			tested[c.alert].fires = true
+		} else {
+			tested[c.alert].quiet = true
+		}
+	}
+	alerts := 0
+	for _, g := range rules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts++
+			c := tested[r.Alert]
+			if c == nil || !c.fires || !c.quiet {
+				t.Errorf("alert %s: got tests %+v, want a firing and a not-firing case in testdata/lanes.rules.test.yml", r.Alert, c)
+			}
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+				t.Errorf("alert %s: got severity %q, want critical or warning", r.Alert, s)
+			}
+			for _, a := range []string{"summary", "description"} {
+				if r.Annotations[a] == "" {
+					t.Errorf("alert %s: no %s annotation", r.Alert, a)
+				}
+			}
+		}
+	}
+	want := []string{"LanectlHeartbeatLaneDrops", "LanectlFlagStateDiverged", "LanectlSyncModeUnexpected", "LanectlDispatchErrorsRising", "LanectlLeaderChangesSpiking"}
+	if alerts != len(want) {
+		t.Errorf("got %d alerts, want %d: %v", alerts, len(want), want)
+	}
+	for _, a := range want {
+		if tested[a] == nil {
+			t.Errorf("alert %s: not tested", a)
+		}
+	}
+}
+
+// TestExport writes the embedded files to a directory and reads them back.
+func TestExport(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out", "nested")
+	paths, err := Export(dir)
+	if err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	want := []string{"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"}
+	if len(paths) != len(want) {
+		t.Fatalf("got %v, want %v", paths, want)
+	}
+	for i, name := range want {
+		if paths[i] != filepath.Join(dir, name) {
+			t.Errorf("path %d: got %s, want %s", i, paths[i], filepath.Join(dir, name))
+		}
+		got, err := os.ReadFile(paths[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig, _ := File(name)
+		if !bytes.Equal(got, orig) {
+			t.Errorf("%s: exported bytes differ from the embedded file", name)
+		}
+	}
+	// Exporting again replaces the files and leaves no temporary files.
+	if err := os.WriteFile(paths[0], []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Export(dir); err != nil {
+		t.Fatalf("second Export: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(want) {
+		t.Errorf("got %d entries in %s after re-export, want %d", len(entries), dir, len(want))
+	}
+	if got, _ := os.ReadFile(paths[0]); bytes.Equal(got, []byte("stale")) {
+		t.Error("re-export did not replace the stale file")
+	}
+}
+
+func TestExportErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir, want string
+	}{
+		{name: "empty", dir: "", want: "empty directory name"},
+		{name: "file", dir: file, want: "not a directory"},
+		{name: "under a file", dir: filepath.Join(file, "sub"), want: "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Export(tt.dir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Export(%q): got error %v, want one containing %q", tt.dir, err, tt.want)
+			}
+		})
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func writeRules(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), RulesFile)
+	data, err := File(RulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

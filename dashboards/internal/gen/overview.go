@@ -1,0 +1,247 @@
+package gen
+
+import (
+	"fmt"
+
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/heatmap"
+	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
+	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+	"github.com/grafana/grafana-foundation-sdk/go/units"
+)
+
+// OverviewUID is the stable uid of the overview dashboard: links and
+// provisioning keep working across re-imports.
+const OverviewUID = "lanectl-lanes-overview"
+
+// replicas selects the replicas picked in the $job and $node_id variables.
+const replicas = `job=~"$job", node_id=~"$node_id"`
+
+// sel is metric{replicas[, extra]}.
+func sel(metric, extra string) string {
+	if extra == "" {
+		return fmt.Sprintf("%s{%s}", metric, replicas)
+	}
+	return fmt.Sprintf("%s{%s, %s}", metric, replicas, extra)
+}
+
+// Overview is the day-to-day dashboard of the dispatcher and raft on every
+// replica: flag and sync mode, per-lane drops, errors, queues and waits, and
+// the raft health that heartbeat loss shows up in.
+func Overview() (dashboard.Dashboard, error) {
+	b := newBoard(OverviewUID, "lanectl / Raft dispatcher lanes",
+		"Per-lane health of the elastickv raft dispatcher on every replica: which replicas run the four-lane layout, drops and errors by lane (heartbeat first), queue depth and wait, and the raft signals (elections, follower contact, lag) that show when heartbeats are being lost.",
+		[]string{"lanectl", "raft", "elastickv"})
+	b.WithVariable(datasourceVariable())
+	b.WithVariable(jobVariable())
+	nodeQuery := fmt.Sprintf(`label_values(%s{job=~"$job"}, node_id)`, presenceMetric)
+	b.WithVariable(labelValuesVariable(VarNodeID, "Replica", nodeQuery).
+		Description("Replicas (the node_id label every series carries).").
+		Multi(true).
+		IncludeAll(true))
+
+	b.row("Rollout state")
+	b.panel(statetimeline.NewPanelBuilder().
+		Title("Four-lane dispatcher (flag) per replica").
+		Description("elastickv_raft_dispatcher_lanes_enabled: four-lane when ELASTICKV_RAFT_DISPATCHER_LANES is on, legacy otherwise. During a rollout replicas differ on purpose, one stage at a time; a mix that outlives a soak stage means a rollout stalled half-way (advance it or roll it back), and a replica flipping back and forth means it is restarting with a different environment than planned.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_raft_dispatcher_lanes_enabled", "")), "{{node_id}}")).
+		Unit(units.NoUnit).
+		Min(0).Max(1).
+		Mappings(valueText(map[string]dashboard.ValueMappingResult{
+			"0": mapped("legacy (2 lanes)", "blue", 0),
+			"1": mapped("four-lane", "green", 1),
+		})).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+		Thresholds(thresholds("blue", step(1, "green"))).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(6))
+	b.panel(statetimeline.NewPanelBuilder().
+		Title("FSM sync mode per replica").
+		Description("elastickv_fsm_apply_sync_mode: whether the replica fsyncs every applied entry (sync) or not (nosync). All replicas should run the mode the rollout plan expects (expect_sync_mode, usually sync). A nosync replica can lose acknowledged writes on power loss, and a soak compared across different modes compares disks, not lanes.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_fsm_apply_sync_mode", `mode="sync"`)), "{{node_id}}")).
+		Unit(units.NoUnit).
+		Min(0).Max(1).
+		Mappings(valueText(map[string]dashboard.ValueMappingResult{
+			"0": mapped("nosync", "orange", 0),
+			"1": mapped("sync", "green", 1),
+		})).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+		Thresholds(thresholds("orange", step(1, "green"))).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(6))
+
+	b.row("Drops and errors by lane")
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Heartbeat-lane drops per replica").
+		Description("Heartbeats, votes and other liveness messages dropped before reaching the transport because the heartbeat lane was full or the peer was unknown. Anything above zero is a liveness threat: followers that miss heartbeats start elections, which is exactly what the four-lane layout exists to prevent. Alert LanectlHeartbeatLaneDrops pages on it.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_dropped_total", `lane="heartbeat"`)), "{{node_id}}")).
+		Unit(units.MessagesPerSecond).
+		Min(0).
+		ColorScheme(fixedColor("red")).
+		LineWidth(2).
+		FillOpacity(20).
+		Legend(tableLegend("max", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(24).Height(7))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Drops by lane and replica").
+		Description("Messages dropped before the transport, by lane (heartbeat drawn thick red). Snapshot-lane drops are routine back-pressure while a multi-MiB snapshot is in flight; sustained replication or other drops slow followers down because raft must resend; any heartbeat drop is the alarm.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_dropped_total", "")), "{{node_id}} {{lane}}")).
+		Unit(units.MessagesPerSecond).
+		Min(0).
+		OverrideByRegexp(".* heartbeat$", emphasise()).
+		Legend(tableLegend("max", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(8))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Transport errors by lane and replica").
+		Description("Sends the transport reported as failed, by lane (heartbeat drawn thick red). Short bursts while a peer restarts are expected during a rollout; errors that persist for minutes mean a peer is unreachable or its connection keeps failing, and raft is treating it as down.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_errors_total", "")), "{{node_id}} {{lane}}")).
+		Unit(units.MessagesPerSecond).
+		Min(0).
+		OverrideByRegexp(".* heartbeat$", emphasise()).
+		Legend(tableLegend("max", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(8))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Sent by lane and replica").
+		Description("Messages handed to the transport successfully, by lane: the traffic that the drop and error rates above should be read against. A lane whose sent rate falls to zero while raft is busy is stalled; a heartbeat lane that stops sending on the leader means followers are about to time out.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_sent_total", "")), "{{node_id}} {{lane}}")).
+		Unit(units.MessagesPerSecond).
+		Min(0).
+		Legend(tableLegend("mean", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(24).Height(8))
+
+	b.row("Queues")
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Queue depth by lane (deepest peer)").
+		Description("Messages waiting in each lane, for the peer with the deepest queue. The heartbeat lane should stay near zero. A lane sitting near its buffer size (lanectl lanes prints them) is about to drop; a replication lane that stays deep means a follower or the network cannot keep up.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id, lane) (%s)", sel("elastickv_raft_dispatch_queue_depth", "")), "{{node_id}} {{lane}}")).
+		Unit(units.Short).
+		Min(0).
+		OverrideByRegexp(".* heartbeat$", emphasise()).
+		Legend(tableLegend("max", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(24).Height(8))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Queue wait p99 by lane").
+		Description("99th percentile of the time a message waits in its lane before the transport starts sending it. A heartbeat-lane p99 approaching the raft heartbeat interval means heartbeats arrive late and followers may campaign; in the legacy layout a long normal-lane wait while a snapshot is sent is the head-of-line blocking the four-lane layout removes.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("histogram_quantile(0.99, sum by (node_id, lane, le) (rate(%s[$__rate_interval])))", sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", "")), "{{node_id}} {{lane}}")).
+		Unit(units.Seconds).
+		Min(0).
+		OverrideByRegexp(".* heartbeat$", emphasise()).
+		Legend(tableLegend("max", "mean")).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(8))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Queue wait p50 by lane").
+		Description("Median time a message waits in its lane before sending starts. It should be far below the p99; a median that rises with the p99 means the whole lane is slow (worker or transport saturated), not just the occasional large message.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("histogram_quantile(0.5, sum by (node_id, lane, le) (rate(%s[$__rate_interval])))", sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", "")), "{{node_id}} {{lane}}")).
+		Unit(units.Seconds).
+		Min(0).
+		OverrideByRegexp(".* heartbeat$", emphasise()).
+		Legend(tableLegend("max", "mean")).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(8))
+	b.panel(heatmap.NewPanelBuilder().
+		Title("Queue wait distribution, heartbeat lane").
+		Description("How long heartbeat-lane messages waited before sending, all selected replicas. The mass should sit in the lowest buckets; a band creeping upwards towards the heartbeat interval is the early sign of the heartbeat loss the lanes are meant to prevent.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("sum by (le) (increase(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", `lane="heartbeat"`)), "{{le}}").
+			Format("heatmap")).
+		Unit(units.Seconds).
+		Calculate(false).
+		YAxis(heatmap.NewYAxisConfigBuilder().Unit(units.Seconds)).
+		CellGap(1).
+		Tooltip(heatmap.NewHeatmapTooltipBuilder().Mode(common.TooltipDisplayModeSingle).YHistogram(true)).
+		Span(24).Height(8))
+
+	b.row("Raft")
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Leader changes").
+		Description("Leader changes each replica saw per interval. Zero in steady state; one per deliberate restart of the leader during a rollout. Bursts mean repeated elections: lost heartbeats, an overloaded leader or a partitioned replica (alert LanectlLeaderChangesSpiking).").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id) (increase(%s[$__rate_interval]))", sel("elastickv_raft_leader_changes_seen_total", "")), "{{node_id}}")).
+		Unit(units.Short).
+		Min(0).
+		DrawStyle(common.GraphDrawStyleBars).
+		FillOpacity(60).
+		Legend(tableLegend("sum", "max")).
+		Tooltip(sharedTooltip()).
+		Span(8).Height(8))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Raft term and leader").
+		Description("Current raft term per replica, and which replica is leader. Replicas should agree on the term; a term that keeps climbing means elections keep happening, and a replica whose term runs ahead of the others is campaigning without winning (usually it cannot hear the leader).").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_raft_term", "")), "term {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (%s) == 1", sel("elastickv_raft_is_leader", "")), "leader {{node_id}}")).
+		Unit(units.NoUnit).
+		Decimals(0).
+		OverrideByQuery("B", []dashboard.DynamicConfigValue{
+			{Id: "custom.drawStyle", Value: "points"},
+			{Id: "custom.axisPlacement", Value: "right"},
+			{Id: "custom.pointSize", Value: 8},
+		}).
+		Legend(tableLegend("lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(8).Height(8))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Max follower last contact").
+		Description("Seconds since a follower last heard from the leader, worst follower per job (the leader reports 0). It should stay below a few heartbeat intervals; as it approaches the election timeout the follower is about to campaign, which is what lost or delayed heartbeats look like from the receiving side.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("max by (job) (%s)", sel("elastickv_raft_last_contact_seconds", "")), "worst follower {{job}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_raft_last_contact_seconds", "")), "{{node_id}}")).
+		Unit(units.Seconds).
+		Min(0).
+		OverrideByQuery("A", emphasise()).
+		Thresholds(thresholds("green", step(0.5, "orange"), step(1, "red"))).
+		ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLineAndArea)).
+		Legend(tableLegend("max", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(8).Height(8))
+	b.panel(timeseries.NewPanelBuilder().
+		Title("Commit / applied lag").
+		Description("Raft entries committed but not yet applied to the state machine on each replica, and entries a replica's commit index trails the most advanced replica by. Apply lag that grows means the state machine (often fsync in sync mode) cannot keep up; commit lag that grows on one replica means it is not receiving appends fast enough (replication lane drops, slow network).").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s - %s)", sel("elastickv_raft_commit_index", ""), sel("elastickv_raft_applied_index", "")), "apply lag {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (max by (job) (%s) - on (job) group_right () %s)", sel("elastickv_raft_commit_index", ""), sel("elastickv_raft_commit_index", "")), "commit lag {{node_id}}")).
+		Unit(units.Short).
+		Min(0).
+		Legend(tableLegend("max", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(24).Height(8))
+
+	b.row("Scraping")
+	b.panel(stat.NewPanelBuilder().
+		Title("Scrape targets up").
+		Description("Targets of the selected jobs that Prometheus scraped successfully on its last attempt, out of all of them. Anything below the replica count means a replica is down or unreachable, and every panel above is missing its data: missing data is never a pass.").
+		Datasource(datasource()).
+		WithTarget(instant("A", `sum by (job) (up{job=~"$job"})`, "up {{job}}")).
+		WithTarget(instant("B", `count by (job) (up{job=~"$job"})`, "targets {{job}}")).
+		Unit(units.NoUnit).
+		Decimals(0).
+		ColorMode(common.BigValueColorModeNone).
+		GraphMode(common.BigValueGraphModeNone).
+		TextMode(common.BigValueTextModeValueAndName).
+		Orientation(common.VizOrientationHorizontal).
+		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+		Span(24).Height(4))
+
+	d, err := b.Build()
+	if err != nil {
+		return dashboard.Dashboard{}, fmt.Errorf("overview dashboard: %w", err)
+	}
+	return d, nil
+}

@@ -1,0 +1,93 @@
+package dashboards
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// metricSet is the set of metric names a query may read.
+type metricSet map[string]bool
+
+// addFamily adds a metric family as Prometheus exposes it: a histogram or
+// summary family X is read as X_bucket, X_sum and X_count.
+func (s metricSet) addFamily(name, typ string) {
+	switch typ {
+	case "histogram":
+		s[name+"_bucket"], s[name+"_sum"], s[name+"_count"] = true, true, true
+	case "summary":
+		s[name], s[name+"_sum"], s[name+"_count"] = true, true, true
+	default:
+		s[name] = true
+	}
+}
+
+// check returns an error naming every metric a query reads that is not in
+// s, is not Prometheus' own up, and is not a process_* metric.
+func (s metricSet) check(q query, vars map[string]string) error {
+	expr, err := substitute(q.expr, vars)
+	if err != nil {
+		return fmt.Errorf("%s: %w", q.where, err)
+	}
+	e, err := newParser().ParseExpr(expr)
+	if err != nil {
+		return fmt.Errorf("%s: parse %q: %w", q.where, expr, err)
+	}
+	names, err := metricNames(e)
+	if err != nil {
+		return fmt.Errorf("%s: %w", q.where, err)
+	}
+	var unknown []string
+	for _, n := range names {
+		if !s[n] && n != "up" && !strings.HasPrefix(n, "process_") {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%s: metric(s) %v are not exported by the replicas nor recorded by %s", q.where, unknown, RulesFile)
+	}
+	return nil
+}
+
+func (s metricSet) sorted() []string {
+	names := make([]string, 0, len(s))
+	for n := range s {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// TestMetricSetCheck shows the name check catches the bug it exists for: a
+// dashboard panel reading a metric nobody exports.
+func TestMetricSetCheck(t *testing.T) {
+	s := metricSet{}
+	s.addFamily("elastickv_raft_dispatch_dropped_total", "counter")
+	s.addFamily("elastickv_raft_dispatch_queue_wait_seconds", "histogram")
+	s["node_id_lane:elastickv_raft_dispatch_dropped:rate5m"] = true
+	tests := []struct {
+		expr    string
+		wantErr string
+	}{
+		{expr: `sum(rate(elastickv_raft_dispatch_dropped_total{job=~"$job"}[$__rate_interval]))`},
+		{expr: `histogram_quantile(0.99, sum by (le) (rate(elastickv_raft_dispatch_queue_wait_seconds_bucket[5m])))`},
+		{expr: `node_id_lane:elastickv_raft_dispatch_dropped:rate5m > 0`},
+		{expr: `up == 0 or process_resident_memory_bytes > 1e9`},
+		{expr: `{__name__="elastickv_raft_dispatch_dropped_total"}`},
+		{expr: `rate(elastickv_raft_dispatch_drops_total[5m])`, wantErr: "[elastickv_raft_dispatch_drops_total] are not exported"},
+		{expr: `elastickv_raft_dispatch_queue_wait_seconds`, wantErr: "[elastickv_raft_dispatch_queue_wait_seconds] are not exported"},
+		{expr: `{__name__=~"elastickv_.+"}`, wantErr: "no fixed metric name"},
+		{expr: `rate(elastickv_raft_dispatch_dropped_total[5m]`, wantErr: "parse"},
+	}
+	vars := staticVars()
+	for _, tt := range tests {
+		err := s.check(query{where: "test", expr: tt.expr}, vars)
+		if tt.wantErr == "" && err != nil {
+			t.Errorf("check(%q): got %v, want no error", tt.expr, err)
+		}
+		if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("check(%q): got %v, want an error containing %q", tt.expr, err, tt.wantErr)
+		}
+	}
+}
