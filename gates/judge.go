@@ -26,6 +26,12 @@ func judge(gr *GateResult, g Spec, rs []replica, values map[string]float64, wind
 	var worst, passes []string
 	for _, r := range rs {
 		v, ok := values[r.name]
+		if g.Kind == KindCount {
+			// Events are whole numbers; increase() extrapolates to the window's
+			// edges and returns 7.06 for 7. It never returns less than the
+			// growth between the samples it saw, so rounding cannot hide one.
+			v = math.Round(v)
+		}
 		rv := ReplicaValue{Replica: r.name, Role: string(r.role), Value: v, Missing: !ok}
 		if !ok {
 			rv.Value = math.NaN()
