@@ -44,6 +44,7 @@ Start with 'lanectl demo' to see a whole rollout on this machine.`,
 	root.AddCommand(
 		NewCmdVersion(streams),
 		NewCmdLanes(streams, nil),
+		NewCmdDashboards(streams, nil),
 	)
 	return root
 }

@@ -3,6 +3,8 @@ package gen
 import (
 	"fmt"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
@@ -22,6 +24,8 @@ const (
 // comparison is one soak signal drawn for the canary and its baselines.
 type comparison struct {
 	title, description, unit string
+	// threshold, when set, is the gate's fixed limit, drawn as a red line.
+	threshold *float64
 	// expr returns the PromQL for the replicas matched by selector, one
 	// series per node_id.
 	expr func(selector string) string
@@ -44,10 +48,10 @@ func Rollout() (dashboard.Dashboard, error) {
 		Multi(true).
 		IncludeAll(true))
 
-	b.row("Flag")
+	b.row("flag and sync_mode")
 	b.panel(statetimeline.NewPanelBuilder().
-		Title("Four-lane dispatcher (flag): canary and baselines").
-		Description("Which layout each replica runs. During a soak the canary shows four-lane and the baselines the layout they had before; a canary that is not four-lane is not being soaked at all, and a canary that flips back and forth was restarted (the soak window should start after its last restart).").
+		Title("flag: four-lane dispatcher, canary and baselines").
+		Description("Which layout each replica runs. The flag gate fails unless the canary ran four-lane and the baselines legacy for the whole window: a canary that is not four-lane is not being soaked at all, and one that flips back and forth was restarted (start the soak window after its last restart).").
 		Datasource(datasource()).
 		WithTarget(series("A", fmt.Sprintf("max by (node_id) (elastickv_raft_dispatcher_lanes_enabled{%s})", canarySel), "canary {{node_id}}")).
 		WithTarget(series("B", fmt.Sprintf("max by (node_id) (elastickv_raft_dispatcher_lanes_enabled{%s})", baselineSel), "baseline {{node_id}}")).
@@ -60,11 +64,27 @@ func Rollout() (dashboard.Dashboard, error) {
 		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
 		Thresholds(thresholds("blue", step(1, "green"))).
 		Tooltip(sharedTooltip()).
-		Span(24).Height(5))
+		Span(12).Height(6))
+	b.panel(statetimeline.NewPanelBuilder().
+		Title("sync_mode: FSM sync mode, canary and baselines").
+		Description("Whether each replica fsyncs applied entries (sync) or not (nosync). The sync_mode gate fails when any replica ran in another mode than the plan's expect_sync_mode for part of the window: a soak that compares a nosync canary with sync baselines measures disks, not lanes.").
+		Datasource(datasource()).
+		WithTarget(series("A", fmt.Sprintf(`max by (node_id) (elastickv_fsm_apply_sync_mode{%s, mode="sync"})`, canarySel), "canary {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf(`max by (node_id) (elastickv_fsm_apply_sync_mode{%s, mode="sync"})`, baselineSel), "baseline {{node_id}}")).
+		Unit(units.NoUnit).
+		Min(0).Max(1).
+		Mappings(valueText(map[string]dashboard.ValueMappingResult{
+			"0": mapped("nosync", "orange", 0),
+			"1": mapped("sync", "green", 1),
+		})).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+		Thresholds(thresholds("orange", step(1, "green"))).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(6))
 
 	b.row("Gate signals: canary vs baseline")
 	for _, c := range rolloutComparisons() {
-		b.panel(timeseries.NewPanelBuilder().
+		p := timeseries.NewPanelBuilder().
 			Title(c.title).
 			Description(c.description).
 			Datasource(datasource()).
@@ -75,7 +95,12 @@ func Rollout() (dashboard.Dashboard, error) {
 			OverrideByQuery("A", emphasise()).
 			Legend(tableLegend("max", "mean", "lastNotNull")).
 			Tooltip(sharedTooltip()).
-			Span(12).Height(8))
+			Span(12).Height(8)
+		if c.threshold != nil {
+			p.Thresholds(thresholds("transparent", step(*c.threshold, "red"))).
+				ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))
+		}
+		b.panel(p)
 	}
 
 	d, err := b.Build()
@@ -85,57 +110,73 @@ func Rollout() (dashboard.Dashboard, error) {
 	return d, nil
 }
 
-func rate(metric, extra string) func(string) string {
-	return func(s string) string {
-		if extra != "" {
-			s += ", " + extra
-		}
-		return fmt.Sprintf("sum by (node_id) (rate(%s{%s}[$__rate_interval]))", metric, s)
+// rateOf is the per-replica rate of a counter over the selected replicas
+// and extra matchers.
+func rateOf(metric, selector, extra string) string {
+	if extra != "" {
+		selector += ", " + extra
 	}
+	return fmt.Sprintf("sum by (node_id) (rate(%s{%s}[$__rate_interval]))", metric, selector)
 }
 
+// ratio is bad / (bad + good), per replica, over the selected replicas.
+func ratio(bad, good, selector, extra string) string {
+	b := rateOf(bad, selector, extra)
+	return fmt.Sprintf("%s / (%s + %s)", b, b, rateOf(good, selector, extra))
+}
+
+// rolloutComparisons mirror the default soak gates (gates.DefaultSet) that
+// compare a canary with its baselines; each title starts with the gate's
+// name so the gate table of lanectl soak and the dashboard line up.
 func rolloutComparisons() []comparison {
 	return []comparison{
 		{
-			title:       "Heartbeat-lane drops",
-			description: "Heartbeat-lane messages dropped per second. The gate fails on any heartbeat drop on the canary: the four-lane layout exists so that heartbeats are never queued behind bulk traffic.",
+			title:       "heartbeat_drops: heartbeat-lane drops",
+			description: "Heartbeat-lane messages dropped per second. The gate fails on any heartbeat-lane drop on the canary during the soak window: the four-lane layout exists so heartbeats never queue behind bulk traffic. Baselines on the legacy layout may drop here under snapshot load; that is the problem being fixed.",
 			unit:        units.MessagesPerSecond,
-			expr:        rate("elastickv_raft_dispatch_dropped_total", `lane="heartbeat"`),
-		},
-		{
-			title:       "Drops, all lanes but snapshot",
-			description: "Messages dropped per second outside the snapshot lane (snapshot drops are routine back-pressure). The canary should not drop more than its baselines; more means its lanes are too small for the traffic or a worker stalls.",
-			unit:        units.MessagesPerSecond,
-			expr:        rate("elastickv_raft_dispatch_dropped_total", `lane!="snapshot"`),
-		},
-		{
-			title:       "Transport errors",
-			description: "Failed sends per second, all lanes. The canary should look like its baselines; more errors on the canary alone point at its new per-lane connections.",
-			unit:        units.MessagesPerSecond,
-			expr:        rate("elastickv_raft_dispatch_errors_total", ""),
-		},
-		{
-			title:       "Heartbeat-lane queue wait p99",
-			description: "99th percentile wait of heartbeat-lane messages before sending. With its own lane the canary's should be at or below the baselines'; a higher value means heartbeats still wait behind something.",
-			unit:        units.Seconds,
 			expr: func(s string) string {
-				return fmt.Sprintf(`histogram_quantile(0.99, sum by (node_id, le) (rate(elastickv_raft_dispatch_queue_wait_seconds_bucket{%s, lane="heartbeat"}[$__rate_interval])))`, s)
+				return rateOf("elastickv_raft_dispatch_dropped_total", s, `lane="heartbeat"`)
 			},
 		},
 		{
-			title:       "Leader changes",
-			description: "Leader changes seen per interval. A canary that sees elections its baselines do not (or causes them when it leads) is losing heartbeats.",
+			title:       "replication_drop_ratio: replication/other-lane drops",
+			description: "Share of replication and other-lane messages (normal lane on legacy replicas) dropped before the transport. The gate fails when the canary's ratio over the window is more than 10% (plus 0.1 point) worse than the worst baseline's: its lanes are too small for the traffic or a lane worker stalls.",
+			unit:        units.PercentUnit,
+			expr: func(s string) string {
+				return ratio("elastickv_raft_dispatch_dropped_total", "elastickv_raft_dispatch_sent_total", s, `lane=~"replication|other|normal"`)
+			},
+		},
+		{
+			title:       "dispatch_error_ratio: transport errors",
+			description: "Share of sends the transport failed, all lanes. The gate fails when the canary's ratio is more than 10% (plus 0.1 point) worse than the worst baseline's; errors on the canary alone point at its per-lane connections rather than at a peer that is down for everyone.",
+			unit:        units.PercentUnit,
+			expr: func(s string) string {
+				return ratio("elastickv_raft_dispatch_errors_total", "elastickv_raft_dispatch_sent_total", s, "")
+			},
+		},
+		{
+			title:       "leader_changes: leader changes seen",
+			description: "Leader changes seen per interval. The gate fails when the canary saw more over the window than the worst baseline plus one (its own restart). A canary that sees elections its baselines do not is losing heartbeats.",
 			unit:        units.Short,
 			expr: func(s string) string {
 				return fmt.Sprintf("sum by (node_id) (increase(elastickv_raft_leader_changes_seen_total{%s}[$__rate_interval]))", s)
 			},
 		},
 		{
-			title:       "Follower last contact",
-			description: "Seconds since each replica last heard from the leader (0 on the leader). A canary follower whose last contact runs above its baselines' is receiving heartbeats late.",
+			title:       "last_contact: follower last contact",
+			description: "Seconds since each replica last heard from the leader (0 on the leader). The gate fails when the canary, as a follower, ever went longer than 1s (the red line) without contact: it was close to starting an election.",
 			unit:        units.Seconds,
+			threshold:   cog.ToPtr(1.0),
 			expr: func(s string) string {
 				return fmt.Sprintf("max by (node_id) (elastickv_raft_last_contact_seconds{%s})", s)
+			},
+		},
+		{
+			title:       "Heartbeat-lane queue wait p99 (context, not a gate)",
+			description: "99th percentile wait of heartbeat-lane messages before sending. With its own lane the canary's should sit at or below the baselines'; a canary whose heartbeats wait longer still has them queued behind something, and heartbeat drops or elections tend to follow.",
+			unit:        units.Seconds,
+			expr: func(s string) string {
+				return fmt.Sprintf(`histogram_quantile(0.99, sum by (node_id, le) (rate(elastickv_raft_dispatch_queue_wait_seconds_bucket{%s, lane="heartbeat"}[$__rate_interval])))`, s)
 			},
 		},
 	}
