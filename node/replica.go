@@ -41,6 +41,8 @@ const (
 	// maxReadyPerWake bounds the Ready batches handled before the loop
 	// looks at its channels again.
 	maxReadyPerWake = 64
+	// maxDrain bounds the inputs batched into one Ready.
+	maxDrain = 256
 	// inboundQueue is the buffer between the transport and the raft loop.
 	inboundQueue = 4096
 )
@@ -466,9 +468,25 @@ func (r *Replica) loop(ctx context.Context) error {
 		case <-r.disp.Pending():
 			r.disp.ApplyReports(r.rn)
 		}
+		r.drainInputs()
 		if err := r.handleReady(); err != nil {
 			r.log.Error("raft loop failed; stopping", "err", err)
 			return err
+		}
+	}
+}
+
+// drainInputs steps whatever else is already queued, so that one Ready (and
+// one fsync) covers a burst of messages and proposals instead of one each.
+func (r *Replica) drainInputs() {
+	for range maxDrain {
+		select {
+		case m := <-r.recvc:
+			r.step(m)
+		case p := <-r.propc:
+			p.errc <- r.rn.Propose(p.data)
+		default:
+			return
 		}
 	}
 }

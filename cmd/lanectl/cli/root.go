@@ -44,6 +44,8 @@ Start with 'lanectl demo' to see a whole rollout on this machine.`,
 	root.AddCommand(
 		NewCmdVersion(streams),
 		NewCmdLanes(streams, nil),
+		NewCmdNode(streams, getenv, nil),
+		NewCmdLoad(streams, nil),
 		NewCmdDashboards(streams, nil),
 	)
 	return root
