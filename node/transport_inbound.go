@@ -133,7 +133,7 @@ func (in *inboundConn) loop() error {
 			if err != nil {
 				return err
 			}
-			if err := in.t.cfg.Handler(in.t.ctx, m); err != nil {
+			if err := in.handle(m); err != nil {
 				if in.t.ctx.Err() != nil {
 					return nil
 				}
@@ -147,6 +147,14 @@ func (in *inboundConn) loop() error {
 			return badFrame("frame %d: unexpected %s frame", in.fr.count, kind)
 		}
 	}
+}
+
+func (in *inboundConn) handle(m *raftpb.Message) error {
+	if in.t.cfg.Trace != nil {
+		now := time.Now()
+		in.t.cfg.Trace(TraceEvent{Received: true, Peer: in.pre.from, Lane: in.pre.lane, Msg: m, Start: now, End: now})
+	}
+	return in.t.cfg.Handler(in.t.ctx, m)
 }
 
 // decode unmarshals a message and checks that it is between the two nodes
@@ -207,7 +215,7 @@ func (in *inboundConn) snapshot(n int, sum uint32) error {
 	m.Snapshot.Data = data
 
 	status := statusPayload(statusSnapshotApplied, "")
-	if err := in.t.cfg.Handler(in.t.ctx, m); err != nil {
+	if err := in.handle(m); err != nil {
 		if in.t.ctx.Err() != nil {
 			return nil
 		}

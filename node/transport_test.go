@@ -714,3 +714,48 @@ func TestTransportConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestTransportTraceSeesBothEnds(t *testing.T) {
+	var mu sync.Mutex
+	var events []TraceEvent
+	trace := func(ev TraceEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}
+	tx, _, in := transportPair(t, TCPTransportConfig{Trace: trace}, TCPTransportConfig{Trace: trace})
+	if err := tx.Send(t.Context(), lanes.LaneReplication, raftMsg(raftpb.MessageType_MsgApp, 1, 2)); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	in.next(t)
+	_ = tx.Send(t.Context(), lanes.LaneOther, raftMsg(raftpb.MessageType_MsgProp, 1, 9))
+
+	mu.Lock()
+	defer mu.Unlock()
+	type seen struct {
+		received bool
+		peer     uint64
+		lane     lanes.Lane
+		typ      raftpb.MessageType
+		failed   bool
+	}
+	var got []seen
+	for _, ev := range events {
+		got = append(got, seen{ev.Received, ev.Peer, ev.Lane, ev.Msg.GetType(), ev.Err != nil})
+		if ev.End.Before(ev.Start) {
+			t.Errorf("event %+v ends before it starts", ev)
+		}
+	}
+	want := []seen{
+		{false, 2, lanes.LaneReplication, raftpb.MessageType_MsgApp, false},
+		{true, 1, lanes.LaneReplication, raftpb.MessageType_MsgApp, false},
+		{false, 9, lanes.LaneOther, raftpb.MessageType_MsgProp, true},
+	}
+	// The receiver's event may be recorded before or after the sender's.
+	if len(got) == 3 && got[0].received {
+		got[0], got[1] = got[1], got[0]
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got events %+v, want %+v", got, want)
+	}
+}
