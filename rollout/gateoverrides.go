@@ -1,10 +1,29 @@
 package rollout
 
 import (
-	"go.yaml.in/yaml/v3"
+	"slices"
+
+	"github.com/lanectl/lanectl/gates"
 )
 
-// GateOverrides are the plan's soak.gates block, keyed by gate name.
-type GateOverrides map[string]yaml.Node
+// checkGateOverrides applies each soak.gates entry to the default gate set
+// on its own, so a bad one is reported at its own line.
+func checkGateOverrides(loc locator, o gates.Overrides) []error {
+	var errs []error
+	names := make([]string, 0, len(o))
+	for n := range o {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if _, err := gates.DefaultSet().With(gates.Overrides{n: o[n]}); err != nil {
+			errs = append(errs, loc.errorf([]any{"soak", "gates", n}, "soak.gates.%s: %v", n, err))
+		}
+	}
+	return errs
+}
 
-func checkGateOverrides(loc locator, o GateOverrides) []error { return nil }
+// GateSet is the default gate set with the plan's overrides applied.
+func (p *Plan) GateSet() (gates.Set, error) {
+	return gates.DefaultSet().With(p.Soak.Gates)
+}

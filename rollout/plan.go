@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
 )
 
@@ -79,7 +80,7 @@ type SoakConfig struct {
 	Window   time.Duration
 	Interval time.Duration
 	// Gates are per-gate overrides keyed by gate name.
-	Gates GateOverrides
+	Gates gates.Overrides
 }
 
 // SSHConfig is how lanectl reaches replicas. Paths may start with "~/";
@@ -199,10 +200,10 @@ type rawFlag struct {
 }
 
 type rawSoak struct {
-	Hours    *float64      `yaml:"hours"`
-	Window   *yamlDuration `yaml:"window"`
-	Interval *yamlDuration `yaml:"interval"`
-	Gates    GateOverrides `yaml:"gates"`
+	Hours    *float64        `yaml:"hours"`
+	Window   *yamlDuration   `yaml:"window"`
+	Interval *yamlDuration   `yaml:"interval"`
+	Gates    gates.Overrides `yaml:"gates"`
 }
 
 type rawSSH struct {
@@ -344,6 +345,7 @@ var rawTypeNames = map[string]string{
 	"rollout.rawCommands":     "commands",
 	"config.HTTPClientConfig": "prometheus.http_config",
 	"config.plain":            "prometheus.http_config",
+	"gates.Override":          "a soak.gates entry",
 }
 
 var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
@@ -642,6 +644,10 @@ func (v *validator) replicas(p *Plan, raw []rawReplica) {
 	for i, r := range raw {
 		at := []any{"replicas", i}
 		field := func(k string) []any { return append(append([]any{}, at...), k) }
+		who := fmt.Sprintf("replicas[%d]", i)
+		if r.Name != "" {
+			who += " (" + r.Name + ")"
+		}
 		rep := Replica{Name: r.Name, Stage: r.Stage, SSH: r.SSH, Selector: r.Selector, HTTP: strings.TrimRight(r.HTTP, "/")}
 		switch {
 		case r.Name == "":
@@ -656,26 +662,26 @@ func (v *validator) replicas(p *Plan, raw []rawReplica) {
 		}
 		switch {
 		case r.Stage == "":
-			v.errorf(at, "replicas[%d] (%s): stage is missing", i, r.Name)
+			v.errorf(at, "%s: stage is missing", who)
 		default:
 			if _, ok := p.Stage(r.Stage); !ok {
-				v.errorf(field("stage"), "replicas[%d] (%s): unknown stage %q (stages: %s)", i, r.Name, r.Stage, stageNames(p.Stages))
+				v.errorf(field("stage"), "%s: unknown stage %q (stages: %s)", who, r.Stage, stageNames(p.Stages))
 			}
 		}
 		if r.SSH == "" {
-			v.errorf(at, "replicas[%d] (%s): ssh is missing: want [user@]host[:port]", i, r.Name)
+			v.errorf(at, "%s: ssh is missing: want [user@]host[:port]", who)
 		} else if _, err := ParseSSHAddress(r.SSH); err != nil {
-			v.errorf(field("ssh"), "replicas[%d] (%s): ssh: %v", i, r.Name, err)
+			v.errorf(field("ssh"), "%s: ssh: %v", who, err)
 		}
 		if rep.Selector == "" {
 			rep.Selector = fmt.Sprintf("node_id=%q", r.Name)
 		} else if _, err := pp.ParseMetricSelector("{" + rep.Selector + "}"); err != nil {
-			v.errorf(field("selector"), "replicas[%d] (%s): selector %q does not parse as PromQL label matchers: %v", i, r.Name, rep.Selector, err)
+			v.errorf(field("selector"), "%s: selector %q does not parse as PromQL label matchers: %v", who, rep.Selector, err)
 		}
 		if r.HTTP == "" {
-			v.errorf(at, "replicas[%d] (%s): http is missing: the replica's base URL, serving /metrics, /healthz and /status", i, r.Name)
+			v.errorf(at, "%s: http is missing: the replica's base URL, serving /metrics, /healthz and /status", who)
 		} else if err := checkHTTPURL(r.HTTP); err != nil {
-			v.errorf(field("http"), "replicas[%d] (%s): http: %v", i, r.Name, err)
+			v.errorf(field("http"), "%s: http: %v", who, err)
 		}
 		p.Replicas = append(p.Replicas, rep)
 	}

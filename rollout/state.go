@@ -38,6 +38,11 @@ const (
 // verification, so a started step with neither is a step that was
 // interrupted.
 type Event struct {
+	// ID numbers events from 1 in journal order.
+	ID int `json:"id"`
+	// Of is, on a finished or failed event, the ID of the started event it
+	// ends.
+	Of       int       `json:"of,omitempty"`
 	Time     time.Time `json:"time"`
 	Step     string    `json:"step"`
 	Phase    string    `json:"phase"`
@@ -86,15 +91,19 @@ func LoadState(path string) (*State, error) {
 		return nil, fmt.Errorf("read state %s: version %d, this lanectl reads version %d", path, f.Version, stateVersion)
 	}
 	for i, e := range f.Events {
-		if err := e.check(); err != nil {
+		if err := s.check(e); err != nil {
 			return nil, fmt.Errorf("read state %s: event %d: %w", path, i, err)
 		}
+		s.Events = append(s.Events, e)
 	}
-	s.Events = f.Events
 	return s, nil
 }
 
-func (e Event) check() error {
+// check validates e as the next event of s.
+func (s *State) check(e Event) error {
+	if want := s.nextID(); e.ID != want {
+		return fmt.Errorf("id %d, want %d", e.ID, want)
+	}
 	switch e.Step {
 	case StepEnable, StepDisable, StepSoak:
 	default:
@@ -108,27 +117,65 @@ func (e Event) check() error {
 	if len(e.Replicas) == 0 {
 		return errors.New("no replicas")
 	}
+	switch {
+	case e.Step == StepSoak:
+		if e.Of != 0 || e.Phase == PhaseStarted {
+			return errors.New("a soak verdict is a single finished or failed event")
+		}
+	case e.Phase == PhaseStarted:
+		if e.Of != 0 {
+			return errors.New("a started event ends nothing")
+		}
+	default:
+		i := slices.IndexFunc(s.Events, func(o Event) bool { return o.ID == e.Of })
+		if i < 0 || s.Events[i].Phase != PhaseStarted || s.Events[i].Step != e.Step {
+			return fmt.Errorf("%s %s ends event %d, which is not a started %s", e.Step, e.Phase, e.Of, e.Step)
+		}
+		if slices.ContainsFunc(s.Events, func(o Event) bool { return o.Of == e.Of }) {
+			return fmt.Errorf("event %d already ended", e.Of)
+		}
+	}
 	return nil
 }
 
-// Record appends e to the journal and writes it to disk atomically. The
-// caller must hold the Lock for s.Path.
-func (s *State) Record(e Event) error {
-	if err := e.check(); err != nil {
-		return fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
+func (s *State) nextID() int {
+	if len(s.Events) == 0 {
+		return 1
+	}
+	return s.Events[len(s.Events)-1].ID + 1
+}
+
+// Record appends e to the journal, numbering it, and writes the journal to
+// disk atomically. It returns e as recorded. The caller must hold the Lock
+// for s.Path.
+func (s *State) Record(e Event) (Event, error) {
+	e.ID = s.nextID()
+	if err := s.check(e); err != nil {
+		return e, fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
 	}
 	e.Time = e.Time.UTC()
 	e.Replicas = slices.Clone(e.Replicas)
 	next := append(slices.Clip(s.Events), e)
 	data, err := json.MarshalIndent(stateFile{Version: stateVersion, Events: next}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
+		return e, fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
 	}
 	if err := writeFileAtomic(s.Path, append(data, '\n')); err != nil {
-		return fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
+		return e, fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
 	}
 	s.Events = next
-	return nil
+	return e, nil
+}
+
+// Start journals the start of an enable or disable step.
+func (s *State) Start(step string, replicas []string, now time.Time, auto bool) (Event, error) {
+	return s.Record(Event{Time: now, Step: step, Phase: PhaseStarted, Replicas: replicas, Auto: auto})
+}
+
+// End journals how a started step ended: PhaseFinished or PhaseFailed.
+func (s *State) End(started Event, phase string, now time.Time, reason string) error {
+	_, err := s.Record(Event{Of: started.ID, Time: now, Step: started.Step, Phase: phase, Replicas: started.Replicas, Reason: reason, Auto: started.Auto})
+	return err
 }
 
 // writeFileAtomic replaces path with data so that a crash at any instant
@@ -222,21 +269,23 @@ func (s *State) EnabledAt(replica string) (time.Time, bool) {
 	return rs.EnabledAt, rs.Enabled
 }
 
-// Pending returns the enable or disable step that was started and neither
-// finished nor failed: a run was interrupted in the middle of it. At most one
-// step is ever in flight because steps run under the lock, one at a time.
-func (s *State) Pending() (Event, bool) {
-	for i := len(s.Events) - 1; i >= 0; i-- {
-		e := s.Events[i]
-		if e.Step == StepSoak {
-			continue
+// Pending returns the enable and disable steps that were started and
+// neither finished nor failed, oldest first: a run was interrupted in the
+// middle of them.
+func (s *State) Pending() []Event {
+	ended := map[int]bool{}
+	for _, e := range s.Events {
+		if e.Of != 0 {
+			ended[e.Of] = true
 		}
-		if e.Phase == PhaseStarted {
-			return e, true
-		}
-		return Event{}, false
 	}
-	return Event{}, false
+	var out []Event
+	for _, e := range s.Events {
+		if e.Phase == PhaseStarted && !ended[e.ID] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // LastBatch returns the replicas of the most recent finished enable that

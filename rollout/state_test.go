@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,8 +24,8 @@ func TestLoadStateMissingIsEmpty(t *testing.T) {
 	if _, ok := s.EnabledAt("n1"); ok {
 		t.Error("EnabledAt on empty state: got enabled, want not")
 	}
-	if _, ok := s.Pending(); ok {
-		t.Error("Pending on empty state: got a step, want none")
+	if p := s.Pending(); len(p) != 0 {
+		t.Errorf("Pending on empty state: got %v, want none", p)
 	}
 }
 
@@ -32,8 +33,10 @@ func TestLoadStateBad(t *testing.T) {
 	tests := []struct{ name, content, want string }{
 		{"garbage", "{", "unexpected end of JSON input"},
 		{"future version", `{"version": 9, "events": []}`, "version 9"},
-		{"unknown step", `{"version": 1, "events": [{"step": "explode", "phase": "started", "replicas": ["n1"]}]}`, `event 0: unknown step "explode"`},
-		{"no replicas", `{"version": 1, "events": [{"step": "enable", "phase": "started"}]}`, "event 0: no replicas"},
+		{"unknown step", `{"version": 1, "events": [{"id": 1, "step": "explode", "phase": "started", "replicas": ["n1"]}]}`, `event 0: unknown step "explode"`},
+		{"no replicas", `{"version": 1, "events": [{"id": 1, "step": "enable", "phase": "started"}]}`, "event 0: no replicas"},
+		{"ids out of order", `{"version": 1, "events": [{"id": 2, "step": "enable", "phase": "started", "replicas": ["n1"]}]}`, "event 0: id 2, want 1"},
+		{"end without start", `{"version": 1, "events": [{"id": 1, "of": 1, "step": "enable", "phase": "finished", "replicas": ["n1"]}]}`, "not a started enable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +66,16 @@ func record(t *testing.T, events ...Event) *State {
 		t.Fatal(err)
 	}
 	for _, e := range events {
-		if err := s.Record(e); err != nil {
+		if e.Step != StepSoak && e.Phase != PhaseStarted {
+			// End the latest open start of the same step and batch.
+			for _, p := range slices.Backward(s.Pending()) {
+				if p.Step == e.Step && slices.Equal(p.Replicas, e.Replicas) {
+					e.Of = p.ID
+					break
+				}
+			}
+		}
+		if _, err := s.Record(e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,7 +152,9 @@ func TestStateReplay(t *testing.T) {
 		{
 			name: "one of a batch rolled back: the rest still soak",
 			events: []Event{
+				ev(0, StepEnable, PhaseStarted, "n1"),
 				ev(1, StepEnable, PhaseFinished, "n1"),
+				ev(9, StepEnable, PhaseStarted, "n2", "n3"),
 				ev(10, StepEnable, PhaseFinished, "n2", "n3"),
 				ev(20, StepDisable, PhaseStarted, "n3"),
 				ev(21, StepDisable, PhaseFinished, "n3"),
@@ -150,12 +164,25 @@ func TestStateReplay(t *testing.T) {
 		{
 			name: "whole last batch rolled back: the previous one decides",
 			events: []Event{
+				ev(0, StepEnable, PhaseStarted, "n1"),
 				ev(1, StepEnable, PhaseFinished, "n1"),
+				ev(9, StepEnable, PhaseStarted, "n2"),
 				ev(10, StepEnable, PhaseFinished, "n2"),
 				ev(20, StepDisable, PhaseStarted, "n2"),
 				ev(21, StepDisable, PhaseFinished, "n2"),
 			},
 			want: want{enabled: map[string]int{"n1": 1}, lastBatch: "n1@1"},
+		},
+		{
+			name: "a rollback of another replica leaves an interrupted enable pending",
+			events: []Event{
+				ev(0, StepEnable, PhaseStarted, "n1"),
+				ev(1, StepEnable, PhaseFinished, "n1"),
+				ev(10, StepEnable, PhaseStarted, "n2"),
+				ev(20, StepDisable, PhaseStarted, "n1"),
+				ev(21, StepDisable, PhaseFinished, "n1"),
+			},
+			want: want{pending: "enable started n2"},
 		},
 		{
 			name: "soak events do not hide a pending step",
@@ -176,10 +203,11 @@ func TestStateReplay(t *testing.T) {
 					t.Errorf("EnabledAt(%s) = %v, %v; want %v, %v", name, gotAt, gotOK, at(wantMin), wantOK)
 				}
 			}
-			gotPending := ""
-			if p, ok := s.Pending(); ok {
-				gotPending = p.Step + " " + p.Phase + " " + strings.Join(p.Replicas, ",")
+			var pending []string
+			for _, p := range s.Pending() {
+				pending = append(pending, p.Step+" "+p.Phase+" "+strings.Join(p.Replicas, ","))
 			}
+			gotPending := strings.Join(pending, "; ")
 			if gotPending != tt.want.pending {
 				t.Errorf("Pending = %q, want %q", gotPending, tt.want.pending)
 			}
@@ -197,8 +225,15 @@ func TestStateReplay(t *testing.T) {
 
 func TestRecordRejectsBadEvent(t *testing.T) {
 	s, _ := LoadState(filepath.Join(t.TempDir(), "state.json"))
-	if err := s.Record(Event{Step: StepEnable, Phase: PhaseStarted}); err == nil {
-		t.Fatal("Record without replicas: got nil error, want one")
+	bad := []Event{
+		{Step: StepEnable, Phase: PhaseStarted},
+		{Step: StepEnable, Phase: PhaseFinished, Replicas: []string{"n1"}, Of: 7},
+		{Step: StepSoak, Phase: PhaseStarted, Replicas: []string{"n1"}},
+	}
+	for _, e := range bad {
+		if _, err := s.Record(e); err == nil {
+			t.Errorf("Record(%+v): got nil error, want one", e)
+		}
 	}
 	if _, err := os.Stat(s.Path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state file after a refused Record: got %v, want it not written", err)
@@ -251,7 +286,7 @@ func TestCrashWriterHelper(t *testing.T) {
 	// Large enough that a write takes a while, so kills land mid-write.
 	pad := strings.Repeat("x", 64<<10)
 	for i := 0; ; i++ {
-		if err := s.Record(Event{Time: time.Now(), Step: StepSoak, Phase: PhaseFinished, Replicas: []string{"n1"}, Reason: pad + strconv.Itoa(i)}); err != nil {
+		if _, err := s.Record(Event{Time: time.Now(), Step: StepSoak, Phase: PhaseFinished, Replicas: []string{"n1"}, Reason: pad + strconv.Itoa(i)}); err != nil {
 			os.Exit(12)
 		}
 		if i == 0 {
