@@ -60,7 +60,9 @@ func (p *Prometheus) URL() string { return p.url }
 func (p *Prometheus) Query(ctx context.Context, expr string, at time.Time) (Vector, Warnings, error) {
 	var opts []v1.Option
 	if dl, ok := ctx.Deadline(); ok {
-		if d := time.Until(dl); d > 0 {
+		// Prometheus parses the timeout as one of its own durations,
+		// which take whole units: "59s", not "59.9996s".
+		if d := time.Until(dl).Truncate(time.Second); d >= time.Second {
 			opts = append(opts, v1.WithTimeout(d))
 		}
 	}
