@@ -131,7 +131,11 @@ func RunDirect(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{Scenario: "direct", Setup: cfg.setup(link)}
+	rep := Report{Scenario: "direct", Setup: cfg.setup(link), Notes: []string{
+		"queue wait: Dispatch to the start of the transport send, per message",
+		"delivery: Dispatch to arrival in the follower's handler, per message",
+		"elections: heartbeat silences longer than the election timeout (no raft runs here)",
+	}}
 	snapshot := snapshotMessage(cfg.SnapshotBytes)
 	for _, mode := range []lanes.Mode{lanes.ModeLegacy, lanes.ModeFourLane} {
 		cfg.Logger.Info("running head-of-line scenario", "scenario", "direct", "mode", mode.String())

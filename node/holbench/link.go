@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -52,15 +53,34 @@ func (l *Link) ChunkTime() time.Duration {
 
 // Wrap returns c with its writes shaped by the link. Reads are untouched.
 func (l *Link) Wrap(c net.Conn) net.Conn {
+	return wrap(c, func() *Link { return l })
+}
+
+// Switch puts a Link in the way of connections that are already open, or
+// takes it out again. The cluster scenario wraps every connection when it is
+// dialled, before anyone knows which node will lead, and switches the slow
+// link on between the leader and one follower once an election is over.
+type Switch struct {
+	link atomic.Pointer[Link]
+}
+
+// Set routes the switch's connections over l from their next write on; nil
+// lets them write at full speed.
+func (s *Switch) Set(l *Link) { s.link.Store(l) }
+
+// Wrap returns c with its writes going through whatever link is set.
+func (s *Switch) Wrap(c net.Conn) net.Conn { return wrap(c, s.link.Load) }
+
+func wrap(c net.Conn, link func() *Link) net.Conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &linkConn{Conn: c, link: l, closed: ctx, cancel: cancel}
+	return &linkConn{Conn: c, link: link, closed: ctx, cancel: cancel}
 }
 
 // linkConn is one connection over a Link. Deadlines and Close interrupt a
 // write waiting for the link, as they would one waiting for the socket.
 type linkConn struct {
 	net.Conn
-	link   *Link
+	link   func() *Link
 	closed context.Context
 	cancel context.CancelFunc
 
@@ -71,8 +91,13 @@ type linkConn struct {
 func (c *linkConn) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		n := min(len(p), c.link.chunk)
-		if err := c.wait(n); err != nil {
+		link := c.link()
+		if link == nil {
+			m, err := c.Conn.Write(p)
+			return written + m, err
+		}
+		n := min(len(p), link.chunk)
+		if err := c.wait(link, n); err != nil {
 			return written, err
 		}
 		m, err := c.Conn.Write(p[:n])
@@ -85,7 +110,7 @@ func (c *linkConn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (c *linkConn) wait(n int) error {
+func (c *linkConn) wait(link *Link, n int) error {
 	c.mu.Lock()
 	deadline := c.deadline
 	c.mu.Unlock()
@@ -95,7 +120,7 @@ func (c *linkConn) wait(n int) error {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	err := c.link.lim.WaitN(ctx, n)
+	err := link.lim.WaitN(ctx, n)
 	switch {
 	case err == nil:
 		return nil

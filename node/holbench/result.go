@@ -60,6 +60,9 @@ type ModeResult struct {
 	// TermChanges is how far the raft term moved during the run (cluster
 	// runs only).
 	TermChanges uint64 `json:"term_changes"`
+	// Writes is the latency of client writes started during the transfer,
+	// from proposal to applied on the leader (cluster runs only).
+	Writes Latency `json:"writes"`
 	// Dropped and Errors are the dispatcher's counters by lane.
 	Dropped map[string]float64 `json:"dropped"`
 	Errors  map[string]float64 `json:"errors"`
@@ -67,8 +70,10 @@ type ModeResult struct {
 
 // Report is a benchmark invocation: the same scenario in both layouts.
 type Report struct {
-	Scenario string     `json:"scenario"`
-	Setup    Setup      `json:"setup"`
+	Scenario string `json:"scenario"`
+	Setup    Setup  `json:"setup"`
+	// Notes say how to read the numbers of this scenario.
+	Notes    []string   `json:"notes,omitempty"`
 	Legacy   ModeResult `json:"legacy"`
 	FourLane ModeResult `json:"four_lane"`
 }

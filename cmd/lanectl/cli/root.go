@@ -46,6 +46,7 @@ Start with 'lanectl demo' to see a whole rollout on this machine.`,
 		NewCmdLanes(streams, nil),
 		NewCmdNode(streams, getenv, nil),
 		NewCmdLoad(streams, nil),
+		NewCmdBench(streams),
 		NewCmdDashboards(streams, nil),
 	)
 	return root

@@ -1,0 +1,693 @@
+package holbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/node"
+)
+
+// Cluster scenario parameters that have no flag.
+const (
+	clusterSize       = 3
+	clusterTick       = 100 * time.Millisecond
+	preloadValueBytes = 1 << 20
+	preloadWorkers    = 4
+	loadKeys          = 64
+	maxWritesInFlight = 32
+	leaderWait        = 30 * time.Second
+)
+
+// RunCluster runs the scenario on real replicas, in both layouts one after
+// the other: three node.Replica values on loopback, the slow link between
+// the leader and one follower (both directions, one bucket each), the store
+// preloaded to the snapshot size, steady writes to the leader, and a snapshot
+// forced to that follower with Replica.ForceSnapshot, which makes raft itself
+// send it.
+//
+// Raft sends no MsgApp to a follower while a snapshot is on its way to it,
+// so in this scenario the lanes can only show up in heartbeats and in what
+// little else raft sends that follower; the direct scenario shows appends
+// that keep coming for a peer during a transfer.
+func RunCluster(ctx context.Context, cfg Config) (Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Report{}, err
+	}
+	link, err := NewLink(cfg.LinkBytesPerSecond, cfg.LinkChunk)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{Scenario: "cluster", Setup: cfg.setup(link)}
+	rep.Setup.ElectionTimeout = time.Duration(electionTicks(cfg)) * clusterTick
+	rep.Setup.HeartbeatInterval = time.Duration(heartbeatTicks(cfg)) * clusterTick
+	rep.Notes = []string{
+		"queue wait: the leader's elastickv_raft_dispatch_queue_wait_seconds for the lane (all peers), p50/p99 interpolated in buckets, max is a bucket bound",
+		"delivery: transport send start on the leader to arrival at the slow follower",
+		"writes: PUT to applied on the leader, for writes started during the transfer",
+		"raft sends no MsgApp to a follower while its snapshot is in flight",
+	}
+	for _, mode := range []lanes.Mode{lanes.ModeLegacy, lanes.ModeFourLane} {
+		cfg.Logger.Info("running head-of-line scenario", "scenario", "cluster", "mode", mode.String())
+		res, err := runCluster(ctx, mode, cfg)
+		if err != nil {
+			return Report{}, fmt.Errorf("%s: %w", mode, err)
+		}
+		if mode == lanes.ModeLegacy {
+			rep.Legacy = res
+		} else {
+			rep.FourLane = res
+		}
+	}
+	return rep, nil
+}
+
+// electionTicks and heartbeatTicks turn the configured durations into raft
+// ticks of clusterTick, rounding up.
+func electionTicks(cfg Config) int {
+	return max(2, int((cfg.ElectionTimeout+clusterTick-1)/clusterTick), heartbeatTicks(cfg)+1)
+}
+
+func heartbeatTicks(cfg Config) int {
+	return max(1, int((cfg.HeartbeatInterval+clusterTick-1)/clusterTick))
+}
+
+// benchCluster is one layout's running cluster.
+type benchCluster struct {
+	cfg      Config
+	replicas []*node.Replica
+	names    []string
+	switches map[[2]uint64]*Switch // by (from, to)
+	trace    *tracer
+	cancel   context.CancelFunc
+	done     []chan error
+}
+
+func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) (_ *benchCluster, err error) {
+	c := &benchCluster{cfg: cfg, switches: make(map[[2]uint64]*Switch), trace: newTracer()}
+	var raftLns, httpLns []net.Listener
+	defer func() {
+		if err != nil {
+			for _, ln := range append(raftLns, httpLns...) {
+				_ = ln.Close()
+			}
+		}
+	}()
+	var peers []node.Peer
+	for i := range clusterSize {
+		rl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		raftLns = append(raftLns, rl)
+		hl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		httpLns = append(httpLns, hl)
+		id := uint64(i + 1)
+		c.names = append(c.names, fmt.Sprintf("n%d", id))
+		peers = append(peers, node.Peer{Name: c.names[i], ID: id, Addr: rl.Addr().String()})
+	}
+	for _, from := range peers {
+		for _, to := range peers {
+			if from.ID != to.ID {
+				c.switches[[2]uint64{from.ID, to.ID}] = &Switch{}
+			}
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	for i, p := range peers {
+		rep, err := node.NewReplica(node.ReplicaConfig{
+			Name:            p.Name,
+			Peers:           peers,
+			ListenAddr:      p.Addr,
+			RaftListener:    raftLns[i],
+			HTTPListener:    httpLns[i],
+			DataDir:         filepath.Join(dir, fmt.Sprintf("%s-%s", mode, p.Name)),
+			Mode:            mode,
+			SyncMode:        lanes.SyncModeNoSync,
+			TickInterval:    clusterTick,
+			HeartbeatTick:   heartbeatTicks(cfg),
+			ElectionTick:    electionTicks(cfg),
+			SnapshotEntries: math.MaxUint32, // only the forced snapshot
+			Transport: node.TCPTransportConfig{
+				Dial:  c.dialer(p.ID),
+				Trace: c.trace.record(p.ID),
+			},
+			Logger: cfg.Logger.With("replica", p.Name),
+		})
+		raftLns[i], httpLns[i] = nil, nil // the replica owns them now
+		if err != nil {
+			c.stop()
+			return nil, fmt.Errorf("start %s: %w", p.Name, err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- rep.Run(runCtx) }()
+		c.replicas = append(c.replicas, rep)
+		c.done = append(c.done, done)
+	}
+	return c, nil
+}
+
+func (c *benchCluster) dialer(self uint64) node.DialFunc {
+	return func(ctx context.Context, peer uint64, _ lanes.Lane, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.switches[[2]uint64{self, peer}].Wrap(conn), nil
+	}
+}
+
+// stop cancels every replica and waits for them.
+func (c *benchCluster) stop() error {
+	c.cancel()
+	var errs []error
+	for i, done := range c.done {
+		if err := <-done; err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.names[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitLeader returns the index of the replica all agree leads.
+func (c *benchCluster) waitLeader(ctx context.Context) (int, error) {
+	deadline := time.Now().Add(leaderWait)
+	for time.Now().Before(deadline) {
+		leader := -1
+		agreed := true
+		for i, r := range c.replicas {
+			st := r.Status()
+			if st.Role == "leader" {
+				leader = i
+			}
+			if st.LeaderRaftID == 0 || (leader >= 0 && st.LeaderRaftID != uint64(leader+1)) {
+				agreed = false
+			}
+		}
+		if leader >= 0 && agreed {
+			return leader, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("no leader agreed on within %v", leaderWait)
+}
+
+// counterSum reads a counter (summed over its series) from a replica.
+func counterSum(g prometheus.Gatherer, name string) (float64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, fmt.Errorf("gather %s: %w", name, err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total, nil
+}
+
+func (c *benchCluster) leaderChanges() ([]float64, error) {
+	out := make([]float64, len(c.replicas))
+	for i, r := range c.replicas {
+		v, err := counterSum(r.Registry(), node.MetricLeaderChanges)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func (c *benchCluster) maxTerm() uint64 {
+	var t uint64
+	for _, r := range c.replicas {
+		t = max(t, r.Status().Term)
+	}
+	return t
+}
+
+// writer keeps a steady write load on the leader and times each write.
+type writer struct {
+	mu        sync.Mutex
+	latencies []timedWrite
+	failed    int
+}
+
+type timedWrite struct {
+	at  time.Time
+	dur time.Duration
+}
+
+func (w *writer) run(ctx context.Context, leader *node.Replica, every time.Duration, value []byte) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	sem := make(chan struct{}, maxWritesInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			// Too many writes stuck: count the tick as a failed write
+			// rather than pile up goroutines.
+			w.mu.Lock()
+			w.failed++
+			w.mu.Unlock()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			start := time.Now()
+			_, err := leader.Put(ctx, fmt.Sprintf("load/%d", i%loadKeys), value)
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					w.failed++
+				}
+				return
+			}
+			w.latencies = append(w.latencies, timedWrite{at: start, dur: time.Since(start)})
+		})
+	}
+}
+
+func (w *writer) between(from, to time.Time) Latency {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var d []time.Duration
+	for _, tw := range w.latencies {
+		if !tw.at.Before(from) && !tw.at.After(to) {
+			d = append(d, tw.dur)
+		}
+	}
+	return summarize(d)
+}
+
+// preload fills the store so that a snapshot of it is about size bytes.
+func preload(ctx context.Context, leader *node.Replica, size int) error {
+	n := (size + preloadValueBytes - 1) / preloadValueBytes
+	value := make([]byte, preloadValueBytes)
+	for i := range value {
+		value[i] = byte(i*31 + i>>8)
+	}
+	keys := make(chan int, n)
+	for i := range n {
+		keys <- i
+	}
+	close(keys)
+	errc := make(chan error, preloadWorkers)
+	var wg sync.WaitGroup
+	for range preloadWorkers {
+		wg.Go(func() {
+			for i := range keys {
+				if _, err := leader.Put(ctx, fmt.Sprintf("preload/%05d", i), value); err != nil {
+					errc <- fmt.Errorf("preload: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResult, err error) {
+	dir, err := os.MkdirTemp("", "lanectl-bench-hol-")
+	if err != nil {
+		return res, fmt.Errorf("data directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	c, err := startCluster(ctx, mode, cfg, dir)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if stopErr := c.stop(); stopErr != nil && err == nil {
+			err = fmt.Errorf("stop cluster: %w", stopErr)
+		}
+	}()
+
+	li, err := c.waitLeader(ctx)
+	if err != nil {
+		return res, err
+	}
+	leader := c.replicas[li]
+	fi := (li + 1) % clusterSize
+	leaderID, followerID := uint64(li+1), uint64(fi+1)
+	cfg.Logger.Info("cluster up", "mode", mode.String(), "leader", c.names[li], "slow_follower", c.names[fi])
+	if err := preload(ctx, leader, cfg.SnapshotBytes); err != nil {
+		return res, err
+	}
+
+	// The slow link goes in only now, so the preload does not take ages.
+	linkOut, _ := NewLink(cfg.LinkBytesPerSecond, cfg.LinkChunk)
+	linkBack, _ := NewLink(cfg.LinkBytesPerSecond, cfg.LinkChunk)
+	c.switches[[2]uint64{leaderID, followerID}].Set(linkOut)
+	c.switches[[2]uint64{followerID, leaderID}].Set(linkBack)
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var w writer
+	var loadWG sync.WaitGroup
+	loadWG.Go(func() { w.run(loadCtx, leader, cfg.AppendInterval, make([]byte, cfg.EntryBytes)) })
+	defer func() {
+		stopLoad()
+		loadWG.Wait()
+	}()
+	select {
+	case <-ctx.Done():
+		return res, context.Cause(ctx)
+	case <-time.After(cfg.Warmup):
+	}
+
+	changes0, err := c.leaderChanges()
+	if err != nil {
+		return res, err
+	}
+	term0 := c.maxTerm()
+	wait0, err := waitHistograms(leader.Registry())
+	if err != nil {
+		return res, err
+	}
+	drops0, err := counterByLane(leader.Registry(), node.MetricDispatchDropped)
+	if err != nil {
+		return res, err
+	}
+	errs0, err := counterByLane(leader.Registry(), node.MetricDispatchErrors)
+	if err != nil {
+		return res, err
+	}
+
+	snapStart := time.Now()
+	forced, err := leader.ForceSnapshot(ctx, c.names[fi])
+	if err != nil {
+		return res, fmt.Errorf("force snapshot to %s: %w", c.names[fi], err)
+	}
+	snapDone, err := c.trace.waitSnapshot(ctx, leaderID, followerID, cfg.transferTimeout())
+	if err != nil {
+		return res, err
+	}
+	wait1, err := waitHistograms(leader.Registry())
+	if err != nil {
+		return res, err
+	}
+	select {
+	case <-ctx.Done():
+		return res, context.Cause(ctx)
+	case <-time.After(cfg.Tail):
+	}
+
+	appendLane, _ := lanes.Route(mode, raftpb.MessageType_MsgApp)
+	beatLane, _ := lanes.Route(mode, raftpb.MessageType_MsgHeartbeat)
+	res = ModeResult{
+		Mode:             mode.String(),
+		Append:           c.trace.traffic(raftpb.MessageType_MsgApp, leaderID, followerID, appendLane, snapStart, snapDone),
+		Heartbeat:        c.trace.traffic(raftpb.MessageType_MsgHeartbeat, leaderID, followerID, beatLane, snapStart, snapDone),
+		SnapshotBytes:    forced.SnapshotBytes,
+		SnapshotTransfer: snapDone.Sub(snapStart),
+		Writes:           w.between(snapStart, snapDone),
+	}
+	res.Append.QueueWait = histogramDelta(wait0, wait1, appendLane.String())
+	res.Heartbeat.QueueWait = histogramDelta(wait0, wait1, beatLane.String())
+	res.MaxHeartbeatGap = c.trace.heartbeatGap(leaderID, followerID, snapStart, snapDone)
+
+	changes1, err := c.leaderChanges()
+	if err != nil {
+		return res, err
+	}
+	for i := range changes1 {
+		res.Elections = max(res.Elections, int(changes1[i]-changes0[i]))
+	}
+	res.TermChanges = c.maxTerm() - term0
+	if res.Dropped, err = counterDelta(leader.Registry(), node.MetricDispatchDropped, drops0); err != nil {
+		return res, err
+	}
+	if res.Errors, err = counterDelta(leader.Registry(), node.MetricDispatchErrors, errs0); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func counterDelta(g prometheus.Gatherer, name string, before map[string]float64) (map[string]float64, error) {
+	now, err := counterByLane(g, name)
+	if err != nil {
+		return nil, err
+	}
+	for lane, v := range now {
+		now[lane] = v - before[lane]
+	}
+	return now, nil
+}
+
+// tracer collects every node's transport trace.
+type tracer struct {
+	mu        sync.Mutex
+	sent      map[traceKey][]time.Time // send start times, in order
+	matched   []tracedMsg
+	beats     map[[2]uint64][]time.Time // heartbeat arrivals by (from, to)
+	snapshots chan snapshotArrival
+}
+
+type snapshotArrival struct {
+	from, to uint64
+	at       time.Time
+}
+
+// traceKey identifies a message well enough to pair its send with its
+// arrival; messages that share a key are paired in order, which is the
+// order one (peer, lane) connection keeps.
+type traceKey struct {
+	typ                          raftpb.MessageType
+	from, to                     uint64
+	term, index, logTerm, commit uint64
+	entries                      int
+	reject                       bool
+}
+
+type tracedMsg struct {
+	key           traceKey
+	sent, arrived time.Time
+}
+
+func newTracer() *tracer {
+	return &tracer{
+		sent:      make(map[traceKey][]time.Time),
+		beats:     make(map[[2]uint64][]time.Time),
+		snapshots: make(chan snapshotArrival, 16),
+	}
+}
+
+func keyOf(m *raftpb.Message) traceKey {
+	return traceKey{
+		typ: m.GetType(), from: m.GetFrom(), to: m.GetTo(),
+		term: m.GetTerm(), index: m.GetIndex(), logTerm: m.GetLogTerm(), commit: m.GetCommit(),
+		entries: len(m.GetEntries()), reject: m.GetReject(),
+	}
+}
+
+// record returns node self's Trace hook.
+func (tr *tracer) record(self uint64) func(node.TraceEvent) {
+	return func(ev node.TraceEvent) {
+		k := keyOf(ev.Msg)
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		if !ev.Received {
+			if ev.Err == nil {
+				tr.sent[k] = append(tr.sent[k], ev.Start)
+			}
+			return
+		}
+		if q := tr.sent[k]; len(q) > 0 {
+			tr.matched = append(tr.matched, tracedMsg{key: k, sent: q[0], arrived: ev.Start})
+			tr.sent[k] = q[1:]
+		}
+		switch k.typ {
+		case raftpb.MessageType_MsgHeartbeat:
+			pair := [2]uint64{ev.Peer, self}
+			tr.beats[pair] = append(tr.beats[pair], ev.Start)
+		case raftpb.MessageType_MsgSnap:
+			select {
+			case tr.snapshots <- snapshotArrival{from: ev.Peer, to: self, at: ev.Start}:
+			default:
+			}
+		}
+	}
+}
+
+// waitSnapshot waits for a snapshot from one node to reach another.
+func (tr *tracer) waitSnapshot(ctx context.Context, from, to uint64, timeout time.Duration) (time.Time, error) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Time{}, context.Cause(ctx)
+		case <-deadline:
+			return time.Time{}, fmt.Errorf("no snapshot reached node %d within %v", to, timeout)
+		case s := <-tr.snapshots:
+			if s.from == from && s.to == to {
+				return s.at, nil
+			}
+		}
+	}
+}
+
+// traffic summarises messages of one type from one node to another sent in
+// [from, to]. Delivery is send start to arrival; QueueWait is left for the
+// dispatcher's histogram.
+func (tr *tracer) traffic(typ raftpb.MessageType, src, dst uint64, lane lanes.Lane, from, to time.Time) Traffic {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var d []time.Duration
+	for _, m := range tr.matched {
+		if m.key.typ == typ && m.key.from == src && m.key.to == dst && !m.sent.Before(from) && !m.sent.After(to) {
+			d = append(d, m.arrived.Sub(m.sent))
+		}
+	}
+	lost := 0
+	for k, q := range tr.sent {
+		if k.typ != typ || k.from != src || k.to != dst {
+			continue
+		}
+		for _, s := range q {
+			if !s.Before(from) && !s.After(to) {
+				lost++
+			}
+		}
+	}
+	return Traffic{Lane: lane.String(), Delivery: summarize(d), Lost: lost}
+}
+
+func (tr *tracer) heartbeatGap(src, dst uint64, from, to time.Time) time.Duration {
+	tr.mu.Lock()
+	beats := slices.Clone(tr.beats[[2]uint64{src, dst}])
+	tr.mu.Unlock()
+	r := recorder{beats: beats}
+	gap, _ := r.heartbeatGaps(from, to, math.MaxInt64)
+	return gap
+}
+
+// bucketCounts is one lane's queue-wait histogram: upper bounds and
+// cumulative counts.
+type bucketCounts struct {
+	bounds []float64
+	counts []uint64
+	total  uint64
+}
+
+func waitHistograms(g prometheus.Gatherer) (map[string]bucketCounts, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, fmt.Errorf("gather %s: %w", node.MetricDispatchWait, err)
+	}
+	out := make(map[string]bucketCounts)
+	for _, mf := range mfs {
+		if mf.GetName() != node.MetricDispatchWait {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			out[labelValue(m, "lane")] = histogramOf(m.GetHistogram())
+		}
+	}
+	return out, nil
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, lp := range m.GetLabel() {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
+}
+
+func histogramOf(h *dto.Histogram) bucketCounts {
+	var b bucketCounts
+	for _, bk := range h.GetBucket() {
+		b.bounds = append(b.bounds, bk.GetUpperBound())
+		b.counts = append(b.counts, bk.GetCumulativeCount())
+	}
+	b.total = h.GetSampleCount()
+	return b
+}
+
+// histogramDelta estimates the percentiles of the observations made between
+// two gatherings of a lane's histogram, interpolating inside buckets as
+// PromQL's histogram_quantile does. Max is the upper bound of the highest
+// bucket that grew.
+func histogramDelta(before, after map[string]bucketCounts, lane string) Latency {
+	a, b := after[lane], before[lane]
+	if len(a.counts) == 0 {
+		return Latency{}
+	}
+	counts := make([]uint64, len(a.counts))
+	for i := range a.counts {
+		counts[i] = a.counts[i]
+		if i < len(b.counts) {
+			counts[i] -= b.counts[i]
+		}
+	}
+	total := a.total - b.total
+	if total == 0 {
+		return Latency{}
+	}
+	quantile := func(q float64) time.Duration {
+		rank := q * float64(total)
+		lower, prev := 0.0, uint64(0)
+		for i, c := range counts {
+			if float64(c) >= rank {
+				if c == prev {
+					return seconds(a.bounds[i])
+				}
+				return seconds(lower + (a.bounds[i]-lower)*(rank-float64(prev))/float64(c-prev))
+			}
+			lower, prev = a.bounds[i], c
+		}
+		return seconds(lower)
+	}
+	l := Latency{Count: int(total), P50: quantile(0.5), P99: quantile(0.99)}
+	prev := uint64(0)
+	for i, c := range counts {
+		if c > prev {
+			l.Max = seconds(a.bounds[i])
+		}
+		prev = c
+	}
+	if prev < total {
+		// Observations above the last bound.
+		l.Max = seconds(a.bounds[len(a.bounds)-1])
+	}
+	return l
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
