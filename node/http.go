@@ -33,6 +33,9 @@ type Status struct {
 	LeaderCommit uint64 `json:"leader_commit"`
 	LanesEnabled bool   `json:"lanes_enabled"`
 	SyncMode     string `json:"sync_mode"`
+	// SnapshotsInstalled counts snapshots received from a leader since the
+	// replica started.
+	SnapshotsInstalled uint64 `json:"snapshots_installed"`
 
 	leaderCommitAt time.Time
 }

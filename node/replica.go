@@ -95,6 +95,7 @@ type Replica struct {
 	leaderCommitAt time.Time
 	force          *forceState
 	isolated       uint64
+	installed      uint64
 }
 
 type proposal struct {
@@ -618,6 +619,7 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 		return err
 	}
 	r.snapIndex, r.applied = idx, idx
+	r.installed++
 	r.confState = snap.GetMetadata().GetConfState()
 	keys, size := r.kv.size()
 	r.log.Info("installed snapshot from leader", "index", idx, "bytes", len(snap.GetData()), "keys", keys, "kv_bytes", size)
@@ -748,6 +750,8 @@ func (r *Replica) publish() {
 		SnapshotIndex: r.snapIndex,
 		LanesEnabled:  r.cfg.Mode == lanes.ModeFourLane,
 		SyncMode:      r.cfg.SyncMode.String(),
+
+		SnapshotsInstalled: r.installed,
 	}
 	if bs.Lead != raft.None {
 		st.Leader = r.peerName(bs.Lead)

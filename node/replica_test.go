@@ -1,34 +1,575 @@
 package node_test
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/nodetest"
 )
 
-func TestClusterSmoke(t *testing.T) {
-	c := nodetest.StartCluster(t, 3, nodetest.Options{Env: []nodetest.Env{nodetest.FourLane(), nodetest.FourLane(), nodetest.FourLane()}})
-	leader := c.WaitLeader(10 * time.Second)
+const waitLong = 15 * time.Second
+
+// testOptions gives small snapshot thresholds so tests reach compaction
+// after a few hundred writes.
+func testOptions(envs ...nodetest.Env) nodetest.Options {
+	return nodetest.Options{Env: envs, SnapshotEntries: 50, SnapshotCatchUpEntries: 10}
+}
+
+func value(key string) []byte { return []byte("value-of-" + key) }
+
+// putMany writes count keys with the given prefix through replica via and
+// returns the highest applied index.
+func putMany(t *testing.T, c *nodetest.Cluster, via int, prefix string, count int) uint64 {
+	t.Helper()
 	var last uint64
-	for i := range 20 {
-		idx, err := c.Put(i%3, fmt.Sprintf("k%d", i), []byte(fmt.Sprintf("v%d", i)))
+	for i := range count {
+		key := fmt.Sprintf("%s-%04d", prefix, i)
+		idx, err := c.Put(via, key, value(key))
+		if err != nil {
+			t.Fatalf("put %s via %s: %v", key, c.Name(via), err)
+		}
+		last = max(last, idx)
+	}
+	return last
+}
+
+// checkKeys asserts that replica i holds every key with its value.
+func checkKeys(t *testing.T, c *nodetest.Cluster, i int, keys []string) {
+	t.Helper()
+	missing := 0
+	for _, k := range keys {
+		got, ok, err := c.Get(i, k)
+		if err != nil {
+			t.Fatalf("get %s from %s: %v", k, c.Name(i), err)
+		}
+		if !ok || !bytes.Equal(got, value(k)) {
+			if missing < 3 {
+				t.Errorf("%s: key %s = %q (present %v), want %q", c.Name(i), k, got, ok, value(k))
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%s: %d of %d keys missing or wrong", c.Name(i), missing, len(keys))
+	}
+}
+
+func keyRange(prefix string, count int) []string {
+	out := make([]string, count)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%04d", prefix, i)
+	}
+	return out
+}
+
+func otherEnv(e nodetest.Env) nodetest.Env {
+	on, _ := lanes.ParseLanesFlag(e[lanes.FlagEnv])
+	if on {
+		return e.With(lanes.FlagEnv, "0")
+	}
+	return e.With(lanes.FlagEnv, "1")
+}
+
+func TestClusterInEachMode(t *testing.T) {
+	tests := []struct {
+		name string
+		env  nodetest.Env
+	}{
+		{"legacy/sync", nodetest.Legacy()},
+		{"four-lane/sync", nodetest.FourLane()},
+		{"four-lane/nosync", nodetest.FourLane().With(lanes.SyncModeEnv, "nosync")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := nodetest.StartCluster(t, 3, testOptions(tt.env, tt.env, tt.env))
+			leader := c.WaitLeader(waitLong)
+			wantLanes, _ := lanes.ParseLanesFlag(tt.env[lanes.FlagEnv])
+			wantSync, _ := lanes.ParseSyncMode(tt.env[lanes.SyncModeEnv])
+			for i := range 3 {
+				st, err := c.Status(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.LanesEnabled != wantLanes || st.SyncMode != wantSync.String() {
+					t.Errorf("%s: got lanes_enabled=%v sync_mode=%s, want %v %s", c.Name(i), st.LanesEnabled, st.SyncMode, wantLanes, wantSync)
+				}
+			}
+
+			// Replicates: every replica applies every write.
+			last := putMany(t, c, (leader+1)%3, "a", 30)
+			for i := range 3 {
+				c.WaitApplied(i, last, waitLong)
+				checkKeys(t, c, i, keyRange("a", 30))
+			}
+
+			// Survives the leader being stopped mid-load, losing no
+			// acknowledged write.
+			via := (leader + 1) % 3
+			acked := writeWhile(t, c, via, "b", func() {
+				c.Stop(leader)
+			})
+			newLeader := c.WaitLeader(waitLong)
+			if newLeader == leader {
+				t.Fatalf("leader %s still reported after it stopped", c.Name(leader))
+			}
+			last = putMany(t, c, via, "c", 20)
+			for i := range 3 {
+				if i == leader {
+					continue
+				}
+				c.WaitApplied(i, last, waitLong)
+				checkKeys(t, c, i, acked)
+			}
+			c.Restart(leader, tt.env)
+
+			// A follower restarted with the other flag value, after the
+			// leader compacted past it, catches up by snapshot.
+			leader = c.WaitLeader(waitLong)
+			follower := (leader + 1) % 3
+			c.Stop(follower)
+			last = putMany(t, c, leader, "d", 150)
+			c.Restart(follower, otherEnv(tt.env))
+			c.WaitApplied(follower, last, waitLong)
+			st, err := c.Status(follower)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.SnapshotsInstalled == 0 {
+				t.Errorf("%s caught up without a snapshot (applied %d); want it installed from the leader", c.Name(follower), st.Applied)
+			}
+			if st.LanesEnabled == wantLanes {
+				t.Errorf("%s: lanes_enabled=%v after restart with the other flag value", c.Name(follower), st.LanesEnabled)
+			}
+			for _, prefix := range []string{"a", "c"} {
+				n := map[string]int{"a": 30, "c": 20}[prefix]
+				checkKeys(t, c, follower, keyRange(prefix, n))
+			}
+			checkKeys(t, c, follower, keyRange("d", 150))
+			checkKeys(t, c, follower, acked)
+		})
+	}
+}
+
+// writeWhile writes keys through replica via from a goroutine while action
+// runs, keeps writing until ten more writes are acknowledged after it, and
+// returns the keys whose writes were acknowledged.
+func writeWhile(t *testing.T, c *nodetest.Cluster, via int, prefix string, action func()) []string {
+	t.Helper()
+	var (
+		mu      sync.Mutex
+		acked   []string
+		after   = -1
+		actDone = make(chan struct{})
+		done    = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(waitLong)
+		for i := 0; time.Now().Before(deadline); i++ {
+			key := fmt.Sprintf("%s-%04d", prefix, i)
+			_, err := c.Put(via, key, value(key))
+			mu.Lock()
+			if err == nil {
+				acked = append(acked, key)
+			}
+			select {
+			case <-actDone:
+				if after < 0 {
+					after = len(acked)
+				}
+			default:
+			}
+			stop := after >= 0 && len(acked) >= after+10
+			mu.Unlock()
+			if stop {
+				return
+			}
+		}
+	}()
+	// Let some writes land before acting.
+	c.WaitFor(waitLong, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 10, fmt.Sprintf("%d writes acknowledged", len(acked))
+	})
+	action()
+	close(actDone)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if after < 0 || len(acked) < after+10 {
+		t.Fatalf("writes did not resume after the action: %d acknowledged, %d before it", len(acked), after)
+	}
+	return acked
+}
+
+func TestMixedModeCluster(t *testing.T) {
+	envs := []nodetest.Env{nodetest.FourLane(), nodetest.Legacy(), nodetest.FourLane().With(lanes.SyncModeEnv, "nosync")}
+	c := nodetest.StartCluster(t, 3, testOptions(envs...))
+	leader := c.WaitLeader(waitLong)
+	var last uint64
+	for i := range 3 {
+		last = max(last, putMany(t, c, i, fmt.Sprintf("via%d", i), 20))
+	}
+	for i := range 3 {
+		c.WaitApplied(i, last, waitLong)
+		for j := range 3 {
+			checkKeys(t, c, i, keyRange(fmt.Sprintf("via%d", j), 20))
+		}
+	}
+	// A forced snapshot to each follower, whatever their layouts.
+	for i := range 3 {
+		if i == leader {
+			continue
+		}
+		before, err := c.Status(i)
 		if err != nil {
 			t.Fatal(err)
 		}
-		last = idx
-	}
-	for i := range 3 {
-		c.WaitApplied(i, last, 5*time.Second)
-		v, ok, err := c.Get(i, "k7")
-		if err != nil || !ok || string(v) != "v7" {
-			t.Errorf("replica %d: got %q %v %v, want v7", i, v, ok, err)
+		res, err := c.ForceSnapshot(leader, c.Name(i))
+		if err != nil {
+			t.Fatalf("force snapshot to %s: %v", c.Name(i), err)
 		}
+		if res.Peer != c.Name(i) || res.SnapshotBytes == 0 {
+			t.Errorf("force snapshot result %+v, want peer %s and a non-empty snapshot", res, c.Name(i))
+		}
+		c.WaitFor(waitLong, func() (bool, string) {
+			st, err := c.Status(i)
+			if err != nil {
+				return false, err.Error()
+			}
+			return st.SnapshotsInstalled > before.SnapshotsInstalled && st.Applied >= res.SnapshotIndex,
+				fmt.Sprintf("%s: snapshots installed %d (was %d), applied %d, want >= %d", c.Name(i), st.SnapshotsInstalled, before.SnapshotsInstalled, st.Applied, res.SnapshotIndex)
+		})
 	}
-	res, err := c.ForceSnapshot(leader, c.Name((leader+1)%3))
+	last = putMany(t, c, (leader+1)%3, "after", 10)
+	for i := range 3 {
+		c.WaitApplied(i, last, waitLong)
+		checkKeys(t, c, i, keyRange("after", 10))
+		checkKeys(t, c, i, keyRange("via0", 20))
+	}
+}
+
+func TestForceSnapshotRefusals(t *testing.T) {
+	c := nodetest.StartCluster(t, 3, testOptions())
+	leader := c.WaitLeader(waitLong)
+	follower := (leader + 1) % 3
+	tests := []struct {
+		name string
+		via  int
+		peer string
+		want string
+	}{
+		{"on a follower", follower, c.Name(leader), "409"},
+		{"to the leader itself", leader, c.Name(leader), "400"},
+		{"to an unknown peer", leader, "n9", "400"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.ForceSnapshot(tt.via, tt.peer)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error with status %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOneReplicaCluster(t *testing.T) {
+	c := nodetest.StartCluster(t, 1, testOptions(nodetest.FourLane()))
+	if got := c.WaitLeader(waitLong); got != 0 {
+		t.Fatalf("leader index %d, want 0", got)
+	}
+	putMany(t, c, 0, "solo", 120) // crosses the snapshot threshold
+	c.Restart(0, nodetest.Legacy())
+	c.WaitLeader(waitLong)
+	checkKeys(t, c, 0, keyRange("solo", 120))
+	if _, err := c.ForceSnapshot(0, c.Name(0)); err == nil {
+		t.Errorf("force snapshot in a one-replica cluster succeeded, want a refusal")
+	}
+}
+
+func TestHealthzGoesHealthyAsReplicaCatchesUp(t *testing.T) {
+	opts := testOptions(nodetest.FourLane(), nodetest.FourLane(), nodetest.FourLane())
+	opts.HealthMaxLag = 5
+	c := nodetest.StartCluster(t, 3, opts)
+	leader := c.WaitLeader(waitLong)
+	follower := (leader + 1) % 3
+	c.WaitFor(waitLong, func() (bool, string) {
+		code, body, err := c.Health(follower)
+		return err == nil && code == 200, fmt.Sprintf("%d %s %v", code, body, err)
+	})
+	c.Stop(follower)
+	putMany(t, c, leader, "h", 100)
+	c.Restart(follower, nodetest.Legacy())
+
+	var seen []string
+	c.WaitFor(waitLong, func() (bool, string) {
+		code, body, err := c.Health(follower)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(seen) == 0 || !strings.HasPrefix(seen[len(seen)-1], fmt.Sprint(code)) {
+			seen = append(seen, fmt.Sprintf("%d %s", code, strings.TrimSpace(body)))
+		}
+		return code == 200, body
+	})
+	if len(seen) < 2 || !strings.HasPrefix(seen[0], "503 ") {
+		t.Fatalf("healthz went %q, want 503 (with a reason) before 200", seen)
+	}
+	lead, err := c.Status(leader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("forced: %+v", res)
+	st, err := c.Status(follower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Applied+5 < lead.Commit-20 { // the leader may have moved on since
+		t.Errorf("healthy with applied %d while the leader's commit is %d", st.Applied, lead.Commit)
+	}
+	t.Logf("healthz sequence: %q", seen)
+}
+
+func TestHealthReasons(t *testing.T) {
+	now := time.Now()
+	leader := node.Status{Role: "leader", Leader: "n1", LeaderRaftID: 1, Commit: 100, Applied: 100, LeaderCommit: 100}
+	tests := []struct {
+		name   string
+		st     node.Status
+		ok     bool
+		reason string
+	}{
+		{"no leader", node.Status{Role: "candidate", Term: 4}, false, "no leader known"},
+		{"commit unknown", node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1}, false, "commit index is not known"},
+		{"lagging", node.StatusForTest(node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1, Applied: 10, LeaderCommit: 100}, now), false, "90 behind"},
+		{"stale", node.StatusForTest(node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1, Applied: 100, LeaderCommit: 100}, now.Add(-time.Minute)), false, "has not confirmed"},
+		{"caught up", node.StatusForTest(node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1, Applied: 98, LeaderCommit: 100}, now), true, "ok"},
+		{"leader", node.StatusForTest(leader, now), true, "ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, reason := tt.st.Health(5, now)
+			if ok != tt.ok || !strings.Contains(reason, tt.reason) {
+				t.Errorf("got %v %q, want %v and a reason containing %q", ok, reason, tt.ok, tt.reason)
+			}
+		})
+	}
+}
+
+// metricSpec is one DESIGN.md metric: its type and label names (node_id
+// included).
+var metricSpecs = map[string]struct {
+	typ    dto.MetricType
+	labels []string
+}{
+	node.MetricDispatchDropped:  {dto.MetricType_COUNTER, []string{"lane", "node_id", "peer"}},
+	node.MetricDispatchErrors:   {dto.MetricType_COUNTER, []string{"lane", "node_id", "peer"}},
+	node.MetricDispatchSent:     {dto.MetricType_COUNTER, []string{"lane", "node_id", "peer"}},
+	node.MetricDispatchDepth:    {dto.MetricType_GAUGE, []string{"lane", "node_id", "peer"}},
+	node.MetricDispatchWait:     {dto.MetricType_HISTOGRAM, []string{"lane", "node_id"}},
+	node.MetricLanesEnabled:     {dto.MetricType_GAUGE, []string{"node_id"}},
+	node.MetricFSMApplySyncMode: {dto.MetricType_GAUGE, []string{"mode", "node_id"}},
+	node.MetricLeaderChanges:    {dto.MetricType_COUNTER, []string{"node_id"}},
+	node.MetricTerm:             {dto.MetricType_GAUGE, []string{"node_id"}},
+	node.MetricCommitIndex:      {dto.MetricType_GAUGE, []string{"node_id"}},
+	node.MetricAppliedIndex:     {dto.MetricType_GAUGE, []string{"node_id"}},
+	node.MetricLastContact:      {dto.MetricType_GAUGE, []string{"node_id"}},
+	node.MetricIsLeader:         {dto.MetricType_GAUGE, []string{"node_id"}},
+}
+
+func TestMetricsExposeDesignNames(t *testing.T) {
+	c := nodetest.StartCluster(t, 3, testOptions(nodetest.FourLane(), nodetest.Legacy(), nodetest.FourLane()))
+	leader := c.WaitLeader(waitLong)
+	putMany(t, c, leader, "m", 20)
+	// Make the leader send a snapshot to a four-lane and a legacy peer, so
+	// the snapshot lane has traffic to show.
+	for i := range 3 {
+		if i != leader {
+			if _, err := c.ForceSnapshot(leader, c.Name(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 3 {
+		text, err := c.Metrics(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("%s: parse /metrics: %v", c.Name(i), err)
+		}
+		st, err := c.Status(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLanes := map[bool][]string{true: {"heartbeat", "other", "replication", "snapshot"}, false: {"heartbeat", "normal"}}[st.LanesEnabled]
+		for name, spec := range metricSpecs {
+			fam, ok := fams[name]
+			if !ok {
+				t.Errorf("%s: metric %s missing", c.Name(i), name)
+				continue
+			}
+			if fam.GetType() != spec.typ {
+				t.Errorf("%s: %s has type %s, want %s", c.Name(i), name, fam.GetType(), spec.typ)
+			}
+			lanesSeen := map[string]bool{}
+			for _, m := range fam.GetMetric() {
+				var got []string
+				for _, lp := range m.GetLabel() {
+					got = append(got, lp.GetName())
+					switch lp.GetName() {
+					case "node_id":
+						if lp.GetValue() != c.Name(i) {
+							t.Errorf("%s: %s has node_id=%q, want %q", c.Name(i), name, lp.GetValue(), c.Name(i))
+						}
+					case "lane":
+						lanesSeen[lp.GetValue()] = true
+					case "peer":
+						if lp.GetValue() == c.Name(i) || !strings.HasPrefix(lp.GetValue(), "n") {
+							t.Errorf("%s: %s has peer=%q, want another replica's name", c.Name(i), name, lp.GetValue())
+						}
+					}
+				}
+				if strings.Join(got, ",") != strings.Join(spec.labels, ",") {
+					t.Errorf("%s: %s has labels %v, want %v", c.Name(i), name, got, spec.labels)
+				}
+			}
+			if containsLabel(spec.labels, "lane") {
+				var got []string
+				for _, l := range wantLanes {
+					if lanesSeen[l] {
+						got = append(got, l)
+					}
+				}
+				if len(got) != len(wantLanes) || len(lanesSeen) != len(wantLanes) {
+					t.Errorf("%s: %s has lanes %v, want exactly %v", c.Name(i), name, lanesSeen, wantLanes)
+				}
+			}
+		}
+		checkGauge(t, fams, c.Name(i), node.MetricLanesEnabled, nil, map[bool]float64{true: 1, false: 0}[st.LanesEnabled])
+		checkGauge(t, fams, c.Name(i), node.MetricIsLeader, nil, map[bool]float64{true: 1, false: 0}[i == leader])
+		checkGauge(t, fams, c.Name(i), node.MetricFSMApplySyncMode, map[string]string{"mode": "sync"}, 1)
+		checkGauge(t, fams, c.Name(i), node.MetricFSMApplySyncMode, map[string]string{"mode": "nosync"}, 0)
+		checkGauge(t, fams, c.Name(i), node.MetricTerm, nil, float64(st.Term))
+		if i == leader {
+			checkGauge(t, fams, c.Name(i), node.MetricLastContact, nil, 0)
+			// The forced snapshot went through the snapshot lane (four-lane
+			// leader) or the normal lane (legacy leader).
+			lane := map[bool]string{true: "snapshot", false: "normal"}[st.LanesEnabled]
+			var sent float64
+			for _, m := range fams[node.MetricDispatchSent].GetMetric() {
+				if labelValue(m, "lane") == lane {
+					sent += m.GetCounter().GetValue()
+				}
+			}
+			if sent < 2 {
+				t.Errorf("%s: %d messages sent in the %s lane after two forced snapshots, want >= 2", c.Name(i), int(sent), lane)
+			}
+		}
+	}
+}
+
+func containsLabel(labels []string, l string) bool {
+	for _, x := range labels {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, lp := range m.GetLabel() {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
+}
+
+func checkGauge(t *testing.T, fams map[string]*dto.MetricFamily, replica, name string, match map[string]string, want float64) {
+	t.Helper()
+	for _, m := range fams[name].GetMetric() {
+		ok := true
+		for k, v := range match {
+			ok = ok && labelValue(m, k) == v
+		}
+		if ok {
+			if got := m.GetGauge().GetValue(); got != want {
+				t.Errorf("%s: %s%v = %v, want %v", replica, name, match, got, want)
+			}
+			return
+		}
+	}
+	t.Errorf("%s: no %s%v series", replica, name, match)
+}
+
+func TestRestartRefusesDamagedDataDir(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(dir string) error
+		file   string
+		want   string
+	}{
+		{"fsm.db missing", func(dir string) error { return os.Remove(filepath.Join(dir, node.FSMDBFile)) }, node.FSMDBFile, "is missing"},
+		{"raft.db missing", func(dir string) error { return os.Remove(filepath.Join(dir, node.RaftDBFile)) }, node.RaftDBFile, "is missing"},
+		{"raft.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.RaftDBFile), 0) }, node.RaftDBFile, "corrupt"},
+		{"fsm.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.FSMDBFile), 0) }, node.FSMDBFile, "corrupt"},
+		{"raft.db truncated", func(dir string) error { return os.Truncate(filepath.Join(dir, node.RaftDBFile), 100) }, node.RaftDBFile, "corrupt"},
+		{"raft.db is someone else's bbolt file", func(dir string) error {
+			src, err := os.ReadFile(filepath.Join(dir, node.FSMDBFile))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, node.RaftDBFile), src, 0o600)
+		}, node.RaftDBFile, "corrupt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := nodetest.StartCluster(t, 1, testOptions())
+			c.WaitLeader(waitLong)
+			putMany(t, c, 0, "x", 5)
+			c.Stop(0)
+			dir := c.DataDir(0)
+			if err := tt.damage(dir); err != nil {
+				t.Fatal(err)
+			}
+			err := c.TryRestart(0, nil)
+			if err == nil {
+				t.Fatalf("replica started on a data directory with %s, want an error", tt.name)
+			}
+			path := filepath.Join(dir, tt.file)
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got error %q, want it to name %s and say %q", err, path, tt.want)
+			}
+		})
+	}
+}
+
+// overwrite replaces the first 8 KiB (bbolt's two meta pages) at offset with
+// garbage.
+func overwrite(path string, offset int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 8192), offset); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

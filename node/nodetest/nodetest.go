@@ -67,6 +67,9 @@ type Options struct {
 	SnapshotEntries        uint64
 	SnapshotCatchUpEntries uint64
 	HealthMaxLag           uint64
+	// ProposalTimeout bounds each PUT; defaults to 2s so a write lost with
+	// a stopped leader fails quickly.
+	ProposalTimeout time.Duration
 	// Transport tunes each replica's TCP transport (e.g. Dial to put a
 	// simulated link in the way).
 	Transport node.TCPTransportConfig
@@ -104,6 +107,9 @@ func StartCluster(t testing.TB, n int, opts Options) *Cluster {
 	}
 	if opts.TickInterval == 0 {
 		opts.TickInterval = 20 * time.Millisecond
+	}
+	if opts.ProposalTimeout == 0 {
+		opts.ProposalTimeout = 2 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -175,6 +181,7 @@ func (c *Cluster) config(i int, raftLn, httpLn net.Listener) node.ReplicaConfig 
 		SnapshotEntries:        c.opts.SnapshotEntries,
 		SnapshotCatchUpEntries: c.opts.SnapshotCatchUpEntries,
 		HealthMaxLag:           c.opts.HealthMaxLag,
+		ProposalTimeout:        c.opts.ProposalTimeout,
 		Transport:              c.opts.Transport,
 		Logger:                 log,
 	}
