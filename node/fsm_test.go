@@ -1,0 +1,108 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lanectl/lanectl/lanes"
+)
+
+func TestCommandCodec(t *testing.T) {
+	tests := []command{
+		{kind: cmdPut, requestID: 1, key: "k", value: []byte("v")},
+		{kind: cmdPut, requestID: 1 << 60, key: "key with spaces/and/slashes", value: nil},
+		{kind: cmdPut, requestID: 7, key: "big", value: bytes.Repeat([]byte{0}, 1<<16)},
+		{kind: cmdNoop, requestID: 42},
+	}
+	for _, want := range tests {
+		got, err := decodeCommand(encodeCommand(want))
+		if err != nil {
+			t.Fatalf("decode %+v: %v", want, err)
+		}
+		if got.kind != want.kind || got.requestID != want.requestID || got.key != want.key || !bytes.Equal(got.value, want.value) {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	}
+	for _, bad := range [][]byte{nil, {9, 1}, {cmdPut}, {cmdPut, 1, 200}} {
+		if _, err := decodeCommand(bad); err == nil {
+			t.Errorf("decode %v: got no error, want one", bad)
+		}
+	}
+}
+
+func TestKVStoreSnapshotRestore(t *testing.T) {
+	dir := t.TempDir()
+	src, err := openKVStore(filepath.Join(dir, "a.db"), lanes.SyncModeSync, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.close()
+	var puts []command
+	for i := range 100 {
+		puts = append(puts, command{kind: cmdPut, key: fmt.Sprintf("k%03d", i), value: []byte(strings.Repeat("x", i))})
+	}
+	if err := src.apply(puts, 100); err != nil {
+		t.Fatal(err)
+	}
+	data := src.snapshotData()
+
+	dst, err := openKVStore(filepath.Join(dir, "b.db"), lanes.SyncModeNoSync, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.apply([]command{{kind: cmdPut, key: "stale", value: []byte("gone after restore")}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.restore(data, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dst.get("stale"); ok {
+		t.Errorf("key from before the restore survived it")
+	}
+	if err := dst.close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopen: the restored state is on disk, not only in memory.
+	dst, err = openKVStore(filepath.Join(dir, "b.db"), lanes.SyncModeNoSync, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.close()
+	if got := dst.appliedIndex(); got != 100 {
+		t.Errorf("got applied %d, want 100", got)
+	}
+	for _, p := range puts {
+		if got, ok := dst.get(p.key); !ok || !bytes.Equal(got, p.value) {
+			t.Errorf("key %s: got %q %v, want %q", p.key, got, ok, p.value)
+		}
+	}
+	wantKeys, wantBytes := src.size()
+	if keys, size := dst.size(); keys != wantKeys || size != wantBytes {
+		t.Errorf("got %d keys %d bytes, want %d %d", keys, size, wantKeys, wantBytes)
+	}
+}
+
+func TestDecodeSnapshotRejectsDamage(t *testing.T) {
+	s := &kvStore{data: map[string][]byte{"a": []byte("1"), "b": []byte("22")}, bytes: 5}
+	good := s.snapshotData()
+	flipped := bytes.Clone(good)
+	flipped[6] ^= 0xff
+	tests := map[string][]byte{
+		"empty":         nil,
+		"foreign":       []byte("not a snapshot at all"),
+		"truncated":     good[:len(good)-3],
+		"flipped byte":  flipped,
+		"trailing data": append(bytes.Clone(good[:len(good)-4]), 'x', 0, 0, 0, 0),
+	}
+	for name, data := range tests {
+		if _, _, err := decodeSnapshot(data); err == nil {
+			t.Errorf("%s: got no error, want one", name)
+		}
+	}
+	if _, _, err := decodeSnapshot(good); err != nil {
+		t.Errorf("intact snapshot: %v", err)
+	}
+}
