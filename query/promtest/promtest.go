@@ -50,6 +50,9 @@ type Options struct {
 	// Backfill is an OpenMetrics file (see OpenMetrics) written into the
 	// data directory with promtool before the server starts.
 	Backfill string
+	// RuleFiles are Prometheus rule files the server loads (rule_files),
+	// evaluated every ScrapeInterval.
+	RuleFiles []string
 }
 
 // Server is a running Prometheus.
@@ -185,6 +188,12 @@ func tail(path string) string {
 func config(opts Options) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n", opts.ScrapeInterval, opts.ScrapeInterval)
+	if len(opts.RuleFiles) > 0 {
+		fmt.Fprintf(&b, "  evaluation_interval: %s\nrule_files:\n", opts.ScrapeInterval)
+		for _, f := range opts.RuleFiles {
+			fmt.Fprintf(&b, "  - %s\n", strconv.Quote(f))
+		}
+	}
 	if len(opts.Targets) == 0 {
 		return b.String(), nil
 	}
