@@ -14,7 +14,7 @@ type metricSet map[string]bool
 // summary family X is read as X_bucket, X_sum and X_count.
 func (s metricSet) addFamily(name, typ string) {
 	switch typ {
-	case "histogram":
+	case "histogram", "gauge_histogram":
 		s[name+"_bucket"], s[name+"_sum"], s[name+"_count"] = true, true, true
 	case "summary":
 		s[name], s[name+"_sum"], s[name+"_count"] = true, true, true
