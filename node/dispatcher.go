@@ -54,6 +54,19 @@ type DispatcherConfig struct {
 	// PeerLabel names a peer in the `peer` metric label and in logs. Nil
 	// uses the decimal raft ID.
 	PeerLabel func(id uint64) string
+	// InjectDrops, when Every > 0, drops every Every-th message routed to
+	// Lane as if the lane were full: counted, logged and reported to raft
+	// like any other drop. It exists so a canary's gates can be shown to
+	// fail on real drop metrics (lanectl demo --inject-heartbeat-drops, the
+	// rollout tests); it is never on unless asked for.
+	InjectDrops DropInjection
+}
+
+// DropInjection selects deliberate drops in one lane; see
+// DispatcherConfig.InjectDrops.
+type DropInjection struct {
+	Lane  lanes.Lane
+	Every uint64
 }
 
 // Dispatcher routes outbound raft messages into per-peer lanes, each drained
@@ -68,6 +81,8 @@ type Dispatcher struct {
 	logEvery    uint64
 	peerLabel   func(uint64) string
 	epoch       time.Time
+	inject      DropInjection
+	injectSeen  uint64
 
 	// Owned by the goroutine that owns the RawNode.
 	peers   map[uint64]*lanePeer
@@ -163,6 +178,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		logEvery:    cfg.DropLogEvery,
 		peerLabel:   cfg.PeerLabel,
 		epoch:       time.Now(),
+		inject:      cfg.InjectDrops,
 		peers:       make(map[uint64]*lanePeer),
 		unknown:     make(map[unknownKey]*laneCounters),
 		pending:     make(chan struct{}, 1),
@@ -271,6 +287,13 @@ func (d *Dispatcher) dispatch(m *raftpb.Message) {
 		return
 	}
 	lq := p.lanes[lane]
+	if d.inject.Every > 0 && lane == d.inject.Lane {
+		d.injectSeen++
+		if d.injectSeen%d.inject.Every == 0 {
+			d.drop(&lq.laneCounters, lane, to, typ)
+			return
+		}
+	}
 	// Raft's goroutine is the only producer, so a lane with room now still
 	// has room when we send. Checking first keeps the drop path free of the
 	// clock read and the channel lock.

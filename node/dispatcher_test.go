@@ -674,3 +674,34 @@ func TestGauges(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectDrops checks that injected drops take the ordinary drop path:
+// counted in the lane's metric and reported to raft.
+func TestInjectDrops(t *testing.T) {
+	tr := newRecordingTransport()
+	reg := prometheus.NewRegistry()
+	d, err := NewDispatcher(DispatcherConfig{
+		Mode: lanes.ModeFourLane, Transport: tr, Registerer: reg,
+		InjectDrops: DropInjection{Lane: lanes.LaneHeartbeat, Every: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.AddPeer(2)
+	for range 9 {
+		d.Dispatch([]*raftpb.Message{msg(raftpb.MessageType_MsgHeartbeat, 2), msgApp(2, 1, nil)})
+	}
+	rep := &recordingReporter{}
+	d.ApplyReports(rep)
+	if got := counter(MetricDispatchDropped, reg, "heartbeat", "2"); got != 3 {
+		t.Errorf("heartbeat drops = %v, want 3 (every third of 9)", got)
+	}
+	if got := counter(MetricDispatchDropped, reg, "replication", "2"); got != 0 {
+		t.Errorf("replication drops = %v, want 0: injection is for one lane only", got)
+	}
+	if len(rep.unreachable) != 3 {
+		t.Errorf("unreachable reports = %v, want 3", rep.unreachable)
+	}
+	poll(t, "the heartbeats that were not dropped", func() bool { return tr.delivered(raftpb.MessageType_MsgHeartbeat) == 6 })
+}
