@@ -33,6 +33,9 @@ const (
 	DefaultCommandTimeout = 2 * time.Minute
 	DefaultKnownHosts     = "~/.ssh/known_hosts"
 	DefaultSSHConfig      = "~/.ssh/config"
+	DefaultVerifyTimeout  = 2 * time.Minute
+	DefaultVerifyInterval = time.Second
+	DefaultVerifySettle   = 2
 	DefaultEnvFile        = "/etc/default/elastickv"
 	DefaultRestart        = "systemctl restart elastickv"
 )
@@ -52,6 +55,7 @@ type Plan struct {
 	// Stages are in rollout order.
 	Stages   []Stage
 	Commands Commands
+	Verify   VerifyConfig
 	// StatePath is the journal, resolved relative to the plan file.
 	StatePath string
 }
@@ -133,6 +137,15 @@ type Commands struct {
 	Timeout time.Duration
 }
 
+// VerifyConfig is how a replica proves the flag took effect (or is gone)
+// after a command: its /metrics, /healthz and /status must agree on Settle
+// consecutive probes Interval apart, within Timeout.
+type VerifyConfig struct {
+	Timeout  time.Duration
+	Interval time.Duration
+	Settle   int
+}
+
 // Replica returns the replica called name.
 func (p *Plan) Replica(name string) (Replica, bool) {
 	for _, r := range p.Replicas {
@@ -185,6 +198,7 @@ type rawPlan struct {
 	Replicas       []rawReplica   `yaml:"replicas"`
 	Stages         []rawStage     `yaml:"stages"`
 	Commands       *rawCommands   `yaml:"commands"`
+	Verify         *rawVerify     `yaml:"verify"`
 	State          string         `yaml:"state"`
 }
 
@@ -211,6 +225,12 @@ type rawSSH struct {
 	IdentityFiles  []string      `yaml:"identity_files"`
 	Config         string        `yaml:"config"`
 	ConnectTimeout *yamlDuration `yaml:"connect_timeout"`
+}
+
+type rawVerify struct {
+	Timeout  *yamlDuration `yaml:"timeout"`
+	Interval *yamlDuration `yaml:"interval"`
+	Settle   *int          `yaml:"settle"`
 }
 
 type rawReplica struct {
@@ -343,6 +363,7 @@ var rawTypeNames = map[string]string{
 	"rollout.rawReplica":      "a replicas entry",
 	"rollout.rawStage":        "a stages entry",
 	"rollout.rawCommands":     "commands",
+	"rollout.rawVerify":       "verify",
 	"config.HTTPClientConfig": "prometheus.http_config",
 	"config.plain":            "prometheus.http_config",
 	"gates.Override":          "a soak.gates entry",
@@ -451,6 +472,7 @@ func (v *validator) plan(path string, raw *rawPlan) *Plan {
 	v.stages(p, raw.Stages)
 	v.replicas(p, raw.Replicas)
 	v.commands(p, raw.Commands)
+	v.verify(p, raw.Verify)
 
 	p.StatePath = raw.State
 	if p.StatePath == "" {
@@ -773,6 +795,31 @@ func (v *validator) commands(p *Plan, raw *rawCommands) {
 	}{{"enable", c.Enable}, {"disable", c.Disable}} {
 		if _, err := renderCommand(k.key, k.src, p.Flag, c.EnvFile, sample); err != nil {
 			v.errorf([]any{"commands", k.key}, "commands.%s: %v", k.key, err)
+		}
+	}
+}
+
+func (v *validator) verify(p *Plan, raw *rawVerify) {
+	p.Verify = VerifyConfig{Timeout: DefaultVerifyTimeout, Interval: DefaultVerifyInterval, Settle: DefaultVerifySettle}
+	if raw == nil {
+		return
+	}
+	if raw.Timeout != nil {
+		p.Verify.Timeout = time.Duration(*raw.Timeout)
+		if p.Verify.Timeout <= 0 {
+			v.errorf([]any{"verify", "timeout"}, "verify.timeout %v: want a duration > 0", p.Verify.Timeout)
+		}
+	}
+	if raw.Interval != nil {
+		p.Verify.Interval = time.Duration(*raw.Interval)
+		if p.Verify.Interval <= 0 {
+			v.errorf([]any{"verify", "interval"}, "verify.interval %v: want a duration > 0", p.Verify.Interval)
+		}
+	}
+	if raw.Settle != nil {
+		p.Verify.Settle = *raw.Settle
+		if p.Verify.Settle < 1 || p.Verify.Settle > 100 {
+			v.errorf([]any{"verify", "settle"}, "verify.settle %d: want 1 to 100 consecutive good probes", p.Verify.Settle)
 		}
 	}
 }

@@ -102,6 +102,8 @@ func TestLoadPlanFull(t *testing.T) {
 		{"n3 default selector", p.Replicas[2].Selector, `node_id="n3"`},
 		{"stages", p.Stages, []Stage{{"staging", 1}, {"canary", 1}, {"fleet", 2}}},
 		{"commands.timeout", p.Commands.Timeout, 90 * time.Second},
+		{"verify", p.Verify, VerifyConfig{Timeout: 45 * time.Second, Interval: 500 * time.Millisecond, Settle: 3}},
+		{"soak.gates", len(p.Soak.Gates), 2},
 		{"state", p.StatePath, filepath.Join(dir, "run/state.json")},
 	}
 	for _, c := range checks {
@@ -137,6 +139,7 @@ func TestLoadPlanDefaults(t *testing.T) {
 		{"ssh.connect_timeout", p.SSH.ConnectTimeout, 10 * time.Second},
 		{"max_parallel", p.Stages[0].MaxParallel, 1},
 		{"commands.timeout", p.Commands.Timeout, 2 * time.Minute},
+		{"verify", p.Verify, VerifyConfig{Timeout: 2 * time.Minute, Interval: time.Second, Settle: 2}},
 		{"commands.env_file", p.Commands.EnvFile, "/etc/default/elastickv"},
 		{"state", p.StatePath, filepath.Join("testdata/plans", "lanectl-state.json")},
 		{"http_config.enable_http2", p.Prometheus.HTTPConfig.EnableHTTP2, true},

@@ -48,6 +48,9 @@ Start with 'lanectl demo' to see a whole rollout on this machine.`,
 		NewCmdLoad(streams, nil),
 		NewCmdBench(streams),
 		NewCmdDashboards(streams, nil),
+		NewCmdAdvance(streams, getenv, nil),
+		NewCmdRollback(streams, getenv, nil),
+		NewCmdStatus(streams, getenv, nil),
 	)
 	return root
 }

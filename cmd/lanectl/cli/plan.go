@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/rollout"
+)
+
+// probeTimeout bounds each HTTP request to a replica's own endpoints.
+const probeTimeout = 5 * time.Second
+
+// addConfigFlag registers --config, the plan file of the rollout commands.
+func addConfigFlag(cmd *cobra.Command, target *string) {
+	cmd.Flags().StringVarP(target, "config", "c", rollout.DefaultPlanFile, "plan file")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+}
+
+// driverDeps says which of the expensive or fallible parts a command needs.
+type driverDeps struct {
+	// ssh builds the SSH runner, which needs a readable known_hosts.
+	ssh bool
+	// metrics builds the querier: a Prometheus client, or the embedded
+	// store scraping the plan's targets.
+	metrics bool
+}
+
+// newDriver loads the plan at path and builds a rollout driver for it. The
+// returned close function releases the querier; call it when done.
+func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path string, deps driverDeps) (*rollout.Driver, func(), error) {
+	plan, err := rollout.LoadPlan(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &rollout.Driver{
+		Plan:   plan,
+		Prober: rollout.Prober{Client: &http.Client{Timeout: probeTimeout}},
+		Now:    time.Now,
+		Log:    streams.Out,
+	}
+	closeFn := func() {}
+	if deps.ssh {
+		home := getenv("HOME")
+		if home == "" {
+			return nil, nil, errors.New("HOME is not set: it is needed to find ~/.ssh")
+		}
+		r, err := rollout.NewSSHRunner(rollout.SSHRunnerConfig{
+			SSH:            plan.SSH,
+			Home:           home,
+			AgentSocket:    getenv("SSH_AUTH_SOCK"),
+			LocalUser:      getenv("USER"),
+			CommandTimeout: plan.Commands.Timeout,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		d.Runner = r
+	}
+	if deps.metrics {
+		switch {
+		case plan.Prometheus.URL != "":
+			q, err := query.NewPrometheus(plan.Prometheus.URL, plan.Prometheus.HTTPConfig)
+			if err != nil {
+				return nil, nil, err
+			}
+			d.Querier = q
+		default:
+			// The embedded store only knows what it scraped since it
+			// started, so a soak judged from it is inconclusive until a
+			// whole window was watched; see the README.
+			e, err := query.NewEmbedded(ctx, plan.Prometheus.Targets, plan.Soak.Interval, query.EmbeddedOptions{})
+			if err != nil {
+				return nil, nil, err
+			}
+			d.Querier = e
+			closeFn = func() { _ = e.Close() }
+		}
+	}
+	return d, closeFn, nil
+}
+
+// rolloutError keeps a rollout error's message and adds the CLI verdict
+// (ErrFailed or ErrInconclusive) for the exit code.
+type rolloutError struct {
+	verdict error
+	err     error
+}
+
+func (e rolloutError) Error() string   { return e.err.Error() }
+func (e rolloutError) Unwrap() []error { return []error{e.verdict, e.err} }
+
+// rolloutVerdict maps the rollout package's errors to exit codes: a refused
+// or failed step is ErrFailed, an undecided soak ErrInconclusive, anything
+// else (bad plan, SSH or Prometheus unreachable, host key refused) stays
+// operational.
+func rolloutVerdict(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rollout.ErrSoakFailed), errors.Is(err, rollout.ErrVerifyFailed),
+		errors.Is(err, rollout.ErrRollbackFailed), errors.Is(err, rollout.ErrLocked):
+		return rolloutError{verdict: ErrFailed, err: err}
+	case errors.Is(err, rollout.ErrSoakPending):
+		return rolloutError{verdict: ErrInconclusive, err: err}
+	}
+	return err
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// formatDuration rounds to what a person reads at a glance.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	default:
+		return d.Round(100 * time.Millisecond).String()
+	}
+}
+
+func fmtFloat(v float64) string { return fmt.Sprintf("%g", v) }

@@ -1,0 +1,497 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lanectl/lanectl/gates"
+)
+
+// Verdict errors. The CLI maps ErrSoakFailed, ErrVerifyFailed,
+// ErrRollbackFailed and ErrLocked to "the rollout refused to go on" and
+// ErrSoakPending to "inconclusive"; anything else is operational.
+var (
+	// ErrSoakFailed is returned by Advance when the soak of the most
+	// recently enabled replicas failed a gate: nothing was changed.
+	ErrSoakFailed = errors.New("soak failed")
+	// ErrSoakPending is returned by Advance when the soak window is not
+	// over yet, or over without enough data to decide: nothing was changed.
+	ErrSoakPending = errors.New("soak not decided")
+	// ErrVerifyFailed is returned when a replica did not prove the flag
+	// change (metrics, health, leader) in time after its command ran, or
+	// the command failed; Advance then rolled the batch back.
+	ErrVerifyFailed = errors.New("verification failed")
+	// ErrRollbackFailed is returned when a disable did not verify: the
+	// replica's flag state is unknown and needs a person.
+	ErrRollbackFailed = errors.New("rollback did not verify")
+	// ErrUnknownReplica is returned when a replica named on the command
+	// line or in the journal is not in the plan.
+	ErrUnknownReplica = errors.New("unknown replica")
+)
+
+// Driver runs the rollout steps of one plan. Every field but Querier is
+// required; Querier is needed to judge soaks and to show drops.
+type Driver struct {
+	Plan    *Plan
+	Runner  Runner
+	Querier gates.Querier
+	Prober  Prober
+	Now     func() time.Time
+	// Log receives one line per action taken, as it happens.
+	Log io.Writer
+}
+
+func (d *Driver) logf(format string, args ...any) {
+	fmt.Fprintf(d.Log, "%s %s\n", d.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+}
+
+// Outcome says what one Advance did.
+type Outcome string
+
+// Advance outcomes.
+const (
+	OutcomeEnabled    Outcome = "enabled"     // the next batch has the flag, verified
+	OutcomeComplete   Outcome = "complete"    // every replica has the flag and the last soak passed
+	OutcomeSoaking    Outcome = "soaking"     // the last batch's soak is not decided yet
+	OutcomeRefused    Outcome = "refused"     // the last batch's soak failed
+	OutcomeRolledBack Outcome = "rolled-back" // the next batch failed verification and was rolled back
+	OutcomeResumed    Outcome = "resumed"     // an interrupted step was finished
+)
+
+// AdvanceResult is what Advance found and did.
+type AdvanceResult struct {
+	Outcome Outcome
+	// Judged is the batch whose soak decided this step, and Soak its
+	// verdict; empty when nothing needed judging.
+	Judged []string
+	Soak   *gates.Result
+	// NoBaseline is true when every replica had the flag, so only the
+	// gates' absolute limits could be applied.
+	NoBaseline bool
+	// Remaining is how much of the soak window is left when Outcome is
+	// OutcomeSoaking.
+	Remaining time.Duration
+	// Batch is the replicas enabled (or attempted) in this run.
+	Batch []string
+	// Resumed are the interrupted steps this run finished.
+	Resumed []Event
+}
+
+// Advance takes the next step of the rollout under the lock: finish an
+// interrupted step if there is one; otherwise judge the most recently
+// enabled batch's soak and, when it passed, enable the next batch and verify
+// it, rolling it back if it does not verify.
+func (d *Driver) Advance(ctx context.Context) (*AdvanceResult, error) {
+	res := &AdvanceResult{}
+	lock, err := AcquireLock(d.Plan.StatePath)
+	if err != nil {
+		return res, err
+	}
+	defer lock.Unlock()
+	st, err := LoadState(d.Plan.StatePath)
+	if err != nil {
+		return res, err
+	}
+	if err := d.checkJournal(st); err != nil {
+		return res, err
+	}
+	if pending := st.Pending(); len(pending) > 0 {
+		res.Outcome = OutcomeResumed
+		return res, d.resume(ctx, st, pending, res)
+	}
+	if batch, since := st.LastBatch(); len(batch) > 0 {
+		if err := d.judge(ctx, st, batch, since, res); err != nil {
+			return res, err
+		}
+	}
+	next := d.nextBatch(st)
+	if len(next) == 0 {
+		res.Outcome = OutcomeComplete
+		d.logf("rollout complete: every replica has %s=%s", d.Plan.Flag.Name, d.Plan.Flag.Value)
+		return res, nil
+	}
+	res.Batch = names(next)
+	if err := d.preflight(ctx, next); err != nil {
+		return res, fmt.Errorf("refusing to enable %s: %w", strings.Join(res.Batch, ", "), err)
+	}
+	started, err := st.Start(StepEnable, res.Batch, d.Now(), false)
+	if err != nil {
+		return res, err
+	}
+	return res, d.runEnable(ctx, st, started, next, res)
+}
+
+// checkJournal refuses a journal that speaks of replicas the plan no longer
+// has: the plan was edited under a running rollout.
+func (d *Driver) checkJournal(st *State) error {
+	for _, e := range st.Events {
+		for _, n := range e.Replicas {
+			if _, ok := d.Plan.Replica(n); !ok {
+				return fmt.Errorf("journal %s event %d names replica %q: %w (the plan was edited during the rollout; restore it or move the journal away)", st.Path, e.ID, n, ErrUnknownReplica)
+			}
+		}
+	}
+	return nil
+}
+
+func names(rs []Replica) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Name
+	}
+	return out
+}
+
+func (d *Driver) replicas(ns []string) []Replica {
+	out := make([]Replica, 0, len(ns))
+	for _, n := range ns {
+		if r, ok := d.Plan.Replica(n); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// nextBatch is the first replicas, in rollout order, that do not have the
+// flag: at most the stage's max_parallel, all from one stage.
+func (d *Driver) nextBatch(st *State) []Replica {
+	for _, s := range d.Plan.Stages {
+		var off []Replica
+		for _, r := range d.Plan.StageReplicas(s.Name) {
+			if _, on := st.EnabledAt(r.Name); !on {
+				off = append(off, r)
+			}
+		}
+		if len(off) > 0 {
+			return off[:min(len(off), s.MaxParallel)]
+		}
+	}
+	return nil
+}
+
+// preflight connects to every replica about to be touched, so that an
+// unreachable host or a refused host key stops the run before anything is
+// journalled or run.
+func (d *Driver) preflight(ctx context.Context, rs []Replica) error {
+	c, ok := d.Runner.(Checker)
+	if !ok {
+		return nil
+	}
+	for _, r := range rs {
+		if err := c.Check(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SoakRequest builds the gate request for batch enabled at since: the batch
+// are the canaries, every replica without the flag a baseline. With no
+// baseline left, the relative limits cannot be judged, so the returned set
+// keeps only the absolute ones.
+func (d *Driver) SoakRequest(st *State, batch []string, since time.Time) (gates.Set, gates.Request, bool, error) {
+	set, err := d.Plan.GateSet()
+	if err != nil {
+		return nil, gates.Request{}, false, err
+	}
+	req := gates.Request{
+		Window:         gates.Window{Start: since, End: since.Add(d.Plan.Soak.Window)},
+		ExpectSyncMode: d.Plan.ExpectSyncMode,
+		Step:           d.Plan.Soak.Interval,
+		Now:            d.Now(),
+	}
+	for _, r := range d.replicas(batch) {
+		req.Canaries = append(req.Canaries, gates.Target{Name: r.Name, Selector: r.Selector})
+	}
+	for _, r := range d.Plan.Order() {
+		if _, on := st.EnabledAt(r.Name); !on && !slices.Contains(batch, r.Name) {
+			req.Baselines = append(req.Baselines, gates.Target{Name: r.Name, Selector: r.Selector})
+		}
+	}
+	noBaseline := len(req.Baselines) == 0
+	if noBaseline {
+		set = absoluteOnly(set)
+	}
+	return set, req, noBaseline, nil
+}
+
+func absoluteOnly(set gates.Set) gates.Set {
+	out := slices.Clone(set)
+	for i := range out {
+		if out[i].Factor == nil {
+			continue
+		}
+		out[i].Factor = nil
+		if out[i].Min == nil && out[i].Max == nil && out[i].BaselineMin == nil && out[i].BaselineMax == nil {
+			out[i].Disabled = true
+		}
+	}
+	return out
+}
+
+// judge evaluates the soak of batch and journals a decided verdict. It
+// returns nil only for a pass over a complete window.
+func (d *Driver) judge(ctx context.Context, st *State, batch []string, since time.Time, res *AdvanceResult) error {
+	res.Judged = batch
+	set, req, noBaseline, err := d.SoakRequest(st, batch, since)
+	if err != nil {
+		return err
+	}
+	res.NoBaseline = noBaseline
+	if d.Querier == nil {
+		return errors.New("judge soak: no metrics source (set prometheus.url or prometheus.targets)")
+	}
+	r, err := gates.Evaluate(ctx, d.Querier, set, req)
+	if err != nil {
+		return fmt.Errorf("judge soak of %s: %w", strings.Join(batch, ", "), err)
+	}
+	res.Soak = &r
+	if r.Complete || r.Verdict == gates.Fail {
+		if err := d.recordSoak(st, batch, req.Window, r); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r.Verdict == gates.Fail:
+		res.Outcome = OutcomeRefused
+		d.logf("soak of %s failed: %s", strings.Join(batch, ", "), r.Reason)
+		return fmt.Errorf("%w: %s: %s", ErrSoakFailed, strings.Join(batch, ", "), r.Reason)
+	case !r.Complete:
+		res.Outcome = OutcomeSoaking
+		res.Remaining = req.Window.End.Sub(req.Now)
+		return fmt.Errorf("%w: soak of %s ends %s, %s from now: %s", ErrSoakPending, strings.Join(batch, ", "), req.Window.End.UTC().Format(time.RFC3339), res.Remaining.Round(time.Second), r.Reason)
+	case r.Verdict != gates.Pass:
+		res.Outcome = OutcomeSoaking
+		return fmt.Errorf("%w: soak of %s: %s", ErrSoakPending, strings.Join(batch, ", "), r.Reason)
+	}
+	d.logf("soak of %s passed: %s", strings.Join(batch, ", "), r.Reason)
+	return nil
+}
+
+// recordSoak journals a verdict unless the same verdict on the same window
+// is already the latest one, so re-running advance does not grow the journal.
+func (d *Driver) recordSoak(st *State, batch []string, w gates.Window, r gates.Result) error {
+	for _, e := range slices.Backward(st.Events) {
+		if e.Step == StepSoak && slices.Equal(e.Replicas, batch) && e.WindowStart.Equal(w.Start.UTC()) {
+			if e.Verdict == string(r.Verdict) {
+				return nil
+			}
+			break
+		}
+	}
+	phase := PhaseFinished
+	if r.Verdict == gates.Fail {
+		phase = PhaseFailed
+	}
+	_, err := st.Record(Event{Time: d.Now(), Step: StepSoak, Phase: phase, Replicas: batch, Verdict: string(r.Verdict), WindowStart: w.Start, WindowEnd: w.End, Reason: soakReason(r)})
+	return err
+}
+
+func soakReason(r gates.Result) string {
+	var bad []string
+	for _, g := range r.Gates {
+		if g.Verdict != gates.Pass {
+			bad = append(bad, fmt.Sprintf("%s: %s", g.Name, g.Reason))
+		}
+	}
+	if len(bad) == 0 {
+		return r.Reason
+	}
+	return strings.Join(bad, "; ")
+}
+
+// runEnable runs the enable command on each replica of a started enable
+// step (skipping those that already prove the flag), verifies all of them,
+// and journals the outcome. A batch that does not verify is rolled back.
+func (d *Driver) runEnable(ctx context.Context, st *State, started Event, batch []Replica, res *AdvanceResult) error {
+	failure := d.runCommands(ctx, batch, true)
+	if failure == nil {
+		_, err := d.Prober.Verify(ctx, batch, true, d.Plan.Verify.Timeout, d.Plan.Verify.Interval, d.Plan.Verify.Settle, d.Now)
+		failure = err
+	}
+	if ctx.Err() != nil {
+		// Interrupted: leave the step pending so the next run finishes it.
+		return fmt.Errorf("enable %s interrupted: %w", strings.Join(started.Replicas, ", "), ctx.Err())
+	}
+	if failure == nil {
+		if err := st.End(started, PhaseFinished, d.Now(), ""); err != nil {
+			return err
+		}
+		if res.Outcome == "" {
+			res.Outcome = OutcomeEnabled
+		}
+		d.logf("enabled %s: verified; soak runs until %s", strings.Join(started.Replicas, ", "), d.Now().Add(d.Plan.Soak.Window).UTC().Format(time.RFC3339))
+		return nil
+	}
+	d.logf("enable of %s failed: %v; rolling back", strings.Join(started.Replicas, ", "), failure)
+	if err := st.End(started, PhaseFailed, d.Now(), failure.Error()); err != nil {
+		return err
+	}
+	res.Outcome = OutcomeRolledBack
+	rb, err := st.Start(StepDisable, started.Replicas, d.Now(), true)
+	if err != nil {
+		return err
+	}
+	if err := d.runDisable(ctx, st, rb, batch); err != nil {
+		return fmt.Errorf("%w: %w; and then: %w", ErrVerifyFailed, failure, err)
+	}
+	return fmt.Errorf("%w: %w; rolled back %s", ErrVerifyFailed, failure, strings.Join(started.Replicas, ", "))
+}
+
+// runCommands runs the enable (or disable) command on each replica that
+// does not already show the wanted state. It returns the first failure.
+func (d *Driver) runCommands(ctx context.Context, batch []Replica, enable bool) error {
+	verb := "disable"
+	if enable {
+		verb = "enable"
+	}
+	for _, r := range batch {
+		if ok, why := d.Prober.Probe(ctx, r, d.Now()).Check(enable); ok {
+			d.logf("%s: already %sd (%s); verifying instead of running the command", r.Name, verb, why)
+			continue
+		}
+		cmd, err := d.command(r, enable)
+		if err != nil {
+			return err
+		}
+		d.logf("%s: %s over ssh %s: %s", r.Name, verb, r.SSH, cmd)
+		if _, err := d.Runner.Run(ctx, r, cmd); err != nil {
+			return fmt.Errorf("%s command on %s: %w", verb, r.Name, err)
+		}
+	}
+	return nil
+}
+
+func (d *Driver) command(r Replica, enable bool) (string, error) {
+	if enable {
+		return d.Plan.EnableCommand(r)
+	}
+	return d.Plan.DisableCommand(r)
+}
+
+// runDisable runs and verifies a started disable step and journals how it
+// ended.
+func (d *Driver) runDisable(ctx context.Context, st *State, started Event, batch []Replica) error {
+	failure := d.runCommands(ctx, batch, false)
+	if failure == nil {
+		_, failure = d.Prober.Verify(ctx, batch, false, d.Plan.Verify.Timeout, d.Plan.Verify.Interval, d.Plan.Verify.Settle, d.Now)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("disable %s interrupted: %w", strings.Join(started.Replicas, ", "), ctx.Err())
+	}
+	if failure != nil {
+		d.logf("disable of %s did not verify: %v", strings.Join(started.Replicas, ", "), failure)
+		if err := st.End(started, PhaseFailed, d.Now(), failure.Error()); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s: %w", ErrRollbackFailed, strings.Join(started.Replicas, ", "), failure)
+	}
+	d.logf("disabled %s: verified", strings.Join(started.Replicas, ", "))
+	return st.End(started, PhaseFinished, d.Now(), "")
+}
+
+// resume finishes interrupted steps, oldest first. Enabling or disabling a
+// replica that already shows the wanted state runs nothing and is verified.
+func (d *Driver) resume(ctx context.Context, st *State, pending []Event, res *AdvanceResult) error {
+	for _, p := range pending {
+		batch := d.replicas(p.Replicas)
+		d.logf("resuming the interrupted %s of %s (started %s)", p.Step, strings.Join(p.Replicas, ", "), p.Time.UTC().Format(time.RFC3339))
+		if err := d.preflight(ctx, batch); err != nil {
+			return fmt.Errorf("refusing to resume %s of %s: %w", p.Step, strings.Join(p.Replicas, ", "), err)
+		}
+		res.Resumed = append(res.Resumed, p)
+		res.Batch = p.Replicas
+		var err error
+		if p.Step == StepEnable {
+			err = d.runEnable(ctx, st, p, batch, res)
+		} else {
+			err = d.runDisable(ctx, st, p, batch)
+			if err == nil && p.Auto {
+				// The run that started this rollback was failing an
+				// enable; finishing the rollback does not make it a pass.
+				err = fmt.Errorf("%w: finished the automatic rollback of %s", ErrVerifyFailed, strings.Join(p.Replicas, ", "))
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RollbackResult is what Rollback did per replica.
+type RollbackResult struct {
+	// Disabled were disabled and verified; AlreadyOff showed no flag in
+	// the journal or their metrics and were only verified.
+	Disabled   []string
+	AlreadyOff []string
+}
+
+// Rollback clears the flag on the named replicas (all of them, in reverse
+// rollout order, with all), one at a time, verifying each before the next.
+// It stops at the first replica that does not verify.
+func (d *Driver) Rollback(ctx context.Context, replicaNames []string, all bool) (*RollbackResult, error) {
+	res := &RollbackResult{}
+	var targets []Replica
+	if all {
+		targets = slices.Clone(d.Plan.Order())
+		slices.Reverse(targets)
+	} else {
+		for _, n := range replicaNames {
+			r, ok := d.Plan.Replica(n)
+			if !ok {
+				return res, fmt.Errorf("%w %q: the plan has %s", ErrUnknownReplica, n, strings.Join(names(d.Plan.Replicas), ", "))
+			}
+			targets = append(targets, r)
+		}
+	}
+	lock, err := AcquireLock(d.Plan.StatePath)
+	if err != nil {
+		return res, err
+	}
+	defer lock.Unlock()
+	st, err := LoadState(d.Plan.StatePath)
+	if err != nil {
+		return res, err
+	}
+	if err := d.checkJournal(st); err != nil {
+		return res, err
+	}
+	if err := d.preflight(ctx, targets); err != nil {
+		return res, fmt.Errorf("refusing to roll back: %w", err)
+	}
+	// An interrupted step on a replica being rolled back is superseded:
+	// otherwise the next advance would resume enabling it.
+	targetNames := names(targets)
+	for _, p := range st.Pending() {
+		if slices.ContainsFunc(p.Replicas, func(n string) bool { return slices.Contains(targetNames, n) }) {
+			if err := st.End(p, PhaseFailed, d.Now(), "superseded by a rollback"); err != nil {
+				return res, err
+			}
+		}
+	}
+	for _, r := range targets {
+		rs := st.Replica(r.Name)
+		if !rs.Enabled {
+			if ok, why := d.Prober.Probe(ctx, r, d.Now()).Check(false); ok {
+				d.logf("%s: flag already off (%s)", r.Name, why)
+				res.AlreadyOff = append(res.AlreadyOff, r.Name)
+				continue
+			}
+		}
+		started, err := st.Start(StepDisable, []string{r.Name}, d.Now(), false)
+		if err != nil {
+			return res, err
+		}
+		if err := d.runDisable(ctx, st, started, []Replica{r}); err != nil {
+			return res, err
+		}
+		res.Disabled = append(res.Disabled, r.Name)
+	}
+	return res, nil
+}
