@@ -3,9 +3,11 @@ package dashboards
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
+	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node/nodetest"
 	"github.com/lanectl/lanectl/query/promtest"
 )
@@ -26,13 +29,14 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// startCluster starts three real replicas, the first on the four-lane
-// layout and the others legacy (a rollout's first stage), elects a leader,
-// writes through it and sends a snapshot, so every lane has carried traffic.
+// startCluster starts three real replicas: n1 on the four-lane layout and
+// n2, n3 legacy (a rollout's first stage), n3 without fsync (a replica not in
+// the expected sync mode). It elects a leader, writes through it and sends
+// a snapshot, so every lane has carried traffic.
 func startCluster(t *testing.T) *nodetest.Cluster {
 	t.Helper()
 	c := nodetest.StartCluster(t, 3, nodetest.Options{
-		Env: []nodetest.Env{nodetest.FourLane(), nodetest.Legacy(), nodetest.Legacy()},
+		Env: []nodetest.Env{nodetest.FourLane(), nodetest.Legacy(), nodetest.Legacy().With(lanes.SyncModeEnv, "nosync")},
 	})
 	leader := c.WaitLeader(30 * time.Second)
 	var last uint64
@@ -191,6 +195,50 @@ func TestQueriesReturnDataLive(t *testing.T) {
 		time.Sleep(scrape)
 	}
 	t.Logf("%d queries returned data", len(checks))
+
+	// The alert expressions read the real series correctly: on this
+	// cluster a mixed flag state and n3's nosync mode show up, and nothing
+	// is dropping heartbeats or electing leaders in a storm. (Whether they
+	// fire after their "for" is promtool's part, in TestPromtoolTestRules.)
+	wantAlerting := map[string][]string{
+		"LanectlFlagStateDiverged":    {`{job="lanectl"}`},
+		"LanectlSyncModeUnexpected":   {`{instance="` + hostOf(t, c.URL(2)) + `", job="lanectl", mode="sync", node_id="n3"}`},
+		"LanectlHeartbeatLaneDrops":   nil,
+		"LanectlLeaderChangesSpiking": nil,
+	}
+	now := time.Now()
+	for _, g := range rules(t).Groups {
+		for _, r := range g.Rules {
+			want, ok := wantAlerting[r.Alert]
+			if !ok {
+				continue
+			}
+			v, _, _, err := api.Query(t.Context(), r.Expr, now)
+			if err != nil {
+				t.Errorf("alert %s: query: %v", r.Alert, err)
+				continue
+			}
+			var got []string
+			for _, s := range v.(model.Vector) {
+				m := s.Metric.Clone()
+				delete(m, model.MetricNameLabel)
+				got = append(got, m.String())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("alert %s: expression returned %v, want %v", r.Alert, got, want)
+			}
+		}
+	}
+}
+
+func hostOf(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
 }
 
 // liveCheck is one query to run live. Variables, when set, are the
