@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ const (
 	loadKeys          = 64
 	maxWritesInFlight = 32
 	leaderWait        = 30 * time.Second
+	maxForceAttempts  = 3
 )
 
 // RunCluster runs the scenario on real replicas, in both layouts one after
@@ -263,7 +265,7 @@ type timedWrite struct {
 	dur time.Duration
 }
 
-func (w *writer) run(ctx context.Context, leader *node.Replica, every time.Duration, value []byte) {
+func (w *writer) run(ctx context.Context, leader func() *node.Replica, every time.Duration, value []byte) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	sem := make(chan struct{}, maxWritesInFlight)
@@ -288,7 +290,7 @@ func (w *writer) run(ctx context.Context, leader *node.Replica, every time.Durat
 		wg.Go(func() {
 			defer func() { <-sem }()
 			start := time.Now()
-			_, err := leader.Put(ctx, fmt.Sprintf("load/%d", i%loadKeys), value)
+			_, err := leader().Put(ctx, fmt.Sprintf("load/%d", i%loadKeys), value)
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if err != nil {
@@ -363,62 +365,105 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	if err != nil {
 		return res, err
 	}
-	leader := c.replicas[li]
-	fi := (li + 1) % clusterSize
-	leaderID, followerID := uint64(li+1), uint64(fi+1)
-	cfg.Logger.Info("cluster up", "mode", mode.String(), "leader", c.names[li], "slow_follower", c.names[fi])
-	if err := preload(ctx, leader, cfg.SnapshotBytes); err != nil {
+	cfg.Logger.Info("cluster up", "mode", mode.String(), "leader", c.names[li])
+	if err := preload(ctx, c.replicas[li], cfg.SnapshotBytes); err != nil {
 		return res, err
 	}
 
-	// The slow link goes in only now, so the preload does not take ages.
-	linkOut, _ := NewLink(cfg.LinkBytesPerSecond, cfg.LinkChunk)
-	linkBack, _ := NewLink(cfg.LinkBytesPerSecond, cfg.LinkChunk)
-	c.switches[[2]uint64{leaderID, followerID}].Set(linkOut)
-	c.switches[[2]uint64{followerID, leaderID}].Set(linkBack)
-
+	// Writes go to whoever leads; a follower would forward them anyway.
+	var current atomic.Int32
+	current.Store(int32(li))
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var w writer
 	var loadWG sync.WaitGroup
-	loadWG.Go(func() { w.run(loadCtx, leader, cfg.AppendInterval, make([]byte, cfg.EntryBytes)) })
+	loadWG.Go(func() {
+		w.run(loadCtx, func() *node.Replica { return c.replicas[current.Load()] }, cfg.AppendInterval, make([]byte, cfg.EntryBytes))
+	})
 	defer func() {
 		stopLoad()
 		loadWG.Wait()
 	}()
-	select {
-	case <-ctx.Done():
-		return res, context.Cause(ctx)
-	case <-time.After(cfg.Warmup):
-	}
 
+	var (
+		leader               *node.Replica
+		leaderID, followerID uint64
+		forced               node.ForceSnapshotResult
+		prepStart, snapStart time.Time
+		wait0                map[string]bucketCounts
+		drops0, errs0        map[string]float64
+		prepElections        int
+	)
+	for attempt := 1; ; attempt++ {
+		if li, err = c.waitLeader(ctx); err != nil {
+			return res, err
+		}
+		current.Store(int32(li))
+		fi := (li + 1) % clusterSize
+		leader, leaderID, followerID = c.replicas[li], uint64(li+1), uint64(fi+1)
+		// The slow link goes in only now, so the preload does not take
+		// ages, and between whoever leads now and one follower.
+		for _, sw := range c.switches {
+			sw.Set(nil)
+		}
+		linkOut, _ := NewLink(cfg.LinkBytesPerSecond, cfg.LinkChunk)
+		linkBack, _ := NewLink(cfg.LinkBytesPerSecond, cfg.LinkChunk)
+		c.switches[[2]uint64{leaderID, followerID}].Set(linkOut)
+		c.switches[[2]uint64{followerID, leaderID}].Set(linkBack)
+		cfg.Logger.Info("slow link in place", "mode", mode.String(), "leader", c.names[li], "slow_follower", c.names[fi], "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return res, context.Cause(ctx)
+		case <-time.After(cfg.Warmup):
+		}
+
+		if wait0, err = waitHistograms(leader.Registry()); err != nil {
+			return res, err
+		}
+		if drops0, err = counterByLane(leader.Registry(), node.MetricDispatchDropped); err != nil {
+			return res, err
+		}
+		if errs0, err = counterByLane(leader.Registry(), node.MetricDispatchErrors); err != nil {
+			return res, err
+		}
+		before, err := c.leaderChanges()
+		if err != nil {
+			return res, err
+		}
+		// The transfer window opens when raft has handed the MsgSnap to
+		// the dispatcher. Preparing it (a no-op round, the snapshot,
+		// compaction) happens on the leader's raft goroutine before that;
+		// it is timed apart, and elections it causes are counted apart,
+		// since no lane layout can help with them.
+		prepStart = time.Now()
+		forced, err = leader.ForceSnapshot(ctx, c.names[fi])
+		snapStart = time.Now()
+		after, cerr := c.leaderChanges()
+		if cerr != nil {
+			return res, cerr
+		}
+		prepElections += maxDelta(before, after)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, node.ErrNotLeader) || attempt == maxForceAttempts {
+			return res, fmt.Errorf("force snapshot to %s (attempt %d): %w", c.names[fi], attempt, err)
+		}
+		cfg.Logger.Warn("leader lost while preparing the snapshot; trying again", "mode", mode.String(), "err", err)
+	}
 	changes0, err := c.leaderChanges()
 	if err != nil {
 		return res, err
 	}
 	term0 := c.maxTerm()
-	wait0, err := waitHistograms(leader.Registry())
-	if err != nil {
-		return res, err
-	}
-	drops0, err := counterByLane(leader.Registry(), node.MetricDispatchDropped)
-	if err != nil {
-		return res, err
-	}
-	errs0, err := counterByLane(leader.Registry(), node.MetricDispatchErrors)
-	if err != nil {
-		return res, err
-	}
-
-	snapStart := time.Now()
-	forced, err := leader.ForceSnapshot(ctx, c.names[fi])
-	if err != nil {
-		return res, fmt.Errorf("force snapshot to %s: %w", c.names[fi], err)
-	}
 	snapDone, err := c.trace.waitSnapshot(ctx, leaderID, followerID, cfg.transferTimeout())
 	if err != nil {
 		return res, err
 	}
 	wait1, err := waitHistograms(leader.Registry())
+	if err != nil {
+		return res, err
+	}
+	changes1, err := c.leaderChanges()
 	if err != nil {
 		return res, err
 	}
@@ -436,19 +481,15 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		Heartbeat:        c.trace.traffic(raftpb.MessageType_MsgHeartbeat, leaderID, followerID, beatLane, snapStart, snapDone),
 		SnapshotBytes:    forced.SnapshotBytes,
 		SnapshotTransfer: snapDone.Sub(snapStart),
+		SnapshotPrepare:  snapStart.Sub(prepStart),
 		Writes:           w.between(snapStart, snapDone),
 	}
 	res.Append.QueueWait = histogramDelta(wait0, wait1, appendLane.String())
 	res.Heartbeat.QueueWait = histogramDelta(wait0, wait1, beatLane.String())
 	res.MaxHeartbeatGap = c.trace.heartbeatGap(leaderID, followerID, snapStart, snapDone)
 
-	changes1, err := c.leaderChanges()
-	if err != nil {
-		return res, err
-	}
-	for i := range changes1 {
-		res.Elections = max(res.Elections, int(changes1[i]-changes0[i]))
-	}
+	res.Elections = maxDelta(changes0, changes1)
+	res.PrepElections = prepElections
 	res.TermChanges = c.maxTerm() - term0
 	if res.Dropped, err = counterDelta(leader.Registry(), node.MetricDispatchDropped, drops0); err != nil {
 		return res, err
@@ -457,6 +498,16 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		return res, err
 	}
 	return res, nil
+}
+
+// maxDelta is the number of leader changes between two readings: each
+// replica counts every change it sees, so the largest increase.
+func maxDelta(before, after []float64) int {
+	n := 0
+	for i := range after {
+		n = max(n, int(after[i]-before[i]))
+	}
+	return n
 }
 
 func counterDelta(g prometheus.Gatherer, name string, before map[string]float64) (map[string]float64, error) {

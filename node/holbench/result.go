@@ -1,6 +1,7 @@
 package holbench
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -50,13 +51,20 @@ type ModeResult struct {
 	// from its dispatch to its arrival.
 	SnapshotBytes    int           `json:"snapshot_bytes"`
 	SnapshotTransfer time.Duration `json:"snapshot_transfer_ns"`
+	// SnapshotPrepare is how long the leader took to produce the forced
+	// snapshot before sending it (cluster runs only).
+	SnapshotPrepare time.Duration `json:"snapshot_prepare_ns,omitempty"`
 	// MaxHeartbeatGap is the longest time the follower went without a
 	// heartbeat during the transfer.
 	MaxHeartbeatGap time.Duration `json:"max_heartbeat_gap_ns"`
-	// Elections counts elections during the run: in a raft cluster the
+	// Elections counts elections during the transfer: in a raft cluster the
 	// leader changes seen; without raft, heartbeat gaps longer than the
 	// election timeout (each would have let the follower campaign).
 	Elections int `json:"elections"`
+	// PrepElections counts elections while the leader prepared a forced
+	// snapshot, before the transfer (cluster runs only): the raft loop was
+	// busy, which no lane layout changes.
+	PrepElections int `json:"prep_elections,omitempty"`
 	// TermChanges is how far the raft term moved during the run (cluster
 	// runs only).
 	TermChanges uint64 `json:"term_changes"`
@@ -100,6 +108,21 @@ func Ratio(legacy, fourLane time.Duration) float64 {
 		return math.Inf(1)
 	}
 	return 1
+}
+
+// MinSamples is the number of MsgApps each run must have measured during
+// the transfer for AppendP99Ratio to mean anything.
+const MinSamples = 20
+
+// Conclusive reports whether both runs measured at least MinSamples MsgApps
+// during the transfer; when not, it says why.
+func (r Report) Conclusive() (bool, string) {
+	for _, res := range []ModeResult{r.Legacy, r.FourLane} {
+		if n := res.Append.Delivery.Count; n < MinSamples {
+			return false, fmt.Sprintf("only %d MsgApp(s) reached the follower during the %s transfer (want >= %d to compare p99)", n, res.Mode, MinSamples)
+		}
+	}
+	return true, ""
 }
 
 // AppendP99Ratio is the headline number: legacy MsgApp delivery p99 over
