@@ -98,7 +98,18 @@ func jobVariable() *dashboard.QueryVariableBuilder {
 	return labelValuesVariable(VarJob, "Job", q).
 		Description("Prometheus job(s) scraping the replicas.").
 		Multi(true).
-		IncludeAll(true)
+		IncludeAll(true).
+		Current(allSelected())
+}
+
+// allSelected is the "All" selection of a multi-value variable: a freshly
+// imported dashboard shows every job and replica.
+func allSelected() dashboard.VariableOption {
+	return dashboard.VariableOption{
+		Selected: cog.ToPtr(true),
+		Text:     dashboard.StringOrArrayOfString{ArrayOfString: []string{"All"}},
+		Value:    dashboard.StringOrArrayOfString{ArrayOfString: []string{"$__all"}},
+	}
 }
 
 // labelValuesVariable is a query variable over label_values that refreshes
@@ -129,7 +140,15 @@ func newBoard(uid, title, description string, tags []string) *board {
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
 		Refresh("30s").
 		Time("now-6h", "now").
-		Timezone(common.TimeZoneBrowser)}
+		Timezone(common.TimeZoneBrowser).
+		Link(dashboard.NewDashboardLinkBuilder("lanectl").
+			Type(dashboard.DashboardLinkTypeDashboards).
+			Tags([]string{"lanectl"}).
+			Icon("external link").
+			Tooltip("The other lanectl dashboards, same time range and variables").
+			AsDropdown(true).
+			IncludeVars(true).
+			KeepTime(true))}
 }
 
 func (b *board) row(title string) {

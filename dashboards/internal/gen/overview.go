@@ -40,7 +40,8 @@ func Overview() (dashboard.Dashboard, error) {
 	b.WithVariable(labelValuesVariable(VarNodeID, "Replica", nodeQuery).
 		Description("Replicas (the node_id label every series carries).").
 		Multi(true).
-		IncludeAll(true))
+		IncludeAll(true).
+		Current(allSelected()))
 
 	b.row("Rollout state")
 	b.panel(statetimeline.NewPanelBuilder().

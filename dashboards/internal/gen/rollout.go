@@ -46,7 +46,8 @@ func Rollout() (dashboard.Dashboard, error) {
 	b.WithVariable(labelValuesVariable(VarBaseline, "Baselines", nodeQuery).
 		Description("Replicas the canary is compared against; the canary itself is always left out.").
 		Multi(true).
-		IncludeAll(true))
+		IncludeAll(true).
+		Current(allSelected()))
 
 	b.row("flag and sync_mode")
 	b.panel(statetimeline.NewPanelBuilder().
