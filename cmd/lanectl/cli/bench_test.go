@@ -140,7 +140,7 @@ func TestHOLVerdict(t *testing.T) {
 	}{
 		{"pass", holbench.ModeResult{Append: withAppends(100, time.Second)}, holbench.ModeResult{Append: withAppends(100, time.Millisecond)},
 			"pass: four-lane MsgApp delivery p99 is 1000x better than legacy (target >= 20x); no election in the four-lane run", nil},
-		{"ratio too small", holbench.ModeResult{Append: withAppends(100, 10 * time.Millisecond)}, holbench.ModeResult{Append: withAppends(100, time.Millisecond)},
+		{"ratio too small", holbench.ModeResult{Append: withAppends(100, 10*time.Millisecond)}, holbench.ModeResult{Append: withAppends(100, time.Millisecond)},
 			"fail: four-lane MsgApp delivery p99 is only 10x better than legacy (target >= 20x)", ErrFailed},
 		{"election in four-lane", holbench.ModeResult{Append: withAppends(100, time.Second)}, holbench.ModeResult{Append: withAppends(100, time.Millisecond), Elections: 2},
 			"fail: 2 election(s) in the four-lane run (target 0)", ErrFailed},
