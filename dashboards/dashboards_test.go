@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/lanectl/lanectl/dashboards/internal/gen"
+	"github.com/lanectl/lanectl/gates"
 )
 
 var update = flag.Bool("update", false, "rewrite the dashboard JSON from dashboards/internal/gen (same as go generate ./dashboards)")
@@ -377,4 +378,37 @@ func writeRules(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestRolloutDashboardCoversDefaultGates keeps the soak dashboard in step
+// with the gates lanectl soak evaluates: every default gate that judges a
+// metric has a panel whose title starts with its name, and every such title
+// names a real gate.
+func TestRolloutDashboardCoversDefaultGates(t *testing.T) {
+	d, err := decodeDashboard("lanes-rollout.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateNames := map[string]bool{}
+	for _, g := range gates.DefaultSet() {
+		gateNames[g.Name] = true
+	}
+	shown := map[string]bool{}
+	ps, _ := panels(d)
+	for _, p := range ps {
+		name, _, ok := strings.Cut(deref(p.Title), ":")
+		if !ok {
+			continue
+		}
+		if !gateNames[name] {
+			t.Errorf("panel %q: %q is not a default gate (gates: %v)", deref(p.Title), name, gateNames)
+		}
+		shown[name] = true
+	}
+	for name := range gateNames {
+		// coverage is about the data itself, not a metric to plot.
+		if name != "coverage" && !shown[name] {
+			t.Errorf("default gate %s has no panel in lanes-rollout.json", name)
+		}
+	}
 }
