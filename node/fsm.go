@@ -85,7 +85,22 @@ type kvStore struct {
 	data    map[string][]byte
 	bytes   int
 	applied uint64
+	// recent are the last commands applied, oldest first, at most
+	// recentCommands. They travel in snapshots so that a replica that
+	// catches up by snapshot can still answer the clients waiting on it for
+	// writes the snapshot covers.
+	recent []appliedCmd
 }
+
+// appliedCmd is a command's request ID and the log index it was applied at.
+type appliedCmd struct {
+	requestID uint64
+	index     uint64
+}
+
+// recentCommands bounds kvStore.recent: at a few thousand writes per second
+// it covers the seconds a client waits for its write.
+const recentCommands = 8192
 
 // openKVStore opens fsm.db, creating it when create is set. In nosync mode
 // bbolt skips fsync on commit, which is exactly "no fsync per apply batch".
@@ -176,8 +191,9 @@ func (s *kvStore) size() (keys, bytes int) {
 }
 
 // apply writes one batch of puts and the new applied index in one
-// transaction (fsynced in sync mode), then updates the in-memory map.
-func (s *kvStore) apply(puts []command, applied uint64) error {
+// transaction (fsynced in sync mode), then updates the in-memory map. done
+// lists every command of the batch (puts and no-ops) for the recent list.
+func (s *kvStore) apply(puts []command, done []appliedCmd, applied uint64) error {
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		kv := tx.Bucket(bucketKV)
 		for _, c := range puts {
@@ -200,12 +216,17 @@ func (s *kvStore) apply(puts []command, applied uint64) error {
 		s.bytes += len(c.key) + len(c.value)
 	}
 	s.applied = applied
+	s.recent = append(s.recent, done...)
+	if over := len(s.recent) - recentCommands; over > 0 {
+		s.recent = append(s.recent[:0], s.recent[over:]...)
+	}
 	return nil
 }
 
 // snapshotMagic starts every snapshot; the format is the magic, a uvarint
 // pair count, then (uvarint key length, key, uvarint value length, value) in
-// key order, and a CRC-32C of everything before it.
+// key order, a uvarint count of recent commands and (uvarint request ID,
+// uvarint index) for each, and a CRC-32C of everything before it.
 var snapshotMagic = []byte("LKV1")
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -226,59 +247,97 @@ func (s *kvStore) snapshotData() []byte {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
+	b = binary.AppendUvarint(b, uint64(len(s.recent)))
+	for _, c := range s.recent {
+		b = binary.AppendUvarint(b, c.requestID)
+		b = binary.AppendUvarint(b, c.index)
+	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
+// decodedSnapshot is the content of a snapshot.
+type decodedSnapshot struct {
+	data   map[string][]byte
+	bytes  int
+	recent []appliedCmd
+}
+
+var errSnapshotTruncated = errors.New("snapshot truncated")
+
 // decodeSnapshot parses snapshotData's format.
-func decodeSnapshot(b []byte) (map[string][]byte, int, error) {
+func decodeSnapshot(b []byte) (decodedSnapshot, error) {
+	var out decodedSnapshot
 	if len(b) < len(snapshotMagic)+4 || !bytes.Equal(b[:len(snapshotMagic)], snapshotMagic) {
-		return nil, 0, errors.New("not a lanectl snapshot")
+		return out, errors.New("not a lanectl snapshot")
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, crcTable) != sum {
-		return nil, 0, errors.New("snapshot checksum mismatch")
+		return out, errors.New("snapshot checksum mismatch")
 	}
 	rest := body[len(snapshotMagic):]
-	next := func() ([]byte, error) {
+	uvarint := func() (uint64, error) {
 		n, w := binary.Uvarint(rest)
-		if w <= 0 || n > uint64(len(rest)-w) {
-			return nil, errors.New("snapshot truncated")
+		if w <= 0 {
+			return 0, errSnapshotTruncated
 		}
-		v := rest[w : w+int(n)]
-		rest = rest[w+int(n):]
+		rest = rest[w:]
+		return n, nil
+	}
+	bytesField := func() ([]byte, error) {
+		n, err := uvarint()
+		if err != nil || n > uint64(len(rest)) {
+			return nil, errSnapshotTruncated
+		}
+		v := rest[:n]
+		rest = rest[n:]
 		return v, nil
 	}
-	count, w := binary.Uvarint(rest)
-	if w <= 0 {
-		return nil, 0, errors.New("snapshot truncated")
+	count, err := uvarint()
+	if err != nil {
+		return out, err
 	}
-	rest = rest[w:]
-	data := make(map[string][]byte)
-	size := 0
+	out.data = make(map[string][]byte)
 	for i := uint64(0); i < count; i++ {
-		k, err := next()
+		k, err := bytesField()
 		if err != nil {
-			return nil, 0, err
+			return out, err
 		}
-		v, err := next()
+		v, err := bytesField()
 		if err != nil {
-			return nil, 0, err
+			return out, err
 		}
-		data[string(k)] = bytes.Clone(v)
-		size += len(k) + len(v)
+		out.data[string(k)] = bytes.Clone(v)
+		out.bytes += len(k) + len(v)
+	}
+	n, err := uvarint()
+	if err != nil || n > recentCommands {
+		return out, errSnapshotTruncated
+	}
+	for i := uint64(0); i < n; i++ {
+		id, err := uvarint()
+		if err != nil {
+			return out, err
+		}
+		idx, err := uvarint()
+		if err != nil {
+			return out, err
+		}
+		out.recent = append(out.recent, appliedCmd{requestID: id, index: idx})
 	}
 	if len(rest) != 0 {
-		return nil, 0, errors.New("snapshot has trailing bytes")
+		return out, errors.New("snapshot has trailing bytes")
 	}
-	return data, size, nil
+	return out, nil
 }
 
-// restore replaces the whole state with a snapshot's.
-func (s *kvStore) restore(snapshot []byte, applied uint64) error {
-	data, size, err := decodeSnapshot(snapshot)
+// restore replaces the whole state with a snapshot's and returns the
+// snapshot's recent commands.
+func (s *kvStore) restore(snapshot []byte, applied uint64) ([]appliedCmd, error) {
+	snap, err := decodeSnapshot(snapshot)
 	if err != nil {
-		return fmt.Errorf("restore snapshot at index %d: %w", applied, err)
+		return nil, fmt.Errorf("restore snapshot at index %d: %w", applied, err)
 	}
+	data := snap.data
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		if err := tx.DeleteBucket(bucketKV); err != nil {
 			return err
@@ -297,12 +356,12 @@ func (s *kvStore) restore(snapshot []byte, applied uint64) error {
 		return tx.Bucket(bucketMeta).Put(keyApplied, indexKey(applied))
 	})
 	if err != nil {
-		return fmt.Errorf("restore snapshot into %s: %w", s.path, err)
+		return nil, fmt.Errorf("restore snapshot into %s: %w", s.path, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.data, s.bytes, s.applied = data, size, applied
-	return nil
+	s.data, s.bytes, s.applied, s.recent = data, snap.bytes, applied, snap.recent
+	return snap.recent, nil
 }
 
 func (s *kvStore) close() error {

@@ -44,7 +44,7 @@ func TestKVStoreSnapshotRestore(t *testing.T) {
 	for i := range 100 {
 		puts = append(puts, command{kind: cmdPut, key: fmt.Sprintf("k%03d", i), value: []byte(strings.Repeat("x", i))})
 	}
-	if err := src.apply(puts, 100); err != nil {
+	if err := src.apply(puts, []appliedCmd{{requestID: 7, index: 99}, {requestID: 8, index: 100}}, 100); err != nil {
 		t.Fatal(err)
 	}
 	data := src.snapshotData()
@@ -53,11 +53,15 @@ func TestKVStoreSnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.apply([]command{{kind: cmdPut, key: "stale", value: []byte("gone after restore")}}, 1); err != nil {
+	if err := dst.apply([]command{{kind: cmdPut, key: "stale", value: []byte("gone after restore")}}, nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.restore(data, 100); err != nil {
+	recent, err := dst.restore(data, 100)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(recent) != 2 || recent[1] != (appliedCmd{requestID: 8, index: 100}) {
+		t.Errorf("got recent commands %v, want requests 7 and 8 at 99 and 100", recent)
 	}
 	if _, ok := dst.get("stale"); ok {
 		t.Errorf("key from before the restore survived it")
@@ -98,11 +102,11 @@ func TestDecodeSnapshotRejectsDamage(t *testing.T) {
 		"trailing data": append(bytes.Clone(good[:len(good)-4]), 'x', 0, 0, 0, 0),
 	}
 	for name, data := range tests {
-		if _, _, err := decodeSnapshot(data); err == nil {
+		if _, err := decodeSnapshot(data); err == nil {
 			t.Errorf("%s: got no error, want one", name)
 		}
 	}
-	if _, _, err := decodeSnapshot(good); err != nil {
+	if _, err := decodeSnapshot(good); err != nil {
 		t.Errorf("intact snapshot: %v", err)
 	}
 }

@@ -225,7 +225,7 @@ func (r *Replica) openData() error {
 		// In nosync mode a crash can lose applies that the log has since
 		// compacted away; the snapshot holds them.
 		r.log.Info("state machine is behind the raft snapshot; restoring it", "applied", applied, "snapshot_index", r.snapIndex)
-		if err := r.kv.restore(snap.GetData(), r.snapIndex); err != nil {
+		if _, err := r.kv.restore(snap.GetData(), r.snapIndex); err != nil {
 			return fmt.Errorf("%s: %w", raftPath, err)
 		}
 	}
@@ -615,8 +615,14 @@ func (r *Replica) send(msgs []*raftpb.Message) {
 
 func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 	idx := snap.GetMetadata().GetIndex()
-	if err := r.kv.restore(snap.GetData(), idx); err != nil {
+	recent, err := r.kv.restore(snap.GetData(), idx)
+	if err != nil {
 		return err
+	}
+	// Clients waiting here for writes the snapshot covers get their answer
+	// now; their entries will never be applied one by one on this replica.
+	for _, c := range recent {
+		r.waiters.trigger(c.requestID, c.index)
 	}
 	r.snapIndex, r.applied = idx, idx
 	r.installed++
@@ -624,11 +630,6 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 	keys, size := r.kv.size()
 	r.log.Info("installed snapshot from leader", "index", idx, "bytes", len(snap.GetData()), "keys", keys, "kv_bytes", size)
 	return nil
-}
-
-type appliedCmd struct {
-	requestID uint64
-	index     uint64
 }
 
 func (r *Replica) applyEntries(ents []*raftpb.Entry) error {
@@ -660,7 +661,7 @@ func (r *Replica) applyEntries(ents []*raftpb.Entry) error {
 		}
 	}
 	last := ents[len(ents)-1].GetIndex()
-	if err := r.kv.apply(puts, last); err != nil {
+	if err := r.kv.apply(puts, done, last); err != nil {
 		return err
 	}
 	r.applied = last

@@ -299,6 +299,10 @@ func (r *run) forceLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		err := r.forceOnce(ctx, n)
+		if err != nil && ctx.Err() != nil {
+			// Cut short by the end of the run: neither forced nor failed.
+			return
+		}
 		r.mu.Lock()
 		if err != nil {
 			r.snapFail++
