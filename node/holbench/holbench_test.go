@@ -261,3 +261,52 @@ func BenchmarkHeadOfLineDirect(b *testing.B) {
 		b.ReportMetric(float64(rep.FourLane.Elections), "fourlane-elections")
 	}
 }
+
+func TestRunClusterMeasuresBothModes(t *testing.T) {
+	// Three real replicas per layout with a small forced snapshot: the
+	// test checks the run completes and measures what it claims to, not
+	// how fast anything is.
+	rep, err := RunCluster(t.Context(), Config{
+		SnapshotBytes:      4 << 20,
+		LinkBytesPerSecond: 16 << 20,
+		ElectionTimeout:    3 * time.Second, // a slow CI machine must not lose its leader
+		Warmup:             200 * time.Millisecond,
+		Tail:               100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("RunCluster: %v", err)
+	}
+	if rep.Scenario != "cluster" || len(rep.Notes) == 0 {
+		t.Errorf("got scenario %q with %d notes, want cluster with notes", rep.Scenario, len(rep.Notes))
+	}
+	for _, res := range []ModeResult{rep.Legacy, rep.FourLane} {
+		t.Run(res.Mode, func(t *testing.T) {
+			if res.SnapshotBytes < 4<<20 {
+				t.Errorf("snapshot of %d bytes, want at least the 4 MiB preloaded", res.SnapshotBytes)
+			}
+			if res.SnapshotTransfer <= 0 || res.SnapshotPrepare <= 0 {
+				t.Errorf("transfer %v, preparation %v: want both > 0", res.SnapshotTransfer, res.SnapshotPrepare)
+			}
+			if res.Heartbeat.QueueWait.Count == 0 {
+				t.Error("no heartbeat queue waits observed in the dispatcher histogram")
+			}
+			if res.Writes.Count == 0 {
+				t.Error("no writes completed during the transfer")
+			}
+		})
+	}
+}
+
+func BenchmarkHeadOfLineCluster(b *testing.B) {
+	for b.Loop() {
+		rep, err := RunCluster(context.Background(), Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(rep.Legacy.Append.Delivery.Count), "legacy-app-count")
+		b.ReportMetric(float64(rep.FourLane.Append.Delivery.Count), "fourlane-app-count")
+		b.ReportMetric(float64(rep.Legacy.Heartbeat.Delivery.P99.Microseconds()), "legacy-hb-p99-µs")
+		b.ReportMetric(float64(rep.FourLane.Heartbeat.Delivery.P99.Microseconds()), "fourlane-hb-p99-µs")
+		b.ReportMetric(float64(rep.FourLane.Elections), "fourlane-elections")
+	}
+}
