@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -16,6 +17,10 @@ import (
 // inboundReadBuffer is the read buffer of an accepted connection: large
 // enough that a stream of small messages costs few syscalls.
 const inboundReadBuffer = 64 << 10
+
+// snapshotInitialBuffer is the most a snapshot's buffer starts with before
+// its data arrives.
+const snapshotInitialBuffer = 8 << 20
 
 // acceptLoop accepts connections until the listener is closed.
 func (t *TCPTransport) acceptLoop() {
@@ -192,7 +197,9 @@ func (in *inboundConn) snapshot(n int, sum uint32) error {
 	if m.GetType() != raftpb.MessageType_MsgSnap {
 		return badFrame("frame %d: snapshot-begin frame carries %s", in.fr.count, m.GetType())
 	}
-	data := make([]byte, total)
+	// The buffer grows with the chunks that actually arrive, so a peer that
+	// announces a large snapshot and sends little costs little memory.
+	data := make([]byte, 0, min(total, snapshotInitialBuffer))
 	for off := uint64(0); off < total; {
 		kind, n, sum, err := in.fr.header()
 		if err != nil {
@@ -204,7 +211,8 @@ func (in *inboundConn) snapshot(n int, sum uint32) error {
 		if uint64(n) > total-off {
 			return badFrame("frame %d: snapshot chunk of %d bytes overruns the announced %d bytes (%d received)", in.fr.count, n, total, off)
 		}
-		if err := in.fr.payloadInto(kind, data[off:off+uint64(n)], sum); err != nil {
+		data = slices.Grow(data, n)[:off+uint64(n)]
+		if err := in.fr.payloadInto(kind, data[off:], sum); err != nil {
 			return fmt.Errorf("snapshot cut off after %d of %d bytes: %w", off, total, err)
 		}
 		off += uint64(n)
