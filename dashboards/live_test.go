@@ -107,21 +107,27 @@ func TestMetricNamesExported(t *testing.T) {
 	}
 }
 
+// liveScrapeInterval is the live test's scrape and rule evaluation
+// interval.
+const liveScrapeInterval = time.Second
+
 // TestQueriesReturnDataLive runs every dashboard query and every recording
-// rule against a real Prometheus scraping a real three-replica cluster,
-// with the Grafana variables resolved the way Grafana resolves them, and
-// requires each to return at least one series: a panel that would show "No
-// data" on a healthy cluster fails here.
+// rule against a real Prometheus scraping a real three-replica cluster
+// (with lanes.rules.yml loaded), with the Grafana variables resolved the way
+// Grafana resolves them, and requires each to return at least one series: a
+// panel that would show "No data" on a healthy cluster fails here. Then it
+// checks what the alert expressions select on that cluster, restarts a
+// replica with the flag on as a rollout step does, and requires the
+// dashboards' annotations to mark it.
 func TestQueriesReturnDataLive(t *testing.T) {
 	c := startCluster(t)
 	var targets []string
 	for _, u := range c.URLs() {
 		targets = append(targets, u+"/metrics")
 	}
-	const scrape = time.Second
 	prom := promtest.Start(t, promtest.Options{
 		Targets:        targets,
-		ScrapeInterval: scrape,
+		ScrapeInterval: liveScrapeInterval,
 		RuleFiles:      []string{writeRules(t)},
 	})
 	client, err := promapi.NewClient(promapi.Config{Address: prom.URL})
@@ -174,27 +180,20 @@ func TestQueriesReturnDataLive(t *testing.T) {
 	// $__rate_interval as Grafana computes it for a 1s scrape interval
 	// (four scrapes), plus one for slack.
 	builtins := map[string]string{
-		"__rate_interval": model.Duration(5 * scrape).String(),
-		"__interval":      model.Duration(scrape).String(),
+		"__rate_interval": model.Duration(5 * liveScrapeInterval).String(),
+		"__interval":      model.Duration(liveScrapeInterval).String(),
 		"__range":         "30s",
 		"__range_s":       "30",
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		failures := runLiveChecks(t, api, checks, builtins)
-		if len(failures) == 0 {
-			break
+	var steady, events []liveCheck
+	for _, ck := range checks {
+		if ck.event {
+			events = append(events, ck)
+		} else {
+			steady = append(steady, ck)
 		}
-		if time.Now().After(deadline) {
-			for _, f := range failures {
-				t.Error(f)
-			}
-			log, _ := os.ReadFile(filepath.Join(prom.Dir, "prometheus.log"))
-			t.Fatalf("%d of %d queries returned no series after 90s against %s; Prometheus log:\n%s", len(failures), len(checks), prom.URL, log)
-		}
-		time.Sleep(scrape)
 	}
-	t.Logf("%d queries returned data", len(checks))
+	pollLiveChecks(t, api, prom, steady, builtins, 90*time.Second)
 
 	// The alert expressions read the real series correctly: on this
 	// cluster a mixed flag state and n3's nosync mode show up, and nothing
@@ -218,8 +217,13 @@ func TestQueriesReturnDataLive(t *testing.T) {
 				t.Errorf("alert %s: query: %v", r.Alert, err)
 				continue
 			}
+			vec, ok := v.(model.Vector)
+			if !ok {
+				t.Errorf("alert %s: got a %s, want an instant vector", r.Alert, v.Type())
+				continue
+			}
 			var got []string
-			for _, s := range v.(model.Vector) {
+			for _, s := range vec {
 				m := s.Metric.Clone()
 				delete(m, model.MetricNameLabel)
 				got = append(got, m.String())
@@ -230,6 +234,11 @@ func TestQueriesReturnDataLive(t *testing.T) {
 			}
 		}
 	}
+
+	// A rollout step: n2 restarts with the flag on. The annotations mark it.
+	c.Restart(1, nodetest.FourLane())
+	c.WaitLeader(30 * time.Second)
+	pollLiveChecks(t, api, prom, events, builtins, 60*time.Second)
 }
 
 func hostOf(t *testing.T, rawURL string) string {
@@ -248,6 +257,9 @@ type liveCheck struct {
 	expr      string
 	instant   bool
 	variables []dashboard.VariableModel
+	// event marks an annotation query, which has data only after a
+	// replica restarted or changed its flag.
+	event bool
 }
 
 func dashboardChecks(t *testing.T, file string, d *dashboard.Dashboard) []liveCheck {
@@ -271,7 +283,37 @@ func dashboardChecks(t *testing.T, file string, d *dashboard.Dashboard) []liveCh
 			})
 		}
 	}
+	for _, a := range d.Annotations.List {
+		checks = append(checks, liveCheck{
+			where:     fmt.Sprintf("%s annotation %q", file, a.Name),
+			expr:      *a.Expr,
+			variables: vars,
+			event:     true,
+		})
+	}
 	return checks
+}
+
+// pollLiveChecks runs checks until all return data, failing the test with
+// what still returned nothing after timeout.
+func pollLiveChecks(t *testing.T, api promv1.API, prom *promtest.Server, checks []liveCheck, builtins map[string]string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		failures := runLiveChecks(t, api, checks, builtins)
+		if len(failures) == 0 {
+			t.Logf("%d queries returned data", len(checks))
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, f := range failures {
+				t.Error(f)
+			}
+			log, _ := os.ReadFile(filepath.Join(prom.Dir, "prometheus.log"))
+			t.Fatalf("%d of %d queries returned no series after %v against %s; Prometheus log:\n%s", len(failures), len(checks), timeout, prom.URL, log)
+		}
+		time.Sleep(liveScrapeInterval)
+	}
 }
 
 // runLiveChecks returns a description of every check that returned no

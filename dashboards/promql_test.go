@@ -105,9 +105,9 @@ func panelName(file string, p dashboard.Panel) string {
 	return fmt.Sprintf("%s panel %d %q", file, id, title)
 }
 
-// dashboardQueries returns every target expression of a dashboard and every
-// label_values selector of its query variables (as a PromQL selector, so it
-// is checked like any other query).
+// dashboardQueries returns every target expression of a dashboard, every
+// annotation query, and every label_values selector of its query variables
+// (as a PromQL selector, so it is checked like any other query).
 func dashboardQueries(file string, d *dashboard.Dashboard) ([]query, error) {
 	var qs []query
 	ps, _ := panels(d)
@@ -123,6 +123,12 @@ func dashboardQueries(file string, d *dashboard.Dashboard) ([]query, error) {
 			}
 			qs = append(qs, query{where: fmt.Sprintf("%s %s", panelName(file, p), ref), expr: pq.Expr})
 		}
+	}
+	for _, a := range d.Annotations.List {
+		if a.Expr == nil {
+			return nil, fmt.Errorf("%s annotation %q: no expr", file, a.Name)
+		}
+		qs = append(qs, query{where: fmt.Sprintf("%s annotation %q", file, a.Name), expr: *a.Expr})
 	}
 	for _, v := range d.Templating.List {
 		if v.Type != dashboard.VariableTypeQuery {

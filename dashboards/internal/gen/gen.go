@@ -240,3 +240,30 @@ func tableLegend(calcs ...string) *common.VizLegendOptionsBuilder {
 func sharedTooltip() *common.VizTooltipOptionsBuilder {
 	return common.NewVizTooltipOptionsBuilder().Mode(common.TooltipDisplayModeMulti).Sort(common.SortOrderDescending)
 }
+
+// rolloutAnnotations mark, on every panel, the moments a rollout acts on a
+// replica: its flag changing, and any restart (a dispatcher counter
+// resetting), so a jump in a graph can be read against them. selector
+// picks the replicas, as the panels do.
+func rolloutAnnotations(b *board, selector string) {
+	b.Annotation(dashboard.NewAnnotationQueryBuilder().
+		Name("Flag changed").
+		Datasource(datasource()).
+		Enable(true).
+		IconColor("purple").
+		Expr(fmt.Sprintf("changes(elastickv_raft_dispatcher_lanes_enabled{%s}[$__rate_interval]) > 0", selector)).
+		TitleFormat("{{node_id}}: four-lane flag changed").
+		TextFormat("ELASTICKV_RAFT_DISPATCHER_LANES changed on {{node_id}} ({{instance}}): the replica restarted with the four-lane layout switched on or off").
+		TagKeys("node_id").
+		Step("1m"))
+	b.Annotation(dashboard.NewAnnotationQueryBuilder().
+		Name("Replica restarted").
+		Datasource(datasource()).
+		Enable(true).
+		IconColor("orange").
+		Expr(fmt.Sprintf("max by (job, node_id) (resets(elastickv_raft_dispatch_sent_total{%s}[$__rate_interval])) > 0", selector)).
+		TitleFormat("{{node_id}} restarted").
+		TextFormat("{{node_id}}'s dispatcher counters started again from zero: the replica restarted").
+		TagKeys("node_id").
+		Step("1m"))
+}

@@ -34,6 +34,7 @@ func Overview() (dashboard.Dashboard, error) {
 	b := newBoard(OverviewUID, "lanectl / Raft dispatcher lanes",
 		"Per-lane health of the elastickv raft dispatcher on every replica: which replicas run the four-lane layout, drops and errors by lane (heartbeat first), queue depth and wait, and the raft signals (elections, follower contact, lag) that show when heartbeats are being lost.",
 		[]string{"lanectl", "raft", "elastickv"})
+	rolloutAnnotations(b, replicas)
 	b.WithVariable(datasourceVariable())
 	b.WithVariable(jobVariable())
 	nodeQuery := fmt.Sprintf(`label_values(%s{job=~"$job"}, node_id)`, presenceMetric)

@@ -38,6 +38,7 @@ func Rollout() (dashboard.Dashboard, error) {
 	b := newBoard(RolloutUID, "lanectl / Rollout soak: canary vs baseline",
 		"A soak in progress: the canary replica (thick red) next to its baseline replicas for each signal the soak gates judge. lanectl soak decides from the same metrics; this shows the why.",
 		[]string{"lanectl", "raft", "rollout"})
+	rolloutAnnotations(b, `job=~"$job"`)
 	b.WithVariable(datasourceVariable())
 	b.WithVariable(jobVariable())
 	nodeQuery := fmt.Sprintf(`label_values(%s{job=~"$job"}, node_id)`, presenceMetric)
