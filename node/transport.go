@@ -495,13 +495,19 @@ func (oc *outConn) session(ctx context.Context) (*session, error) {
 		return nil, closed
 	}
 	if s != nil {
-		if s.err() == nil {
+		cause := s.err()
+		if cause == nil {
 			return s, nil
 		}
-		if errors.Is(s.err(), ErrPeerRejected) {
+		oc.mu.Lock()
+		if oc.sess == s {
+			oc.sess = nil
+		}
+		oc.mu.Unlock()
+		if errors.Is(cause, ErrPeerRejected) {
 			// The peer answers but refuses us: redialling at once would
 			// only spin.
-			oc.noteFailure(s.err())
+			oc.noteFailure(cause)
 		}
 	}
 	if now := time.Now(); now.Before(oc.retryAt) {

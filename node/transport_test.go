@@ -387,16 +387,28 @@ func TestTransportSenderSeesRejectionReason(t *testing.T) {
 	// Node 1 believes node 3 lives at node 2's address.
 	in := newInbox()
 	rx := startTransport(t, TCPTransportConfig{ID: 2, Handler: in.handle})
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()}})
+	var dc dialCounter
+	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()},
+		Dial: dc.dial, MinBackoff: time.Minute, MaxBackoff: time.Minute})
+	send := func() error { return tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 3)) }
 	var err error
 	for range 100 {
-		if err = tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 3)); err != nil {
+		if err = send(); err != nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !errors.Is(err, ErrPeerRejected) || !strings.Contains(err.Error(), "meant for node 3, this is node 2") {
 		t.Fatalf("got %v, want ErrPeerRejected naming the wrong node", err)
+	}
+	// A peer that refuses us is not redialled in a loop.
+	for range 5 {
+		if err := send(); !errors.Is(err, ErrPeerUnreachable) || !strings.Contains(err.Error(), "next dial in") {
+			t.Errorf("send during backoff: got %v, want ErrPeerUnreachable waiting for the next dial", err)
+		}
+	}
+	if got := dc.count(3, lanes.LaneHeartbeat); got != 1 {
+		t.Errorf("dialled %d times, want 1", got)
 	}
 	in.empty(t)
 }
