@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -411,4 +412,53 @@ func TestRolloutDashboardCoversDefaultGates(t *testing.T) {
 			t.Errorf("default gate %s has no panel in lanes-rollout.json", name)
 		}
 	}
+}
+
+// TestStrictDecodeRejectsUnknownFields shows the strict decode is not
+// vacuous: a field Grafana's schema does not have, anywhere in the
+// dashboard, is an error naming it.
+func TestStrictDecodeRejectsUnknownFields(t *testing.T) {
+	raw, err := File("lanes-overview.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(d map[string]any)
+	}{
+		{"dashboard", func(d map[string]any) { d["bogus"] = 1 }},
+		{"panel", func(d map[string]any) { panelAt(d, 1)["bogus"] = 1 }},
+		{"query", func(d map[string]any) { panelAt(d, 1)["targets"].([]any)[0].(map[string]any)["exp"] = "up" }},
+		{"panel options", func(d map[string]any) { panelAt(d, 4)["options"].(map[string]any)["bogus"] = 1 }},
+		{"custom field config", func(d map[string]any) {
+			panelAt(d, 4)["fieldConfig"].(map[string]any)["defaults"].(map[string]any)["custom"].(map[string]any)["lineWidthz"] = 1
+		}},
+		{"variable", func(d map[string]any) {
+			d["templating"].(map[string]any)["list"].([]any)[1].(map[string]any)["bogus"] = 1
+		}},
+		{"wrong type", func(d map[string]any) { panelAt(d, 1)["title"] = 7 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d map[string]any
+			if err := json.Unmarshal(raw, &d); err != nil {
+				t.Fatal(err)
+			}
+			tt.mutate(d)
+			mutated, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := decodeDashboardJSON("mutated", mutated); err == nil {
+				t.Errorf("got no error, want the strict decode to reject the %s change", tt.name)
+			}
+		})
+	}
+	if _, err := decodeDashboardJSON("unchanged", raw); err != nil {
+		t.Errorf("unchanged dashboard: got %v, want no error", err)
+	}
+}
+
+func panelAt(d map[string]any, i int) map[string]any {
+	return d["panels"].([]any)[i].(map[string]any)
 }
