@@ -69,8 +69,13 @@ Scenarios:
            snapshot is in flight, as they do when several raft groups share
            a node's lanes. Elections here are heartbeat silences longer than
            --election-timeout.
-  cluster  three real replicas under write load, and a snapshot forced to
-           the follower behind the link.
+  cluster  three real replicas (raft, bbolt, the replica's own dispatcher
+           and transport), the store preloaded to --snapshot-mib, a write
+           every --append-interval, and a snapshot forced to the follower
+           behind the link. Queue wait comes from the leader's
+           elastickv_raft_dispatch_queue_wait_seconds histogram; delivery is
+           measured from the transport send; heartbeat and election
+           intervals are rounded up to 100ms raft ticks.
 
 The command passes (exit 0) when four-lane MsgApp delivery p99 is at least
 --min-ratio times better than legacy and the four-lane run saw no election;
@@ -114,7 +119,7 @@ scenario usually shows).`,
 	f.Float64Var(&snapshotMiB, "snapshot-mib", holbench.DefaultSnapshotBytes>>20, "snapshot size in MiB")
 	f.Float64Var(&linkMiBps, "link-mibps", holbench.DefaultLinkBytesPerSecond>>20, "link bandwidth leader -> follower, MiB/s")
 	f.IntVar(&linkChunkKiB, "link-chunk-kib", holbench.DefaultLinkChunk>>10, "piece size the link releases bytes in, KiB")
-	f.DurationVar(&opts.Config.AppendInterval, "append-interval", holbench.DefaultAppendInterval, "time between appends (direct scenario)")
+	f.DurationVar(&opts.Config.AppendInterval, "append-interval", holbench.DefaultAppendInterval, "time between appends (direct) or writes to the leader (cluster)")
 	f.IntVar(&opts.Config.EntryBytes, "entry-bytes", holbench.DefaultEntryBytes, "bytes per appended entry")
 	f.DurationVar(&opts.Config.HeartbeatInterval, "heartbeat-interval", holbench.DefaultHeartbeatInterval, "time between heartbeats")
 	f.DurationVar(&opts.Config.ElectionTimeout, "election-timeout", holbench.DefaultElectionTimeout, "silence after which a follower campaigns")
