@@ -24,6 +24,9 @@ var (
 const (
 	cmdPut  byte = 1
 	cmdNoop byte = 2
+	// cmdBatch packs several encoded commands into one entry: a uvarint
+	// count, then each command as a uvarint length and its bytes.
+	cmdBatch byte = 3
 )
 
 // command is one decoded log entry of the state machine. RequestID lets the
@@ -45,6 +48,55 @@ func encodeCommand(c command) []byte {
 		b = append(b, c.value...)
 	}
 	return b
+}
+
+func encodeBatch(cmds [][]byte) []byte {
+	size := 1 + binary.MaxVarintLen64
+	for _, c := range cmds {
+		size += binary.MaxVarintLen64 + len(c)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, cmdBatch)
+	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	for _, c := range cmds {
+		b = binary.AppendUvarint(b, uint64(len(c)))
+		b = append(b, c...)
+	}
+	return b
+}
+
+// decodeEntry decodes a normal entry's data: one command or a batch.
+func decodeEntry(b []byte) ([]command, error) {
+	if len(b) == 0 || b[0] != cmdBatch {
+		c, err := decodeCommand(b)
+		if err != nil {
+			return nil, err
+		}
+		return []command{c}, nil
+	}
+	rest := b[1:]
+	n, w := binary.Uvarint(rest)
+	if w <= 0 || n > uint64(len(rest)) {
+		return nil, errors.New("bad batch count")
+	}
+	rest = rest[w:]
+	cmds := make([]command, 0, n)
+	for i := uint64(0); i < n; i++ {
+		l, w := binary.Uvarint(rest)
+		if w <= 0 || l > uint64(len(rest)-w) {
+			return nil, fmt.Errorf("batch command %d: bad length", i)
+		}
+		c, err := decodeCommand(rest[w : w+int(l)])
+		if err != nil {
+			return nil, fmt.Errorf("batch command %d: %w", i, err)
+		}
+		cmds = append(cmds, c)
+		rest = rest[w+int(l):]
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("batch has trailing bytes")
+	}
+	return cmds, nil
 }
 
 func decodeCommand(b []byte) (command, error) {

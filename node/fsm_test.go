@@ -110,3 +110,42 @@ func TestDecodeSnapshotRejectsDamage(t *testing.T) {
 		t.Errorf("intact snapshot: %v", err)
 	}
 }
+
+func TestBatchCodec(t *testing.T) {
+	a := encodeCommand(command{kind: cmdPut, requestID: 1, key: "a", value: []byte("1")})
+	b := encodeCommand(command{kind: cmdNoop, requestID: 2})
+	got, err := decodeEntry(encodeBatch([][]byte{a, b}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].key != "a" || got[0].requestID != 1 || got[1].kind != cmdNoop || got[1].requestID != 2 {
+		t.Errorf("got %+v, want the put of a (request 1) and a no-op (request 2)", got)
+	}
+	single, err := decodeEntry(a)
+	if err != nil || len(single) != 1 || single[0].key != "a" {
+		t.Errorf("single command entry: got %+v %v, want the put of a", single, err)
+	}
+	for _, bad := range [][]byte{{cmdBatch}, {cmdBatch, 2, 1, cmdNoop}, append(encodeBatch([][]byte{b}), 0)} {
+		if _, err := decodeEntry(bad); err == nil {
+			t.Errorf("decode %v: got no error, want one", bad)
+		}
+	}
+}
+
+func TestRecentCommandsBounded(t *testing.T) {
+	s, err := openKVStore(filepath.Join(t.TempDir(), "kv.db"), lanes.SyncModeNoSync, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	done := make([]appliedCmd, recentCommands+10)
+	for i := range done {
+		done[i] = appliedCmd{requestID: uint64(i), index: 1}
+	}
+	if err := s.apply(nil, done, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.recent) != recentCommands || s.recent[0].requestID != 10 {
+		t.Errorf("got %d recent commands starting at request %d, want %d starting at 10", len(s.recent), s.recent[0].requestID, recentCommands)
+	}
+}

@@ -43,6 +43,8 @@ const (
 	maxReadyPerWake = 64
 	// maxDrain bounds the inputs batched into one Ready.
 	maxDrain = 256
+	// maxBatchBytes bounds the client commands packed into one entry.
+	maxBatchBytes = 1 << 20
 	// inboundQueue is the buffer between the transport and the raft loop.
 	inboundQueue = 4096
 )
@@ -96,6 +98,7 @@ type Replica struct {
 	force          *forceState
 	isolated       uint64
 	installed      uint64
+	props          []proposal
 }
 
 type proposal struct {
@@ -463,13 +466,14 @@ func (r *Replica) loop(ctx context.Context) error {
 		case m := <-r.recvc:
 			r.step(m)
 		case p := <-r.propc:
-			p.errc <- r.rn.Propose(p.data)
+			r.props = append(r.props, p)
 		case req := <-r.forcec:
 			r.startForce(req)
 		case <-r.disp.Pending():
 			r.disp.ApplyReports(r.rn)
 		}
 		r.drainInputs()
+		r.proposeQueued()
 		if err := r.handleReady(); err != nil {
 			r.log.Error("raft loop failed; stopping", "err", err)
 			return err
@@ -485,11 +489,42 @@ func (r *Replica) drainInputs() {
 		case m := <-r.recvc:
 			r.step(m)
 		case p := <-r.propc:
-			p.errc <- r.rn.Propose(p.data)
+			r.props = append(r.props, p)
 		default:
 			return
 		}
 	}
+}
+
+// proposeQueued proposes the queued client commands, packed into as few
+// raft entries as maxBatchBytes allows. On a follower each entry is one
+// MsgProp to the leader, so packing keeps a burst of writes from
+// overflowing the lane forwarded proposals travel in.
+func (r *Replica) proposeQueued() {
+	for len(r.props) > 0 {
+		n, size := 0, 0
+		for n < len(r.props) && (n == 0 || size+len(r.props[n].data) <= maxBatchBytes) {
+			size += len(r.props[n].data)
+			n++
+		}
+		batch := r.props[:n]
+		var err error
+		if n == 1 {
+			err = r.rn.Propose(batch[0].data)
+		} else {
+			cmds := make([][]byte, n)
+			for i, p := range batch {
+				cmds[i] = p.data
+			}
+			err = r.rn.Propose(encodeBatch(cmds))
+		}
+		for _, p := range batch {
+			p.errc <- err
+		}
+		clear(batch)
+		r.props = r.props[n:]
+	}
+	r.props = r.props[:0:0]
 }
 
 // leaderTypes are sent only by a leader; receiving one is contact with it.
@@ -644,16 +679,18 @@ func (r *Replica) applyEntries(ents []*raftpb.Entry) error {
 			if len(e.GetData()) == 0 {
 				continue // the empty entry a new leader appends
 			}
-			c, err := decodeCommand(e.GetData())
+			cmds, err := decodeEntry(e.GetData())
 			if err != nil {
 				// Every replica skips the same entry, so state stays equal.
 				r.log.Error("skipping undecodable log entry", "index", e.GetIndex(), "err", err)
 				continue
 			}
-			if c.kind == cmdPut {
-				puts = append(puts, c)
+			for _, c := range cmds {
+				if c.kind == cmdPut {
+					puts = append(puts, c)
+				}
+				done = append(done, appliedCmd{c.requestID, e.GetIndex()})
 			}
-			done = append(done, appliedCmd{c.requestID, e.GetIndex()})
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			if err := r.applyConfChange(e); err != nil {
 				return err

@@ -467,20 +467,36 @@ func TestMetricsExposeDesignNames(t *testing.T) {
 		checkGauge(t, fams, c.Name(i), node.MetricTerm, nil, float64(st.Term))
 		if i == leader {
 			checkGauge(t, fams, c.Name(i), node.MetricLastContact, nil, 0)
-			// The forced snapshot went through the snapshot lane (four-lane
-			// leader) or the normal lane (legacy leader).
+			// The forced snapshots went through the snapshot lane (four-lane
+			// leader) or the normal lane (legacy leader). A send is counted
+			// once the follower confirmed it, after ForceSnapshot returned.
 			lane := map[bool]string{true: "snapshot", false: "normal"}[st.LanesEnabled]
-			var sent float64
-			for _, m := range fams[node.MetricDispatchSent].GetMetric() {
-				if labelValue(m, "lane") == lane {
-					sent += m.GetCounter().GetValue()
-				}
-			}
-			if sent < 2 {
-				t.Errorf("%s: %d messages sent in the %s lane after two forced snapshots, want >= 2", c.Name(i), int(sent), lane)
-			}
+			c.WaitFor(waitLong, func() (bool, string) {
+				sent, err := laneSent(c, i, lane)
+				return err == nil && sent >= 2, fmt.Sprintf("%s: %v messages sent in the %s lane after two forced snapshots (%v), want >= 2", c.Name(i), sent, lane, err)
+			})
 		}
 	}
+}
+
+// laneSent sums elastickv_raft_dispatch_sent_total of one lane on replica i.
+func laneSent(c *nodetest.Cluster, i int, lane string) (float64, error) {
+	text, err := c.Metrics(i)
+	if err != nil {
+		return 0, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return 0, err
+	}
+	var sent float64
+	for _, m := range fams[node.MetricDispatchSent].GetMetric() {
+		if labelValue(m, "lane") == lane {
+			sent += m.GetCounter().GetValue()
+		}
+	}
+	return sent, nil
 }
 
 func containsLabel(labels []string, l string) bool {
