@@ -223,8 +223,10 @@ func writeHOLTable(streams *IOStreams, rep holbench.Report, verdict string) erro
 	durRow("longest heartbeat gap", l.MaxHeartbeatGap, f.MaxHeartbeatGap)
 	rows = append(rows,
 		[]string{"elections", strconv.Itoa(l.Elections), strconv.Itoa(f.Elections), ""},
-		[]string{"term changes", strconv.FormatUint(l.TermChanges, 10), strconv.FormatUint(f.TermChanges, 10), ""},
 	)
+	if rep.Scenario == scenarioCluster {
+		rows = append(rows, []string{"term changes", strconv.FormatUint(l.TermChanges, 10), strconv.FormatUint(f.TermChanges, 10), ""})
+	}
 	if l.PrepElections+f.PrepElections > 0 || l.SnapshotPrepare+f.SnapshotPrepare > 0 {
 		rows = append(rows, []string{"elections while preparing the snapshot", strconv.Itoa(l.PrepElections), strconv.Itoa(f.PrepElections), ""})
 	}
