@@ -57,25 +57,40 @@ type commandData struct {
 }
 
 func renderCommand(name, src string, flag Flag, envFile string, r Replica) (string, error) {
-	t, err := template.New(name).Option("missingkey=error").Parse(src)
-	if err != nil {
-		return "", fmt.Errorf("parse template: %w", err)
-	}
 	var d commandData
 	d.Flag.Name = shellWord(flag.Name)
 	d.Flag.Value = shellWord(flag.Value)
 	d.Replica.Name = shellWord(r.Name)
 	d.Replica.Stage = shellWord(r.Stage)
-	d.EnvFile = shellWord(envFile)
-	var b strings.Builder
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("render template: %w", err)
+	// env_file may itself name the replica, for several replicas per host.
+	path, err := execTemplate("env_file", envFile, d)
+	if err != nil {
+		return "", err
 	}
-	out := b.String()
+	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "\n\r\x00") {
+		return "", fmt.Errorf("env_file %q for %s: want an absolute path on one line", path, r.Name)
+	}
+	d.EnvFile = shellWord(path)
+	out, err := execTemplate(name, src, d)
+	if err != nil {
+		return "", err
+	}
 	if strings.TrimSpace(out) == "" {
 		return "", fmt.Errorf("rendered command for %s is empty", r.Name)
 	}
 	return out, nil
+}
+
+func execTemplate(name, src string, d commandData) (string, error) {
+	t, err := template.New(name).Option("missingkey=error").Parse(src)
+	if err != nil {
+		return "", fmt.Errorf("parse template: %w", err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("render template: %w", err)
+	}
+	return b.String(), nil
 }
 
 // EnableCommand renders the enable command for r.

@@ -129,7 +129,8 @@ type Commands struct {
 	Enable  string
 	Disable string
 	// EnvFile is the KEY=VALUE file the default commands rewrite; templates
-	// see it as .EnvFile.
+	// see it as .EnvFile. It is a template itself, so one host can run
+	// several replicas (/srv/{{.Replica.Name}}/env).
 	EnvFile string
 	// Restart ends the default commands; it is operator-written shell, not a
 	// substituted value, so it is not quoted.
@@ -792,7 +793,7 @@ func (v *validator) commands(p *Plan, raw *rawCommands) {
 	}
 	for _, k := range []struct {
 		key, src string
-	}{{"enable", c.Enable}, {"disable", c.Disable}} {
+	}{{"env_file", "{{.EnvFile}}"}, {"enable", c.Enable}, {"disable", c.Disable}} {
 		if _, err := renderCommand(k.key, k.src, p.Flag, c.EnvFile, sample); err != nil {
 			v.errorf([]any{"commands", k.key}, "commands.%s: %v", k.key, err)
 		}

@@ -93,8 +93,10 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 		if res.NoBaseline {
 			fmt.Fprintln(out, "every replica has the flag: no baseline is left, so only the gates' absolute limits apply")
 		}
-		if werr := writeGateTable(out, *res.Soak); werr != nil {
-			return werr
+		if res.Soak.Verdict != gates.Pass {
+			if werr := writeGateTable(out, *res.Soak); werr != nil {
+				return werr
+			}
 		}
 	}
 	switch {

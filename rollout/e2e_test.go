@@ -1,0 +1,165 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"bytes"
+)
+
+// advanceUntil runs 'lanectl advance' and expects code; on exit 2 it checks
+// the time left is reported.
+func (r *rig) advance(ctx context.Context, wantCode int, wantOut string) cliResult {
+	r.t.Helper()
+	res := r.lanectl(ctx, "advance")
+	if res.code != wantCode || !strings.Contains(res.stdout+res.stderr, wantOut) {
+		r.t.Fatalf("lanectl advance: got %v\nwant exit %d and output containing %q", res, wantCode, wantOut)
+	}
+	return res
+}
+
+// waitSoak sleeps until the soak of the batch enabled last is over and
+// Prometheus has scraped past its end.
+func (r *rig) waitSoak(window time.Duration) {
+	r.t.Helper()
+	_, since := r.state().LastBatch()
+	if since.IsZero() {
+		r.t.Fatal("no enabled batch to wait for")
+	}
+	time.Sleep(time.Until(since.Add(window + 1500*time.Millisecond)))
+}
+
+func (r *rig) put(key string) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	req, err := http.NewRequest(http.MethodPut, r.fleet.urls[0]+"/kv/"+key, strings.NewReader("v"))
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("PUT %s: %d %s", key, resp.StatusCode, body)
+	}
+	return nil
+}
+
+// startLoad runs 'lanectl load' against the fleet until stop is called,
+// which returns its JSON summary.
+func (r *rig) startLoad() (stop func() map[string]any) {
+	r.t.Helper()
+	cmd := exec.Command(lanectlBinary(r.t), "load", "--targets", strings.Join(r.fleet.urls, ","),
+		"--rate", "20", "--value-size", "256", "--keys", "100", "--progress", "1h", "-o", "json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	stop = func() map[string]any {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := <-done
+		var sum map[string]any
+		if jerr := json.Unmarshal(stdout.Bytes(), &sum); jerr != nil {
+			r.t.Errorf("lanectl load: %v, summary %q: %v\nstderr: %s", err, stdout.String(), jerr, stderr.String())
+		}
+		return sum
+	}
+	r.t.Cleanup(func() { stop() })
+	return stop
+}
+
+func (r *rig) requireFlags(ctx context.Context, want ...bool) {
+	r.t.Helper()
+	for i, w := range want {
+		got, err := r.fleet.lanesEnabled(ctx, i)
+		if err != nil || got != w {
+			r.t.Errorf("%s: lanes_enabled = %v (%v), want %v", r.fleet.names[i], got, err, w)
+		}
+	}
+}
+
+// The whole plan: staging -> canary -> fleet over three replicas with short
+// soaks, under write load, ending with every replica on four-lane.
+func TestE2EFullRollout(t *testing.T) {
+	const window = 8 * time.Second
+	r := newRig(t, rigOptions{window: window})
+	ctx := t.Context()
+	stopLoad := r.startLoad()
+
+	res := r.lanectl(ctx, "advance", "--dry-run")
+	if res.code != 0 || !strings.Contains(res.stdout, "1. enable n1 (stage staging)") || !strings.Contains(res.stdout, "5. enable n3 (stage fleet)") || !strings.Contains(res.stdout, "7. rollout complete") {
+		t.Fatalf("dry run: %v", res)
+	}
+	if j := r.journal(); j != nil {
+		t.Fatalf("dry run wrote the journal: %s", j)
+	}
+
+	steps := []struct {
+		judge   bool
+		wantOut string
+		flags   []bool
+	}{
+		{false, "enabled n1", []bool{true, false, false}},
+		{true, "enabled n2", []bool{true, true, false}},
+		{true, "enabled n3", []bool{true, true, true}},
+		{true, "rollout complete", []bool{true, true, true}},
+	}
+	for i, s := range steps {
+		if s.judge {
+			// Before the window is over: exit 2 with the time left.
+			r.advance(ctx, 2, "from now")
+			r.waitSoak(window)
+		}
+		out := r.advance(ctx, 0, s.wantOut)
+		if s.judge && !strings.Contains(out.stdout, fmt.Sprintf("soak of n%d: pass (", i)) {
+			t.Errorf("step %d: want the passing soak shown, got %v", i, out)
+		}
+		r.requireFlags(ctx, s.flags...)
+		r.fleet.waitHealthy(20 * time.Second)
+		if err := r.put(fmt.Sprintf("after-step-%d", i)); err != nil {
+			t.Errorf("step %d: cluster not writable: %v", i, err)
+		}
+	}
+	sum := stopLoad()
+	if ok, _ := sum["writes_ok"].(float64); ok < 50 {
+		t.Errorf("load summary %v: want at least 50 writes ok", sum)
+	}
+	t.Logf("load during the rollout: %v", sum)
+
+	st := r.lanectl(ctx, "status", "-o", "json")
+	if st.code != 0 {
+		t.Fatalf("status: %v", st)
+	}
+	var doc struct {
+		Replicas []struct {
+			Name, Flag, Metrics string
+			Mismatch            bool
+			LastVerdict         *struct{ Verdict string } `json:"last_verdict"`
+		}
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, rep := range doc.Replicas {
+		if rep.Flag != "on" || rep.Metrics != "on" || rep.Mismatch || rep.LastVerdict == nil || rep.LastVerdict.Verdict != "pass" {
+			t.Errorf("status of %s: %+v, want flag and metrics on with a pass", rep.Name, rep)
+		}
+	}
+}
