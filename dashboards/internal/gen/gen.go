@@ -18,6 +18,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
+	"github.com/grafana/grafana-foundation-sdk/go/units"
 )
 
 // File is one rendered dashboard.
@@ -218,6 +220,38 @@ func valueText(texts map[string]dashboard.ValueMappingResult) []dashboard.ValueM
 
 func mapped(text, color string, index int32) dashboard.ValueMappingResult {
 	return dashboard.ValueMappingResult{Text: cog.ToPtr(text), Color: cog.ToPtr(color), Index: cog.ToPtr(index)}
+}
+
+// flagTimeline is a state timeline of elastickv_raft_dispatcher_lanes_enabled
+// with its two values named; callers add title, description and queries.
+func flagTimeline() *statetimeline.PanelBuilder {
+	return statetimeline.NewPanelBuilder().
+		Datasource(datasource()).
+		Unit(units.NoUnit).
+		Min(0).Max(1).
+		Mappings(valueText(map[string]dashboard.ValueMappingResult{
+			"0": mapped("legacy (2 lanes)", "blue", 0),
+			"1": mapped("four-lane", "green", 1),
+		})).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+		Thresholds(thresholds("blue", step(1, "green"))).
+		Tooltip(sharedTooltip())
+}
+
+// syncModeTimeline is a state timeline of elastickv_fsm_apply_sync_mode's
+// sync row (1 sync, 0 nosync).
+func syncModeTimeline() *statetimeline.PanelBuilder {
+	return statetimeline.NewPanelBuilder().
+		Datasource(datasource()).
+		Unit(units.NoUnit).
+		Min(0).Max(1).
+		Mappings(valueText(map[string]dashboard.ValueMappingResult{
+			"0": mapped("nosync", "orange", 0),
+			"1": mapped("sync", "green", 1),
+		})).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
+		Thresholds(thresholds("orange", step(1, "green"))).
+		Tooltip(sharedTooltip())
 }
 
 // emphasise draws matching series thick and red: the heartbeat lane, the

@@ -7,7 +7,6 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/heatmap"
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
-	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 )
@@ -45,35 +44,15 @@ func Overview() (dashboard.Dashboard, error) {
 		Current(allSelected()))
 
 	b.row("Rollout state")
-	b.panel(statetimeline.NewPanelBuilder().
+	b.panel(flagTimeline().
 		Title("Four-lane dispatcher (flag) per replica").
 		Description("elastickv_raft_dispatcher_lanes_enabled: four-lane when ELASTICKV_RAFT_DISPATCHER_LANES is on, legacy otherwise. During a rollout replicas differ on purpose, one stage at a time; a mix that outlives a soak stage means a rollout stalled half-way (advance it or roll it back), and a replica flipping back and forth means it is restarting with a different environment than planned.").
-		Datasource(datasource()).
 		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_raft_dispatcher_lanes_enabled", "")), "{{node_id}}")).
-		Unit(units.NoUnit).
-		Min(0).Max(1).
-		Mappings(valueText(map[string]dashboard.ValueMappingResult{
-			"0": mapped("legacy (2 lanes)", "blue", 0),
-			"1": mapped("four-lane", "green", 1),
-		})).
-		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
-		Thresholds(thresholds("blue", step(1, "green"))).
-		Tooltip(sharedTooltip()).
 		Span(12).Height(6))
-	b.panel(statetimeline.NewPanelBuilder().
+	b.panel(syncModeTimeline().
 		Title("FSM sync mode per replica").
 		Description("elastickv_fsm_apply_sync_mode: whether the replica fsyncs every applied entry (sync) or not (nosync). All replicas should run the mode the rollout plan expects (expect_sync_mode, usually sync). A nosync replica can lose acknowledged writes on power loss, and a soak compared across different modes compares disks, not lanes.").
-		Datasource(datasource()).
 		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_fsm_apply_sync_mode", `mode="sync"`)), "{{node_id}}")).
-		Unit(units.NoUnit).
-		Min(0).Max(1).
-		Mappings(valueText(map[string]dashboard.ValueMappingResult{
-			"0": mapped("nosync", "orange", 0),
-			"1": mapped("sync", "green", 1),
-		})).
-		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
-		Thresholds(thresholds("orange", step(1, "green"))).
-		Tooltip(sharedTooltip()).
 		Span(12).Height(6))
 
 	b.row("Drops and errors by lane")

@@ -6,7 +6,6 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
-	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 )
@@ -51,37 +50,17 @@ func Rollout() (dashboard.Dashboard, error) {
 		Current(allSelected()))
 
 	b.row("flag and sync_mode")
-	b.panel(statetimeline.NewPanelBuilder().
+	b.panel(flagTimeline().
 		Title("flag: four-lane dispatcher, canary and baselines").
 		Description("Which layout each replica runs. The flag gate fails unless the canary ran four-lane and the baselines legacy for the whole window: a canary that is not four-lane is not being soaked at all, and one that flips back and forth was restarted (start the soak window after its last restart).").
-		Datasource(datasource()).
 		WithTarget(series("A", fmt.Sprintf("max by (node_id) (elastickv_raft_dispatcher_lanes_enabled{%s})", canarySel), "canary {{node_id}}")).
 		WithTarget(series("B", fmt.Sprintf("max by (node_id) (elastickv_raft_dispatcher_lanes_enabled{%s})", baselineSel), "baseline {{node_id}}")).
-		Unit(units.NoUnit).
-		Min(0).Max(1).
-		Mappings(valueText(map[string]dashboard.ValueMappingResult{
-			"0": mapped("legacy (2 lanes)", "blue", 0),
-			"1": mapped("four-lane", "green", 1),
-		})).
-		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
-		Thresholds(thresholds("blue", step(1, "green"))).
-		Tooltip(sharedTooltip()).
 		Span(12).Height(6))
-	b.panel(statetimeline.NewPanelBuilder().
+	b.panel(syncModeTimeline().
 		Title("sync_mode: FSM sync mode, canary and baselines").
 		Description("Whether each replica fsyncs applied entries (sync) or not (nosync). The sync_mode gate fails when any replica ran in another mode than the plan's expect_sync_mode for part of the window: a soak that compares a nosync canary with sync baselines measures disks, not lanes.").
-		Datasource(datasource()).
 		WithTarget(series("A", fmt.Sprintf(`max by (node_id) (elastickv_fsm_apply_sync_mode{%s, mode="sync"})`, canarySel), "canary {{node_id}}")).
 		WithTarget(series("B", fmt.Sprintf(`max by (node_id) (elastickv_fsm_apply_sync_mode{%s, mode="sync"})`, baselineSel), "baseline {{node_id}}")).
-		Unit(units.NoUnit).
-		Min(0).Max(1).
-		Mappings(valueText(map[string]dashboard.ValueMappingResult{
-			"0": mapped("nosync", "orange", 0),
-			"1": mapped("sync", "green", 1),
-		})).
-		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).
-		Thresholds(thresholds("orange", step(1, "green"))).
-		Tooltip(sharedTooltip()).
 		Span(12).Height(6))
 
 	b.row("Gate signals: canary vs baseline")
