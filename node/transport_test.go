@@ -390,7 +390,9 @@ func TestTransportSenderSeesRejectionReason(t *testing.T) {
 	var dc dialCounter
 	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()},
 		Dial: dc.dial, MinBackoff: time.Minute, MaxBackoff: time.Minute})
-	send := func() error { return tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 3)) }
+	send := func() error {
+		return tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 3))
+	}
 	var err error
 	for range 100 {
 		if err = send(); err != nil {
