@@ -191,6 +191,9 @@ func (c *TCPTransportConfig) applyDefaults() error {
 		if id == 0 || addr == "" {
 			return fmt.Errorf("transport config: peer %d=%q: want a non-zero id and an address", id, addr)
 		}
+		if id == c.ID {
+			return fmt.Errorf("transport config: peer %d=%q is this node's own id", id, addr)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -272,22 +275,29 @@ func (t *TCPTransport) Addr() net.Addr { return t.ln.Addr() }
 
 // AddPeer sets the address of node id. Changing the address of a known peer
 // closes its connections; the next send dials the new address.
-func (t *TCPTransport) AddPeer(id uint64, addr string) {
+func (t *TCPTransport) AddPeer(id uint64, addr string) error {
+	switch {
+	case id == 0 || addr == "":
+		return fmt.Errorf("add peer %d=%q: want a non-zero id and an address", id, addr)
+	case id == t.cfg.ID:
+		return fmt.Errorf("add peer %d=%q: that is this node's own id", id, addr)
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return
+		return fmt.Errorf("add peer %d: %w", id, ErrTransportClosed)
 	}
 	old := t.peers[id]
 	if old != nil && old.addr == addr {
 		t.mu.Unlock()
-		return
+		return nil
 	}
 	t.peers[id] = t.newPeer(id, addr)
 	t.mu.Unlock()
 	if old != nil {
 		old.close(fmt.Errorf("peer %d moved to %s", id, addr))
 	}
+	return nil
 }
 
 // RemovePeer forgets node id and closes its connections; sends to it in

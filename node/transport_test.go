@@ -644,7 +644,22 @@ func TestTransportPeerLifecycleErrors(t *testing.T) {
 	if err := tx.Send(t.Context(), lanes.Lane(200), hb(2)); err == nil || !strings.Contains(err.Error(), "lane 200 does not exist") {
 		t.Errorf("send on a bad lane: got %v, want lane error", err)
 	}
-	tx.AddPeer(9, rx.Addr().String())
+	for _, bad := range []struct {
+		id   uint64
+		addr string
+		want string
+	}{
+		{0, "127.0.0.1:1", "want a non-zero id and an address"},
+		{4, "", "want a non-zero id and an address"},
+		{1, "127.0.0.1:1", "this node's own id"},
+	} {
+		if err := tx.AddPeer(bad.id, bad.addr); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("AddPeer(%d, %q): got %v, want an error containing %q", bad.id, bad.addr, err, bad.want)
+		}
+	}
+	if err := tx.AddPeer(9, rx.Addr().String()); err != nil {
+		t.Fatalf("AddPeer: %v", err)
+	}
 	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(2)); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
@@ -653,7 +668,9 @@ func TestTransportPeerLifecycleErrors(t *testing.T) {
 	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(2)); !errors.Is(err, ErrUnknownPeer) {
 		t.Errorf("send to removed peer: got %v, want ErrUnknownPeer", err)
 	}
-	tx.AddPeer(2, rx.Addr().String())
+	if err := tx.AddPeer(2, rx.Addr().String()); err != nil {
+		t.Fatalf("AddPeer: %v", err)
+	}
 	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(2)); err != nil {
 		t.Fatalf("Send after re-adding the peer: %v", err)
 	}
@@ -667,6 +684,9 @@ func TestTransportPeerLifecycleErrors(t *testing.T) {
 	if err := tx.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+	if err := tx.AddPeer(5, "127.0.0.1:1"); !errors.Is(err, ErrTransportClosed) {
+		t.Errorf("AddPeer after Close: got %v, want ErrTransportClosed", err)
+	}
 }
 
 func TestTransportCloseInterruptsBlockedWork(t *testing.T) {
@@ -679,7 +699,9 @@ func TestTransportCloseInterruptsBlockedWork(t *testing.T) {
 	}
 	stalled := startTransport(t, TCPTransportConfig{ID: 3, Listener: &stallListener{Listener: raw}, Handler: block})
 	tx, _, _ := transportPair(t, TCPTransportConfig{}, TCPTransportConfig{Handler: block})
-	tx.AddPeer(3, stalled.Addr().String())
+	if err := tx.AddPeer(3, stalled.Addr().String()); err != nil {
+		t.Fatalf("AddPeer: %v", err)
+	}
 	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2)); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
@@ -713,6 +735,7 @@ func TestTransportConfigErrors(t *testing.T) {
 		{"chunk over frame limit", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: 4 << 20, MaxFrameBytes: 1 << 20}, "ChunkSize 4194304 is larger than MaxFrameBytes 1048576"},
 		{"backoff inverted", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff 1ms is below MinBackoff 1s"},
 		{"peer without address", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ""}}, `peer 2="": want a non-zero id and an address`},
+		{"itself as a peer", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: "127.0.0.1:1"}}, `peer 1="127.0.0.1:1" is this node's own id`},
 		{"bad listen address", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:99999", Handler: h}, "transport listen on 127.0.0.1:99999"},
 	}
 	for _, tc := range tests {
