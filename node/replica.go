@@ -113,6 +113,11 @@ func NewReplica(cfg ReplicaConfig) (_ *Replica, err error) {
 	c := cfg.withDefaults()
 	self, err := c.validate()
 	if err != nil {
+		for _, ln := range []net.Listener{c.RaftListener, c.HTTPListener} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
 		return nil, fmt.Errorf("replica config: %w", err)
 	}
 	r := &Replica{

@@ -101,7 +101,7 @@ type ReplicaConfig struct {
 	HTTPAddr string
 	// RaftListener and HTTPListener, when set, are used instead of listening
 	// on ListenAddr/HTTPAddr (tests bind port 0 first to learn the address).
-	// The replica closes them.
+	// The replica closes them, also when NewReplica fails.
 	RaftListener net.Listener
 	HTTPListener net.Listener
 	// DataDir holds raft.db and fsm.db. A directory with neither is
