@@ -654,6 +654,7 @@ func (r *Replica) send(msgs []*raftpb.Message) {
 }
 
 func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
+	start := time.Now()
 	idx := snap.GetMetadata().GetIndex()
 	recent, err := r.kv.restore(snap.GetData(), idx)
 	if err != nil {
@@ -668,7 +669,8 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 	r.installed++
 	r.confState = snap.GetMetadata().GetConfState()
 	keys, size := r.kv.size()
-	r.log.Info("installed snapshot from leader", "index", idx, "bytes", len(snap.GetData()), "keys", keys, "kv_bytes", size)
+	r.log.Info("installed snapshot from leader", "index", idx, "bytes", len(snap.GetData()), "keys", keys, "kv_bytes", size,
+		"took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
