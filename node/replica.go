@@ -532,10 +532,14 @@ func (r *Replica) proposeQueued() {
 	r.props = r.props[:0:0]
 }
 
-// leaderTypes are sent only by a leader; receiving one is contact with it.
-var leaderTypes = map[raftpb.MessageType]bool{
-	raftpb.MsgApp: true, raftpb.MsgHeartbeat: true, raftpb.MsgSnap: true,
-	raftpb.MsgReadIndexResp: true, raftpb.MsgTimeoutNow: true,
+// fromLeader reports whether only a leader sends messages of type t, so
+// receiving one is contact with the leader.
+func fromLeader(t raftpb.MessageType) bool {
+	switch t {
+	case raftpb.MsgApp, raftpb.MsgHeartbeat, raftpb.MsgSnap, raftpb.MsgReadIndexResp, raftpb.MsgTimeoutNow:
+		return true
+	}
+	return false
 }
 
 func (r *Replica) step(m *raftpb.Message) {
@@ -543,7 +547,7 @@ func (r *Replica) step(m *raftpb.Message) {
 		r.log.Debug("raft refused inbound message", "type", m.GetType().String(), "from", r.peerName(m.GetFrom()), "err", err)
 		return
 	}
-	if leaderTypes[m.GetType()] {
+	if fromLeader(m.GetType()) {
 		r.lastContact.Store(time.Now().UnixNano())
 	}
 }

@@ -465,6 +465,12 @@ func TestMetricsExposeDesignNames(t *testing.T) {
 		checkGauge(t, fams, c.Name(i), node.MetricFSMApplySyncMode, map[string]string{"mode": "sync"}, 1)
 		checkGauge(t, fams, c.Name(i), node.MetricFSMApplySyncMode, map[string]string{"mode": "nosync"}, 0)
 		checkGauge(t, fams, c.Name(i), node.MetricTerm, nil, float64(st.Term))
+		if i != leader {
+			// Heartbeats arrive every tick (20ms); a second is generous.
+			if v := fams[node.MetricLastContact].GetMetric()[0].GetGauge().GetValue(); v <= 0 || v > 1 {
+				t.Errorf("%s: follower %s = %v, want (0, 1] seconds", c.Name(i), node.MetricLastContact, v)
+			}
+		}
 		if i == leader {
 			checkGauge(t, fams, c.Name(i), node.MetricLastContact, nil, 0)
 			// The forced snapshots went through the snapshot lane (four-lane
