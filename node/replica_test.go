@@ -551,6 +551,8 @@ func TestRestartRefusesDamagedDataDir(t *testing.T) {
 		{"raft.db missing", func(dir string) error { return os.Remove(filepath.Join(dir, node.RaftDBFile)) }, node.RaftDBFile, "is missing"},
 		{"raft.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.RaftDBFile), 0) }, node.RaftDBFile, "corrupt"},
 		{"fsm.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.FSMDBFile), 0) }, node.FSMDBFile, "corrupt"},
+		{"raft.db pages after the meta pages garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.RaftDBFile), 8192) }, node.RaftDBFile, "corrupt"},
+		{"fsm.db pages after the meta pages garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.FSMDBFile), 8192) }, node.FSMDBFile, "corrupt"},
 		{"raft.db truncated", func(dir string) error { return os.Truncate(filepath.Join(dir, node.RaftDBFile), 100) }, node.RaftDBFile, "corrupt"},
 		{"raft.db is someone else's bbolt file", func(dir string) error {
 			src, err := os.ReadFile(filepath.Join(dir, node.FSMDBFile))
@@ -574,6 +576,7 @@ func TestRestartRefusesDamagedDataDir(t *testing.T) {
 			if err == nil {
 				t.Fatalf("replica started on a data directory with %s, want an error", tt.name)
 			}
+			t.Logf("start error: %v", err)
 			path := filepath.Join(dir, tt.file)
 			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got error %q, want it to name %s and say %q", err, path, tt.want)
@@ -582,14 +585,20 @@ func TestRestartRefusesDamagedDataDir(t *testing.T) {
 	}
 }
 
-// overwrite replaces the first 8 KiB (bbolt's two meta pages) at offset with
-// garbage.
+// overwrite replaces everything from offset to the end of the file with
+// garbage, keeping the size (offset 0 hits bbolt's meta pages; 8192 the
+// pages they point to).
 func overwrite(path string, offset int64) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 8192), offset); err != nil {
+	size := max(fi.Size()-offset, 8192)
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, int(size)), offset); err != nil {
 		_ = f.Close()
 		return err
 	}

@@ -70,8 +70,15 @@ type persistedRaft struct {
 
 // openBolt opens an existing bbolt file. bbolt would create a missing file;
 // the caller decides beforehand whether the file must exist.
-func openBolt(path string, noSync bool) (*bbolt.DB, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: openTimeout, NoSync: noSync})
+func openBolt(path string, noSync bool) (db *bbolt.DB, err error) {
+	// bbolt panics on some damaged pages (a garbage freelist, say) instead
+	// of returning an error.
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, p)
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: openTimeout, NoSync: noSync})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: locked by another process (is another replica using this data directory?)", path)
 	}
