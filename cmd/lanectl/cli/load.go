@@ -92,10 +92,19 @@ func runLoad(cmd *cobra.Command, opts *LoadOptions) error {
 		Concurrency:   opts.Concurrency,
 		ProgressEvery: opts.ProgressEvery,
 		Progress: func(p loadgen.Progress) {
-			fmt.Fprintf(errOut, "%s  writes ok %d failed %d  p99 %s  snapshots forced %d failed %d\n",
-				p.Elapsed.Round(time.Second), p.WritesOK, p.WritesFailed, fmtLatency(p.P99), p.SnapshotsForced, p.SnapshotsFailed)
+			// On a terminal the line redraws in place; in a log, one line
+			// per report.
+			start, end := "", "\n"
+			if opts.Streams.IsTTY {
+				start, end = "\r\033[K", ""
+			}
+			fmt.Fprintf(errOut, "%s%s  writes ok %d failed %d  p99 %s  snapshots forced %d failed %d%s",
+				start, p.Elapsed.Round(time.Second), p.WritesOK, p.WritesFailed, fmtLatency(p.P99), p.SnapshotsForced, p.SnapshotsFailed, end)
 		},
 	})
+	if opts.Streams.IsTTY {
+		fmt.Fprintln(errOut)
+	}
 	if err != nil {
 		return usageErrorf(cmd, "%v", err)
 	}
