@@ -3,6 +3,7 @@ package gates_test
 import (
 	"context"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,18 +27,20 @@ func TestBackfilled24h(t *testing.T) {
 	end := time.Now().Add(-time.Hour).Truncate(time.Minute).Add(30 * time.Second)
 	start := end.Add(-time.Duration(minutes) * time.Minute).Add(-23 * time.Second)
 	flagOn := minutes - 24*60 - 10 // ten minutes before the window starts
-	rs := []replicaHistory{
-		{name: "n1", flagOn: -1, dropEvery: 100},
-		{name: "n2", flagOn: flagOn, dropEvery: 120},
-		{name: "n3", flagOn: -1, dropEvery: 100},
+	rs := []promtest.ReplicaHistory{
+		{Name: "n1", FlagOn: -1, DropEvery: 100},
+		{Name: "n2", FlagOn: flagOn, DropEvery: 120},
+		{Name: "n3", FlagOn: -1, DropEvery: 100},
 		// n4 restarted with the flag like n2 but dropped heartbeats: the
 		// counter series is created by the first drop, inside the window.
-		{name: "n4", flagOn: flagOn, dropEvery: 120, heartbeatDrops: []int{minutes - 300, minutes - 200, minutes - 200, minutes - 5}},
+		{Name: "n4", FlagOn: flagOn, DropEvery: 120, HeartbeatDrops: []int{minutes - 300, minutes - 200, minutes - 200, minutes - 5}},
 		// n5 drops far more replication messages than the baselines.
-		{name: "n5", flagOn: flagOn, dropEvery: 20},
+		{Name: "n5", FlagOn: flagOn, DropEvery: 20},
 	}
-	dir := t.TempDir()
-	hist := writeHistory(t, dir, start, minutes, rs)
+	hist := filepath.Join(t.TempDir(), "history.om")
+	if err := promtest.WriteHistory(hist, start, time.Minute, minutes, rs); err != nil {
+		t.Fatal(err)
+	}
 
 	prom := promtest.Start(t, promtest.Options{Backfill: hist})
 	pq, err := query.NewPrometheus(prom.URL, config.DefaultHTTPClientConfig)

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,81 +65,95 @@ type Server struct {
 }
 
 // Start runs a Prometheus for t and waits until it is ready to answer
-// queries.
+// queries. It is stopped when t ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	s, stop, err := Launch(t.TempDir(), opts)
+	if err != nil {
+		t.Fatalf("promtest: %v", err)
+	}
+	t.Cleanup(stop)
+	return s
+}
+
+// Launch is Start for callers without a testing.TB (testscript commands):
+// it runs Prometheus with its files under dir and returns a function that
+// stops it.
+func Launch(dir string, opts Options) (*Server, func(), error) {
 	for _, bin := range []string{PrometheusBin, PromtoolBin} {
 		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("promtest: %s is missing (install the Debian prometheus package: apt-get install prometheus): %v", bin, err)
+			return nil, nil, fmt.Errorf("%s is missing (install the Debian prometheus package: apt-get install prometheus): %w", bin, err)
 		}
 	}
 	if opts.ScrapeInterval <= 0 {
 		opts.ScrapeInterval = time.Second
 	}
-	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
-		t.Fatalf("promtest: %v", err)
+		return nil, nil, err
 	}
 	if opts.Backfill != "" {
-		Backfill(t, opts.Backfill, data)
+		if err := BackfillDir(opts.Backfill, data); err != nil {
+			return nil, nil, err
+		}
 	}
 	cfg, err := config(opts)
 	if err != nil {
-		t.Fatalf("promtest: %v", err)
+		return nil, nil, err
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatalf("promtest: %v", err)
+		return nil, nil, err
 	}
-
 	// The port is chosen by binding :0 and releasing it; another process
 	// may grab it in between, so a start that dies early is retried.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		s, err := start(t, dir, cfgPath, data)
+		s, stop, err := start(dir, cfgPath, data)
 		if err == nil {
-			return s
+			return s, stop, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("promtest: %v", lastErr)
-	return nil
+	return nil, nil, lastErr
 }
 
-func start(t testing.TB, dir, cfgPath, data string) (*Server, error) {
-	t.Helper()
+func start(dir, cfgPath, data string) (*Server, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logPath := filepath.Join(dir, "prometheus.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cmd := exec.Command(PrometheusBin,
 		"--config.file="+cfgPath,
 		"--storage.tsdb.path="+data,
-		"--storage.tsdb.retention.time=30d",
+		// History may be backfilled at any age; keep all of it.
+		"--storage.tsdb.retention.time=100y",
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", PrometheusBin, err)
+		return nil, nil, fmt.Errorf("start %s: %w", PrometheusBin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait(); logf.Close() }()
+	var once sync.Once
 	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
 	}
 	s := &Server{URL: "http://" + addr, Dir: dir}
 	deadline := time.Now().Add(60 * time.Second)
@@ -146,7 +161,7 @@ func start(t testing.TB, dir, cfgPath, data string) (*Server, error) {
 	for {
 		select {
 		case err := <-exited:
-			return nil, fmt.Errorf("prometheus exited before it was ready (%v); log:\n%s", err, tail(logPath))
+			return nil, nil, fmt.Errorf("prometheus exited before it was ready (%v); log:\n%s", err, tail(logPath))
 		default:
 		}
 		resp, err := client.Get(s.URL + "/-/ready")
@@ -154,17 +169,15 @@ func start(t testing.TB, dir, cfgPath, data string) (*Server, error) {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return s, stop, nil
 			}
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("prometheus on %s not ready after 60s; log:\n%s", addr, tail(logPath))
+			return nil, nil, fmt.Errorf("prometheus on %s not ready after 60s; log:\n%s", addr, tail(logPath))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Cleanup(stop)
-	return s, nil
 }
 
 func freeAddr() (string, error) {
@@ -223,12 +236,20 @@ func config(opts Options) (string, error) {
 // with promtool, as an operator importing history would.
 func Backfill(t testing.TB, src, dataDir string) {
 	t.Helper()
+	if err := BackfillDir(src, dataDir); err != nil {
+		t.Fatalf("promtest: %v", err)
+	}
+}
+
+// BackfillDir is Backfill returning its error.
+func BackfillDir(src, dataDir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, PromtoolBin, "tsdb", "create-blocks-from", "openmetrics", src, dataDir).CombinedOutput()
 	if err != nil {
-		t.Fatalf("promtest: promtool tsdb create-blocks-from openmetrics %s: %v\n%s", src, err, out)
+		return fmt.Errorf("promtool tsdb create-blocks-from openmetrics %s: %w\n%s", src, err, out)
 	}
+	return nil
 }
 
 // OpenMetrics writes a backfill file. Families must be declared before
