@@ -351,8 +351,11 @@ func (d *Driver) runCommands(ctx context.Context, batch []Replica, enable bool) 
 		verb = "enable"
 	}
 	for _, r := range batch {
-		if ok, why := d.Prober.Probe(ctx, r, d.Now()).Check(enable); ok {
-			d.logf("%s: already %sd (%s); verifying instead of running the command", r.Name, verb, why)
+		// The replica's own metrics decide whether the command is needed;
+		// whether it is healthy is left to the verification that follows,
+		// which waits for it.
+		if pr := d.Prober.Probe(ctx, r, d.Now()); pr.LanesEnabled != nil && *pr.LanesEnabled == enable {
+			d.logf("%s: already %sd (%s = %d on its /metrics); verifying instead of running the command", r.Name, verb, LanesEnabledMetric, b2i(enable))
 			continue
 		}
 		cmd, err := d.command(r, enable)

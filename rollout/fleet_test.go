@@ -181,6 +181,41 @@ func (f *fleet) log(i int) string {
 	return string(b)
 }
 
+// leader returns the index of the replica n1 reports as leader.
+func (f *fleet) leader() int {
+	f.t.Helper()
+	var idx int
+	waitFor(f.t, 20*time.Second, "a leader", func() bool {
+		p := Prober{Client: &http.Client{Timeout: 2 * time.Second}}
+		pr := p.Probe(f.t.Context(), Replica{Name: f.names[0], HTTP: f.urls[0]}, time.Now())
+		if pr.Report == nil {
+			return false
+		}
+		for i, n := range f.names {
+			if n == pr.Report.Leader {
+				idx = i
+				return true
+			}
+		}
+		return false
+	})
+	return idx
+}
+
+// childPID is the pid of replica i's current process.
+func (f *fleet) childPID(i int) int {
+	f.t.Helper()
+	b, err := os.ReadFile(f.pidFile(i) + ".child")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return pid
+}
+
 // lanesEnabled reads the flag from replica i's own /metrics.
 func (f *fleet) lanesEnabled(ctx context.Context, i int) (bool, error) {
 	p := Prober{Client: &http.Client{Timeout: 2 * time.Second}}
@@ -213,10 +248,10 @@ type rig struct {
 
 type rigOptions struct {
 	replicas int
-	// stages is the stages block; replicas get stages in order from
-	// stageOf (index -> stage name).
+	// stages is the stages block; replica i gets stage stageOf(i, leader),
+	// where leader is the index of the raft leader when the plan is written.
 	stages  string
-	stageOf func(i int) string
+	stageOf func(i, leader int) string
 	window  time.Duration
 	// enable and disable replace the default commands when set.
 	enable, disable string
@@ -224,6 +259,8 @@ type rigOptions struct {
 	extra string
 	// noProm skips Prometheus (tests that never judge a soak).
 	noProm bool
+	// verifyTimeout defaults to 20s.
+	verifyTimeout time.Duration
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
@@ -234,9 +271,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.window == 0 {
 		o.window = 8 * time.Second
 	}
+	if o.verifyTimeout == 0 {
+		o.verifyTimeout = 20 * time.Second
+	}
 	if o.stages == "" {
 		o.stages = "  - {name: staging}\n  - {name: canary}\n  - {name: fleet, max_parallel: 2}\n"
-		o.stageOf = func(i int) string { return []string{"staging", "canary", "fleet"}[min(i, 2)] }
+		o.stageOf = func(i, _ int) string { return []string{"staging", "canary", "fleet"}[min(i, 2)] }
 	}
 	r := &rig{t: t, dir: t.TempDir(), home: t.TempDir()}
 	r.fleet = startFleet(t, o.replicas)
@@ -250,11 +290,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	var b strings.Builder
 	fmt.Fprintf(&b, "prometheus: {url: %q}\n", promURL)
 	fmt.Fprintf(&b, "soak: {window: %s, interval: 1s}\n", o.window)
-	fmt.Fprintf(&b, "ssh:\n  known_hosts: %s\n  identity_files: [%s]\n  config: %s\n  connect_timeout: 5s\n",
+	fmt.Fprintf(&b, "ssh:\n  known_hosts: %q\n  identity_files: [%q]\n  config: %q\n  connect_timeout: 5s\n",
 		r.ssh.KnownHosts, r.ssh.IdentityFile, filepath.Join(r.dir, "no-ssh-config"))
 	b.WriteString("replicas:\n")
+	leader := r.fleet.leader()
 	for i, n := range r.fleet.names {
-		fmt.Fprintf(&b, "  - {name: %s, stage: %s, ssh: %q, http: %q}\n", n, o.stageOf(i), r.ssh.SSHAddress(), r.fleet.urls[i])
+		fmt.Fprintf(&b, "  - {name: %s, stage: %s, ssh: %q, http: %q}\n", n, o.stageOf(i, leader), r.ssh.SSHAddress(), r.fleet.urls[i])
 	}
 	b.WriteString("stages:\n" + o.stages)
 	b.WriteString("commands:\n")
@@ -267,7 +308,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		fmt.Fprintf(&b, "  disable: %q\n", o.disable)
 	}
 	b.WriteString("  timeout: 30s\n")
-	b.WriteString("verify: {timeout: 20s, interval: 200ms, settle: 2}\n")
+	fmt.Fprintf(&b, "verify: {timeout: %s, interval: 200ms, settle: 2}\n", o.verifyTimeout)
 	b.WriteString(o.extra)
 	r.planPath = filepath.Join(r.dir, "lanectl.yaml")
 	if err := os.WriteFile(r.planPath, []byte(b.String()), 0o644); err != nil {

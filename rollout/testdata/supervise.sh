@@ -7,7 +7,8 @@
 #   SIGUSR1  stops it and leaves it stopped until the next SIGHUP
 #   SIGTERM  stops it and exits
 # Extra arguments for COMMAND can come from ENV_FILE as SUPERVISE_EXTRA_ARGS.
-# Its own pid goes to PID_FILE so remote commands can signal it.
+# Its own pid goes to PID_FILE so remote commands can signal it, and the
+# running child's to PID_FILE.child.
 set -u
 envfile=$1
 pidfile=$2
@@ -33,6 +34,7 @@ start() {
 		exec "$@" $SUPERVISE_EXTRA_ARGS
 	) &
 	child=$!
+	echo "$child" >"$pidfile.child"
 	echo "$(date -u +%FT%T.%NZ) supervise: started pid $child" >&2
 }
 
