@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"bytes"
 )
 
 // advanceUntil runs 'lanectl advance' and expects code; on exit 2 it checks
