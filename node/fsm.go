@@ -316,16 +316,26 @@ type decodedSnapshot struct {
 
 var errSnapshotTruncated = errors.New("snapshot truncated")
 
-// decodeSnapshot parses snapshotData's format.
-func decodeSnapshot(b []byte) (decodedSnapshot, error) {
-	var out decodedSnapshot
+// checkSnapshot verifies a snapshot's magic and checksum: cheap enough to
+// run on the transport's goroutine before raft sees the snapshot.
+func checkSnapshot(b []byte) error {
 	if len(b) < len(snapshotMagic)+4 || !bytes.Equal(b[:len(snapshotMagic)], snapshotMagic) {
-		return out, errors.New("not a lanectl snapshot")
+		return errors.New("not a lanectl snapshot")
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, crcTable) != sum {
-		return out, errors.New("snapshot checksum mismatch")
+		return errors.New("snapshot checksum mismatch")
 	}
+	return nil
+}
+
+// decodeSnapshot parses snapshotData's format.
+func decodeSnapshot(b []byte) (decodedSnapshot, error) {
+	var out decodedSnapshot
+	if err := checkSnapshot(b); err != nil {
+		return out, err
+	}
+	body := b[:len(b)-4]
 	rest := body[len(snapshotMagic):]
 	uvarint := func() (uint64, error) {
 		n, w := binary.Uvarint(rest)

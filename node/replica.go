@@ -371,8 +371,17 @@ func (r *Replica) peerName(id uint64) string {
 
 // deliver is the transport's Handler: it queues an inbound message for the
 // raft loop, waiting while the queue is full so a busy replica slows its
-// senders instead of dropping.
+// senders instead of dropping. A MsgSnap is acknowledged to its sender when
+// this returns nil.
 func (r *Replica) deliver(ctx context.Context, m *raftpb.Message) error {
+	if m.GetType() == raftpb.MsgSnap {
+		// A damaged snapshot is refused here, so the sender hears of it and
+		// raft retries, instead of the raft loop failing on it.
+		if err := checkSnapshot(m.GetSnapshot().GetData()); err != nil {
+			r.log.Warn("refusing snapshot", "from", r.peerName(m.GetFrom()), "err", err)
+			return fmt.Errorf("snapshot from %s: %w", r.peerName(m.GetFrom()), err)
+		}
+	}
 	select {
 	case r.recvc <- m:
 		return nil

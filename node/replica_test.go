@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
@@ -603,4 +606,41 @@ func overwrite(path string, offset int64) error {
 		return err
 	}
 	return f.Close()
+}
+
+func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
+	c := nodetest.StartCluster(t, 1, testOptions())
+	c.WaitLeader(waitLong)
+	tr, err := node.NewTCPTransport(node.TCPTransportConfig{
+		ID:      9,
+		Listen:  "127.0.0.1:0",
+		Peers:   map[uint64]string{1: c.RaftAddr(0)},
+		Handler: func(context.Context, *raftpb.Message) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	st, err := c.Status(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &raftpb.Message{
+		Type: raftpb.MsgSnap.Enum(), From: new(uint64(9)), To: new(uint64(1)), Term: new(st.Term),
+		Snapshot: &raftpb.Snapshot{
+			Data:     []byte("LKV1 these bytes do not carry the checksum"),
+			Metadata: &raftpb.SnapshotMetadata{Index: new(st.Applied + 100), Term: new(st.Term)},
+		},
+	}
+	err = tr.Send(t.Context(), lanes.LaneSnapshot, m)
+	if !errors.Is(err, node.ErrSnapshotRejected) || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Errorf("got %v, want ErrSnapshotRejected saying checksum mismatch", err)
+	}
+	after, err := c.Status(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Role != "leader" || after.SnapshotsInstalled != 0 {
+		t.Errorf("after the damaged snapshot: role %s, snapshots installed %d; want still leader, none installed", after.Role, after.SnapshotsInstalled)
+	}
 }

@@ -211,6 +211,12 @@ func (c *Cluster) Name(i int) string { return c.slots[i].name }
 // URL is replica i's HTTP base URL, stable across restarts.
 func (c *Cluster) URL(i int) string { return "http://" + c.slots[i].httpAddr }
 
+// RaftAddr is replica i's raft transport address, stable across restarts.
+func (c *Cluster) RaftAddr(i int) string { return c.peers[i].Addr }
+
+// Peers is the cluster's membership as every replica was given it.
+func (c *Cluster) Peers() []node.Peer { return append([]node.Peer(nil), c.peers...) }
+
 // URLs are every replica's HTTP base URLs.
 func (c *Cluster) URLs() []string {
 	out := make([]string, len(c.slots))
