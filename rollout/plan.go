@@ -699,7 +699,7 @@ func (v *validator) replicas(p *Plan, raw []rawReplica) {
 		if rep.Selector == "" {
 			rep.Selector = fmt.Sprintf("node_id=%q", r.Name)
 		} else if _, err := pp.ParseMetricSelector("{" + rep.Selector + "}"); err != nil {
-			v.errorf(field("selector"), "%s: selector %q does not parse as PromQL label matchers: %v", who, rep.Selector, err)
+			v.errorf(field("selector"), "%s: selector %q does not parse as PromQL label matchers: %s", who, rep.Selector, selectorError(err))
 		}
 		if r.HTTP == "" {
 			v.errorf(at, "%s: http is missing: the replica's base URL, serving /metrics, /healthz and /status", who)
@@ -708,6 +708,16 @@ func (v *validator) replicas(p *Plan, raw []rawReplica) {
 		}
 		p.Replicas = append(p.Replicas, rep)
 	}
+}
+
+// selectorError points at the column of the selector as written: the
+// parser saw it wrapped in braces, one character to the right.
+func selectorError(err error) string {
+	var pe parser.ParseErrors
+	if errors.As(err, &pe) && len(pe) > 0 {
+		return fmt.Sprintf("column %d: %v", max(int(pe[0].PositionRange.Start), 1), pe[0].Err)
+	}
+	return err.Error()
 }
 
 func stageNames(stages []Stage) string {
