@@ -51,6 +51,7 @@ Start with 'lanectl demo' to see a whole rollout on this machine.`,
 		NewCmdAdvance(streams, getenv, nil),
 		NewCmdRollback(streams, getenv, nil),
 		NewCmdStatus(streams, getenv, nil),
+		NewCmdSoak(streams, nil),
 	)
 	return root
 }

@@ -1,0 +1,560 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/spf13/cobra"
+
+	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/rollout"
+)
+
+// SoakOptions are the inputs of 'lanectl soak'.
+type SoakOptions struct {
+	Streams *IOStreams
+	// Config is the plan file; empty means none: replicas are then node_id
+	// values.
+	Config    string
+	Canaries  []string
+	Baselines []string
+	// Window is the soak length (--hours or --window); zero means the
+	// plan's, else 24h.
+	Window time.Duration
+	// Start is --start; zero means the rollout state's enable time for the
+	// canaries, else now.
+	Start      time.Time
+	Prometheus string
+	Targets    []string
+	// Interval is how often a live soak re-evaluates (and the embedded
+	// store scrapes); zero means the plan's, else 1m.
+	Interval       time.Duration
+	ExpectSyncMode string
+	ListGates      bool
+	Output         string
+	// Now is the clock; tests pin it.
+	Now func() time.Time
+}
+
+// defaultSoakInterval is how often a live soak looks again without a plan.
+const defaultSoakInterval = time.Minute
+
+// maxQueryErrors is how many evaluations in a row may fail (Prometheus
+// restarting, a network blip) before a live soak gives up.
+const maxQueryErrors = 3
+
+// NewCmdSoak builds 'lanectl soak'. runF replaces runSoak in tests.
+func NewCmdSoak(streams *IOStreams, runF func(*cobra.Command, *SoakOptions) error) *cobra.Command {
+	opts := &SoakOptions{Streams: streams, Now: time.Now}
+	var (
+		hours  float64
+		window time.Duration
+		start  string
+	)
+	cmd := &cobra.Command{
+		Use:   "soak --canary NAME [--baseline NAME,...] [--hours H | --window D] [--start RFC3339] [--prometheus URL | --targets URL,...]",
+		Short: "Judge whether canary replicas with the flag behaved as well as the baselines",
+		Long: `Evaluate the soak gates for the canary replicas over a window and print a
+verdict with its evidence: every gate, every replica's value, the limit, and
+the PromQL behind it.
+
+The window is [start, start + hours]. Start is --start, else the time the
+rollout state (--config) recorded the flag going on for the canary, else now.
+A window already in the past is decided at once from history. Otherwise the
+gates are evaluated every --interval over [start, now]: the soak stops at
+the first failing gate, and passes only once the window is over. Interrupting
+it (Ctrl-C) prints the verdict so far and exits 2; running it again with the
+same --start continues the same window.
+
+Each gate is one PromQL query for all replicas at once. Without --config a
+replica NAME is the series with node_id="NAME"; without --baseline every
+replica whose flag was off for the whole window is a baseline. Metrics come
+from a Prometheus-compatible server (--prometheus) or from an embedded store
+that scrapes the replicas' /metrics itself (--targets) and knows only what it
+scraped since it started.
+
+Exit codes: 0 pass, 1 a gate failed, 2 inconclusive (not enough data, or the
+window is not over), 3 bad input or metrics unreachable.`,
+		Example: `  # decide a finished 24h soak of n2 from Prometheus
+  lanectl soak --canary n2 --hours 24 --start 2026-11-24T09:00:00Z --prometheus http://prometheus:9090
+
+  # watch a soak live against the other replicas, scraping them directly
+  lanectl soak --canary n2 --baseline n1,n3 --window 30m --targets http://10.0.0.1:9101/metrics,http://10.0.0.2:9101/metrics,http://10.0.0.3:9101/metrics
+
+  # the canary of a rollout plan, from the time the flag went on
+  lanectl soak --config lanectl.yaml --canary prod-1 -o json
+
+  # the gates and their limits
+  lanectl soak --list-gates`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(cmd, opts.Output); err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("hours") && f.Changed("window") {
+				return usageErrorf(cmd, "--hours and --window both set: give one")
+			}
+			if f.Changed("prometheus") && f.Changed("targets") {
+				return usageErrorf(cmd, "--prometheus and --targets both set: give one")
+			}
+			switch {
+			case f.Changed("hours"):
+				if hours <= 0 || math.IsNaN(hours) || math.IsInf(hours, 0) {
+					return usageErrorf(cmd, "invalid --hours %v: want a number of hours > 0", hours)
+				}
+				opts.Window = time.Duration(hours * float64(time.Hour))
+			case f.Changed("window"):
+				if window <= 0 {
+					return usageErrorf(cmd, "invalid --window %v: want a duration > 0", window)
+				}
+				opts.Window = window
+			}
+			if start != "" {
+				t, err := time.Parse(time.RFC3339, start)
+				if err != nil {
+					return usageErrorf(cmd, "invalid --start %q: want RFC3339, e.g. 2026-11-24T09:00:00Z", start)
+				}
+				opts.Start = t
+			}
+			if f.Changed("interval") && opts.Interval <= 0 {
+				return usageErrorf(cmd, "invalid --interval %v: want a duration > 0", opts.Interval)
+			}
+			if opts.ExpectSyncMode != "" && opts.ExpectSyncMode != "sync" && opts.ExpectSyncMode != "nosync" {
+				return usageErrorf(cmd, "invalid --expect-sync-mode %q: want sync or nosync", opts.ExpectSyncMode)
+			}
+			if !opts.ListGates && len(opts.Canaries) == 0 {
+				return usageErrorf(cmd, "--canary is required")
+			}
+			for _, n := range append(slices.Clone(opts.Canaries), opts.Baselines...) {
+				if strings.TrimSpace(n) == "" {
+					return usageErrorf(cmd, "empty replica name in --canary or --baseline")
+				}
+			}
+			if runF != nil {
+				return runF(cmd, opts)
+			}
+			return runSoak(cmd, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.Config, "config", "c", "", "plan file (replica selectors, Prometheus, gate overrides, rollout state)")
+	f.StringSliceVar(&opts.Canaries, "canary", nil, "canary replica(s) running with the flag")
+	f.StringSliceVar(&opts.Baselines, "baseline", nil, "baseline replicas without the flag (default: every replica with the flag off)")
+	f.Float64Var(&hours, "hours", 0, "soak length in hours (default: the plan's, else 24)")
+	f.DurationVar(&window, "window", 0, "soak length as a duration, e.g. 90s or 36h")
+	f.StringVar(&start, "start", "", "window start, RFC3339 (default: when the flag went on per the rollout state, else now)")
+	f.StringVar(&opts.Prometheus, "prometheus", "", "Prometheus-compatible API base URL")
+	f.StringSliceVar(&opts.Targets, "targets", nil, "replica /metrics URLs for the embedded store, instead of --prometheus")
+	f.DurationVar(&opts.Interval, "interval", 0, "live re-evaluation and scrape interval, at least Prometheus's scrape interval (default: the plan's, else 1m)")
+	f.StringVar(&opts.ExpectSyncMode, "expect-sync-mode", "", "sync mode every replica must be in: sync or nosync (default: the plan's, else sync)")
+	f.BoolVar(&opts.ListGates, "list-gates", false, "list the gates with their limits and exit")
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+// soakRun is everything resolved from flags and plan before evaluating.
+type soakRun struct {
+	set       gates.Set
+	req       gates.Request
+	interval  time.Duration
+	source    string
+	startFrom string
+	querier   gates.Querier
+	close     func()
+}
+
+func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
+	var plan *rollout.Plan
+	if opts.Config != "" {
+		p, err := rollout.LoadPlan(opts.Config)
+		if err != nil {
+			return err
+		}
+		plan = p
+	}
+	set := gates.DefaultSet()
+	if plan != nil {
+		s, err := plan.GateSet()
+		if err != nil {
+			return err
+		}
+		set = s
+	}
+	if opts.ListGates {
+		return writeGateList(opts, set)
+	}
+	run, err := resolveSoak(cmd.Context(), opts, plan, set)
+	if err != nil {
+		return err
+	}
+	defer run.close()
+	return watchSoak(cmd.Context(), opts, run)
+}
+
+func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set gates.Set) (*soakRun, error) {
+	run := &soakRun{set: set, interval: opts.Interval, close: func() {}}
+	req := &run.req
+	req.ExpectSyncMode = opts.ExpectSyncMode
+	window := opts.Window
+	var state *rollout.State
+	if plan != nil {
+		st, err := rollout.LoadState(plan.StatePath)
+		if err != nil {
+			return nil, err
+		}
+		state = st
+		if window == 0 {
+			window = plan.Soak.Window
+		}
+		if run.interval == 0 {
+			run.interval = plan.Soak.Interval
+		}
+		if req.ExpectSyncMode == "" {
+			req.ExpectSyncMode = plan.ExpectSyncMode
+		}
+		for _, n := range opts.Canaries {
+			r, ok := plan.Replica(n)
+			if !ok {
+				return nil, fmt.Errorf("canary %q is not a replica of plan %s (replicas: %s)", n, plan.Path, replicaNames(plan.Order()))
+			}
+			req.Canaries = append(req.Canaries, gates.Target{Name: r.Name, Selector: r.Selector})
+		}
+		for _, n := range opts.Baselines {
+			r, ok := plan.Replica(n)
+			if !ok {
+				return nil, fmt.Errorf("baseline %q is not a replica of plan %s (replicas: %s)", n, plan.Path, replicaNames(plan.Order()))
+			}
+			req.Baselines = append(req.Baselines, gates.Target{Name: r.Name, Selector: r.Selector})
+		}
+		if len(opts.Baselines) == 0 {
+			for _, r := range plan.Order() {
+				if _, on := state.EnabledAt(r.Name); !on && !slices.Contains(opts.Canaries, r.Name) {
+					req.Baselines = append(req.Baselines, gates.Target{Name: r.Name, Selector: r.Selector})
+				}
+			}
+		}
+	} else {
+		for _, n := range opts.Canaries {
+			req.Canaries = append(req.Canaries, nodeTarget(n))
+		}
+		for _, n := range opts.Baselines {
+			req.Baselines = append(req.Baselines, nodeTarget(n))
+		}
+	}
+	if window == 0 {
+		window = 24 * time.Hour
+	}
+	if run.interval == 0 {
+		run.interval = defaultSoakInterval
+	}
+	if req.ExpectSyncMode == "" {
+		req.ExpectSyncMode = "sync"
+	}
+	req.Step = run.interval
+
+	now := opts.Now()
+	start, from := opts.Start, "--start"
+	if start.IsZero() && state != nil {
+		// Several canaries enabled together: the window starts when the
+		// last of them got the flag.
+		for _, c := range req.Canaries {
+			if at, on := state.EnabledAt(c.Name); on && at.After(start) {
+				start, from = at, "rollout state "+plan.StatePath
+			}
+		}
+	}
+	if start.IsZero() {
+		start, from = now, "now"
+	}
+	if start.After(now) {
+		return nil, fmt.Errorf("window starts at %s (%s), which is in the future (now %s)", formatTime(start), from, formatTime(now))
+	}
+	req.Window = gates.Window{Start: start, End: start.Add(window)}
+	run.startFrom = from
+
+	promURL, targets := opts.Prometheus, opts.Targets
+	httpCfg := config.DefaultHTTPClientConfig
+	if plan != nil {
+		httpCfg = plan.Prometheus.HTTPConfig
+		if promURL == "" && len(targets) == 0 {
+			promURL, targets = plan.Prometheus.URL, plan.Prometheus.Targets
+		}
+	}
+	switch {
+	case promURL != "":
+		q, err := query.NewPrometheus(promURL, httpCfg)
+		if err != nil {
+			return nil, err
+		}
+		run.querier, run.source = q, promURL
+	case len(targets) > 0:
+		e, err := query.NewEmbedded(ctx, targets, run.interval, query.EmbeddedOptions{})
+		if err != nil {
+			return nil, err
+		}
+		run.querier, run.close = e, func() { _ = e.Close() }
+		run.source = fmt.Sprintf("embedded store scraping %d targets every %s", len(targets), formatDuration(run.interval))
+		if start.Before(now.Add(-run.interval)) {
+			fmt.Fprintf(opts.Streams.ErrOut, "note: the embedded store has no history before %s; the window starts at %s, so coverage will be short of it\n", formatTime(now), formatTime(start))
+		}
+	default:
+		return nil, errors.New("no metrics source: give --prometheus URL or --targets URL,... (or --config with a prometheus block)")
+	}
+	if plan == nil {
+		if err := discoverReplicas(ctx, opts, run); err != nil {
+			run.close()
+			return nil, err
+		}
+	}
+	return run, nil
+}
+
+func nodeTarget(name string) gates.Target {
+	return gates.Target{Name: name, Selector: query.Matcher{Name: gates.DefaultReplicaLabel, Op: "=", Value: name}.String()}
+}
+
+// discoverReplicas asks which node_id values reported the flag gauge in the
+// window: a canary or baseline that did not is a typo (an error, not an
+// inconclusive soak), and without --baseline every replica whose flag was
+// off throughout becomes a baseline.
+func discoverReplicas(ctx context.Context, opts *SoakOptions, run *soakRun) error {
+	req := &run.req
+	end := req.Window.End
+	if now := opts.Now(); now.Before(end) {
+		end = now
+	}
+	span := end.Sub(req.Window.Start)
+	if span < query.DefaultLookback {
+		span = query.DefaultLookback
+	}
+	expr := fmt.Sprintf(`max by (%s) (max_over_time(elastickv_raft_dispatcher_lanes_enabled[%ds]))`, gates.DefaultReplicaLabel, int64(math.Ceil(span.Seconds())))
+	qctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	vec, _, err := run.querier.Query(qctx, expr, end)
+	if err != nil {
+		return fmt.Errorf("find replicas: %w", err)
+	}
+	flagOn := map[string]bool{}
+	for _, s := range vec {
+		if id := s.Labels[gates.DefaultReplicaLabel]; id != "" {
+			flagOn[id] = s.Value != 0
+		}
+	}
+	if len(flagOn) == 0 {
+		// Nothing reported at all: the gates will say there is no data.
+		return nil
+	}
+	known := slices.Sorted(func(yield func(string) bool) {
+		for k := range flagOn {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, t := range append(slices.Clone(req.Canaries), req.Baselines...) {
+		if _, ok := flagOn[t.Name]; !ok {
+			return fmt.Errorf("unknown replica %q: no series with %s=%q in %s between %s and %s (replicas seen: %s)",
+				t.Name, gates.DefaultReplicaLabel, t.Name, run.source, formatTime(end.Add(-span)), formatTime(end), strings.Join(known, ", "))
+		}
+	}
+	if len(opts.Baselines) == 0 {
+		for _, id := range known {
+			if !flagOn[id] && !slices.Contains(opts.Canaries, id) {
+				req.Baselines = append(req.Baselines, nodeTarget(id))
+			}
+		}
+	}
+	return nil
+}
+
+// watchSoak evaluates until the verdict is decided, the window is over, or
+// ctx is cancelled.
+func watchSoak(ctx context.Context, opts *SoakOptions, run *soakRun) error {
+	eval := func(ctx context.Context) (gates.Result, error) {
+		req := run.req
+		req.Now = opts.Now()
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		return gates.Evaluate(qctx, run.querier, run.set, req)
+	}
+	res, err := eval(ctx)
+	if err != nil {
+		return err
+	}
+	if res.Complete || res.Verdict == gates.Fail {
+		return finishSoak(opts, run, res, false)
+	}
+	fmt.Fprintf(opts.Streams.ErrOut, "soak of %s from %s (%s) until %s, evaluating every %s\n",
+		strings.Join(targetNames(run.req.Canaries), ", "), formatTime(run.req.Window.Start), run.startFrom, formatTime(run.req.Window.End), formatDuration(run.interval))
+	progress(opts, run, res)
+	errorsInARow := 0
+	timer := time.NewTimer(nextWait(opts, run))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if opts.Streams.IsTTY {
+				fmt.Fprintln(opts.Streams.ErrOut)
+			}
+			// The command's context is gone; the last look gets its own.
+			final, err := eval(context.WithoutCancel(ctx))
+			if err == nil {
+				res = final
+			}
+			if res.Verdict == gates.Pass {
+				res.Verdict = gates.Inconclusive
+			}
+			fmt.Fprintf(opts.Streams.ErrOut, "interrupted: continue this window with --start %s\n", run.req.Window.Start.UTC().Format(time.RFC3339))
+			return finishSoak(opts, run, res, true)
+		case <-timer.C:
+		}
+		next, err := eval(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			continue
+		case err != nil:
+			errorsInARow++
+			fmt.Fprintf(opts.Streams.ErrOut, "%s evaluation failed (%d of %d allowed in a row): %v\n", formatTime(opts.Now()), errorsInARow, maxQueryErrors, err)
+			if errorsInARow >= maxQueryErrors {
+				return err
+			}
+		default:
+			errorsInARow = 0
+			res = next
+			progress(opts, run, res)
+			if res.Complete || res.Verdict == gates.Fail {
+				if opts.Streams.IsTTY {
+					fmt.Fprintln(opts.Streams.ErrOut)
+				}
+				return finishSoak(opts, run, res, false)
+			}
+		}
+		timer.Reset(nextWait(opts, run))
+	}
+}
+
+// nextWait is the interval, cut short so the last evaluation lands right
+// at the end of the window.
+func nextWait(opts *SoakOptions, run *soakRun) time.Duration {
+	left := run.req.Window.End.Sub(opts.Now())
+	if left < run.interval {
+		return max(left, 0) + 10*time.Millisecond
+	}
+	return run.interval
+}
+
+func progress(opts *SoakOptions, run *soakRun, res gates.Result) {
+	total := run.req.Window.Duration()
+	elapsed := res.Window.Duration()
+	var states []string
+	for _, g := range res.Gates {
+		states = append(states, g.Name+" "+string(g.Verdict))
+	}
+	line := fmt.Sprintf("%s of %s (%.0f%%), %s left: %s", formatDuration(elapsed), formatDuration(total),
+		100*elapsed.Seconds()/total.Seconds(), formatDuration(total-elapsed), strings.Join(states, ", "))
+	if opts.Streams.IsTTY {
+		fmt.Fprintf(opts.Streams.ErrOut, "\r\033[K%s", line)
+		return
+	}
+	fmt.Fprintf(opts.Streams.ErrOut, "%s %s\n", opts.Now().UTC().Format(time.RFC3339), line)
+}
+
+// soakJSON is what -o json prints: the gates result plus who and where.
+type soakJSON struct {
+	gates.Result
+	Canaries    []string `json:"canaries"`
+	Baselines   []string `json:"baselines"`
+	Source      string   `json:"source"`
+	Interrupted bool     `json:"interrupted,omitempty"`
+}
+
+func finishSoak(opts *SoakOptions, run *soakRun, res gates.Result, interrupted bool) error {
+	canaries, baselines := targetNames(run.req.Canaries), targetNames(run.req.Baselines)
+	if opts.Output == outputJSON {
+		if err := writeJSON(opts.Streams.Out, soakJSON{Result: res, Canaries: canaries, Baselines: baselines, Source: run.source, Interrupted: interrupted}); err != nil {
+			return err
+		}
+	} else if err := writeSoakTable(opts.Streams.Out, run, res, canaries, baselines); err != nil {
+		return err
+	}
+	who := "soak of " + strings.Join(canaries, ", ")
+	switch {
+	case res.Verdict == gates.Fail:
+		return fmt.Errorf("%s %w: %s", who, ErrFailed, res.Reason)
+	case interrupted:
+		return fmt.Errorf("%s interrupted, %w so far: %s", who, ErrInconclusive, res.Reason)
+	case res.Verdict != gates.Pass:
+		return fmt.Errorf("%s %w: %s", who, ErrInconclusive, res.Reason)
+	}
+	return nil
+}
+
+func writeSoakTable(w io.Writer, run *soakRun, res gates.Result, canaries, baselines []string) error {
+	base := strings.Join(baselines, ", ")
+	if base == "" {
+		base = "none"
+	}
+	fmt.Fprintf(w, "canary %s, baselines %s\n", strings.Join(canaries, ", "), base)
+	fmt.Fprintf(w, "window %s .. %s (%s, start from %s)", formatTime(run.req.Window.Start), formatTime(run.req.Window.End), formatDuration(run.req.Window.Duration()), run.startFrom)
+	if !res.Complete {
+		fmt.Fprintf(w, ", evaluated to %s", formatTime(res.Window.End))
+	}
+	fmt.Fprintf(w, "\nmetrics from %s\n\n", run.source)
+	if len(res.Gates) > 0 {
+		if err := writeGateTable(w, res); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "verdict: %s: %s\n", res.Verdict, res.Reason)
+	return nil
+}
+
+func targetNames(ts []gates.Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
+}
+
+type gateListJSON struct {
+	Name      string `json:"name"`
+	Help      string `json:"help"`
+	Threshold string `json:"threshold"`
+	Violation string `json:"on_violation"`
+	Disabled  bool   `json:"disabled,omitempty"`
+	Query     string `json:"query"`
+}
+
+func writeGateList(opts *SoakOptions, set gates.Set) error {
+	var doc []gateListJSON
+	for _, g := range set {
+		doc = append(doc, gateListJSON{Name: g.Name, Help: g.Help, Threshold: g.Threshold(), Violation: string(g.Violation), Disabled: g.Disabled, Query: g.Query})
+	}
+	if opts.Output == outputJSON {
+		return writeJSON(opts.Streams.Out, doc)
+	}
+	rows := make([][]string, 0, len(doc))
+	for _, g := range doc {
+		v := g.Violation
+		if g.Disabled {
+			v = "disabled"
+		}
+		rows = append(rows, []string{g.Name, g.Threshold, v, g.Help})
+	}
+	if err := writeTable(opts.Streams.Out, []string{"GATE", "LIMIT", "BROKEN LIMIT IS", "CHECKS"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(opts.Streams.Out, "\nOverride limits per gate in the plan file's soak.gates block (min, max, factor, slack, query, disabled);\n'-o json' shows each gate's PromQL template.")
+	return nil
+}
