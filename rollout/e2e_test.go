@@ -152,6 +152,7 @@ func TestE2EFullRollout(t *testing.T) {
 			Name, Flag, Metrics string
 			Mismatch            bool
 			LastVerdict         *struct{ Verdict string } `json:"last_verdict"`
+			Drops               map[string]float64
 		}
 	}
 	if err := json.Unmarshal([]byte(st.stdout), &doc); err != nil {
@@ -160,6 +161,10 @@ func TestE2EFullRollout(t *testing.T) {
 	for _, rep := range doc.Replicas {
 		if rep.Flag != "on" || rep.Metrics != "on" || rep.Mismatch || rep.LastVerdict == nil || rep.LastVerdict.Verdict != "pass" {
 			t.Errorf("status of %s: %+v, want flag and metrics on with a pass", rep.Name, rep)
+		}
+		// Four-lane drops by lane over the soak so far; none on heartbeats.
+		if hb, ok := rep.Drops["heartbeat"]; !ok || hb != 0 {
+			t.Errorf("status of %s: drops %v, want a heartbeat lane with 0", rep.Name, rep.Drops)
 		}
 	}
 }
