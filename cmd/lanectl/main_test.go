@@ -22,6 +22,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Cmds:                soakScriptCmds(),
 		UpdateScripts:       os.Getenv("LANECTL_UPDATE_SCRIPTS") == "1",
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -394,7 +395,7 @@ func watchSoak(ctx context.Context, opts *SoakOptions, run *soakRun) error {
 		return finishSoak(opts, run, res, false)
 	}
 	fmt.Fprintf(opts.Streams.ErrOut, "soak of %s from %s (%s) until %s, evaluating every %s\n",
-		strings.Join(targetNames(run.req.Canaries), ", "), formatTime(run.req.Window.Start), run.startFrom, formatTime(run.req.Window.End), formatDuration(run.interval))
+		strings.Join(targetNames(run.req.Canaries), ", "), formatTime(run.req.Window.Start), run.startFrom, formatTime(run.req.Window.End), soakDuration(run.interval))
 	progress(opts, run, res)
 	errorsInARow := 0
 	timer := time.NewTimer(nextWait(opts, run))
@@ -459,8 +460,8 @@ func progress(opts *SoakOptions, run *soakRun, res gates.Result) {
 	for _, g := range res.Gates {
 		states = append(states, g.Name+" "+string(g.Verdict))
 	}
-	line := fmt.Sprintf("%s of %s (%.0f%%), %s left: %s", formatDuration(elapsed), formatDuration(total),
-		100*elapsed.Seconds()/total.Seconds(), formatDuration(total-elapsed), strings.Join(states, ", "))
+	line := fmt.Sprintf("%s of %s (%.0f%%), %s left, %s so far: %s", soakDuration(elapsed), soakDuration(total),
+		100*elapsed.Seconds()/total.Seconds(), soakDuration(total-elapsed), res.Verdict, strings.Join(states, ", "))
 	if opts.Streams.IsTTY {
 		fmt.Fprintf(opts.Streams.ErrOut, "\r\033[K%s", line)
 		return
@@ -504,19 +505,64 @@ func writeSoakTable(w io.Writer, run *soakRun, res gates.Result, canaries, basel
 		base = "none"
 	}
 	fmt.Fprintf(w, "canary %s, baselines %s\n", strings.Join(canaries, ", "), base)
-	fmt.Fprintf(w, "window %s .. %s (%s, start from %s)", formatTime(run.req.Window.Start), formatTime(run.req.Window.End), formatDuration(run.req.Window.Duration()), run.startFrom)
+	fmt.Fprintf(w, "window %s .. %s (%s, start from %s)", formatTime(run.req.Window.Start), formatTime(run.req.Window.End), soakDuration(run.req.Window.Duration()), run.startFrom)
 	if !res.Complete {
 		fmt.Fprintf(w, ", evaluated to %s", formatTime(res.Window.End))
 	}
 	fmt.Fprintf(w, "\nmetrics from %s\n\n", run.source)
 	if len(res.Gates) > 0 {
-		if err := writeGateTable(w, res); err != nil {
+		if err := writeSoakGates(w, res); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "verdict: %s: %s\n", res.Verdict, res.Reason)
 	return nil
+}
+
+// writeSoakGates prints one row per gate and replica. A replica a gate
+// does not judge (a baseline under a canary-only limit) shows "-", so a
+// failing gate's verdict is never printed next to a replica that did not
+// cause it. The query of every gate that did not pass follows the table.
+func writeSoakGates(w io.Writer, r gates.Result) error {
+	var rows [][]string
+	for _, g := range r.Gates {
+		for _, v := range g.Values {
+			val := strconv.FormatFloat(v.Value, 'g', 4, 64)
+			if v.Missing {
+				val = "missing"
+			}
+			verdict := string(v.Verdict)
+			if verdict == "" {
+				verdict = "-"
+			}
+			rows = append(rows, []string{g.Name, verdict, v.Replica + " (" + v.Role + ")", val, g.Threshold, v.Reason})
+		}
+	}
+	if err := writeTable(w, []string{"GATE", "VERDICT", "REPLICA", "VALUE", "LIMIT", "REASON"}, rows); err != nil {
+		return err
+	}
+	for _, g := range r.Gates {
+		if g.Verdict != gates.Pass {
+			fmt.Fprintf(w, "\n%s %s: %s\n  %s\n", g.Name, g.Verdict, g.Reason, strings.ReplaceAll(g.Query, "\n", "\n  "))
+		}
+		for _, warn := range g.Warnings {
+			fmt.Fprintf(w, "%s: warning from the metrics backend: %s\n", g.Name, warn)
+		}
+	}
+	return nil
+}
+
+// soakDuration prints 24h rather than 24h0m0s.
+func soakDuration(d time.Duration) string {
+	s := formatDuration(d)
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func targetNames(ts []gates.Target) []string {
