@@ -33,16 +33,20 @@ func testOptions(envs ...nodetest.Env) nodetest.Options {
 func value(key string) []byte { return []byte("value-of-" + key) }
 
 // putMany writes count keys with the given prefix through replica via and
-// returns the highest applied index.
+// returns the highest applied index. A write that fails while the cluster is
+// between leaders (a loaded CI machine can delay heartbeats enough to cause
+// an election) is retried; writing the same value twice is harmless.
 func putMany(t *testing.T, c *nodetest.Cluster, via int, prefix string, count int) uint64 {
 	t.Helper()
 	var last uint64
 	for i := range count {
 		key := fmt.Sprintf("%s-%04d", prefix, i)
-		idx, err := c.Put(via, key, value(key))
-		if err != nil {
-			t.Fatalf("put %s via %s: %v", key, c.Name(via), err)
-		}
+		var idx uint64
+		c.WaitFor(waitLong, func() (bool, string) {
+			var err error
+			idx, err = c.Put(via, key, value(key))
+			return err == nil, fmt.Sprintf("put %s via %s: %v", key, c.Name(via), err)
+		})
 		last = max(last, idx)
 	}
 	return last

@@ -58,7 +58,9 @@ type Options struct {
 	// Env is each replica's environment, by index; missing entries are
 	// empty (legacy layout, sync mode).
 	Env []Env
-	// TickInterval defaults to 20ms (elections in ~200ms) to keep tests quick.
+	// TickInterval defaults to 20ms and ElectionTick to 20: heartbeats
+	// every 20ms keep tests quick, and a 400ms election timeout rides out
+	// the scheduling stalls of a loaded CI machine running -race.
 	TickInterval  time.Duration
 	HeartbeatTick int
 	ElectionTick  int
@@ -107,6 +109,9 @@ func StartCluster(t testing.TB, n int, opts Options) *Cluster {
 	}
 	if opts.TickInterval == 0 {
 		opts.TickInterval = 20 * time.Millisecond
+	}
+	if opts.ElectionTick == 0 {
+		opts.ElectionTick = 20
 	}
 	if opts.ProposalTimeout == 0 {
 		opts.ProposalTimeout = 2 * time.Second
