@@ -128,7 +128,7 @@ func TestE2EFullRollout(t *testing.T) {
 			r.waitSoak(window)
 		}
 		out := r.advance(ctx, 0, s.wantOut)
-		if s.judge && !strings.Contains(out.stdout, fmt.Sprintf("soak of n%d: pass (", i)) {
+		if s.judge && !strings.Contains(out.stdout, fmt.Sprintf("soak of n%d passed: ", i)) {
 			t.Errorf("step %d: want the passing soak shown, got %v", i, out)
 		}
 		r.requireFlags(ctx, s.flags...)

@@ -88,12 +88,13 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 	}
 	defer closeFn()
 	res, err := d.Advance(ctx)
-	if res.Soak != nil {
+	if res.NoBaseline {
+		fmt.Fprintln(out, "every replica has the flag: no baseline is left, so only the gates' absolute limits applied")
+	}
+	// A pass is already in the log; anything else gets the evidence.
+	if res.Soak != nil && res.Soak.Verdict != gates.Pass {
 		fmt.Fprintf(out, "\nsoak of %s: %s (%s)\n", strings.Join(res.Judged, ", "), res.Soak.Verdict, res.Soak.Reason)
-		if res.NoBaseline {
-			fmt.Fprintln(out, "every replica has the flag: no baseline is left, so only the gates' absolute limits apply")
-		}
-		if res.Soak.Verdict != gates.Pass {
+		if len(res.Soak.Gates) > 0 {
 			if werr := writeGateTable(out, *res.Soak); werr != nil {
 				return werr
 			}
