@@ -312,7 +312,7 @@ func TestE2EConcurrentAdvance(t *testing.T) {
 	if a.code != 0 || !strings.Contains(a.stdout, "enabled n1") {
 		t.Errorf("winner: %v; want exit 0 having enabled n1", a)
 	}
-	if b.code != 1 || !strings.Contains(b.stderr, "another lanectl run holds the rollout lock (pid ") {
+	if b.code != 1 || !strings.Contains(b.stderr, "another lanectl run holds the rollout lock") {
 		t.Errorf("loser: %v; want exit 1 refusing on the lock", b)
 	}
 	var enables int

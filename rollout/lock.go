@@ -44,8 +44,10 @@ func AcquireLock(statePath string) (*Lock, error) {
 	}
 	// The pid is only a hint for the message another run prints; the flock
 	// is what excludes.
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	// Written before truncating, so a reader never sees an empty file.
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if _, err := f.WriteAt(pid, 0); err == nil {
+		_ = f.Truncate(int64(len(pid)))
 	}
 	removeStaleTemps(statePath)
 	return &Lock{f: f}, nil
