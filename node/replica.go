@@ -28,12 +28,12 @@ var (
 	// ErrNoLeader is returned by Put when no leader is known, so the
 	// proposal could not be forwarded.
 	ErrNoLeader = errors.New("no raft leader known")
-	// ErrStopped is returned by Put, Get and ForceSnapshot when the replica
-	// has stopped or is stopping.
+	// ErrStopped is returned by Put and ForceSnapshot when the replica has
+	// stopped or is stopping.
 	ErrStopped = errors.New("replica stopped")
 )
 
-// Internal pacing, in ticks.
+// Internal limits of the raft loop.
 const (
 	// healthProbeTicks: a follower asks the leader for its commit index
 	// (raft ReadIndex, heartbeat lane) this often, for /healthz.
@@ -135,9 +135,12 @@ func NewReplica(cfg ReplicaConfig) (_ *Replica, err error) {
 	for _, p := range c.Peers {
 		r.names[p.ID] = p.Name
 	}
+	// Request IDs only need to be unique among the writes in flight; a
+	// random base per start keeps a restarted replica from reusing the IDs
+	// of its previous life.
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
-	r.reqBase = self.ID<<48 | binary.BigEndian.Uint64(seed[:])>>16
+	r.reqBase = self.ID<<48 ^ binary.BigEndian.Uint64(seed[:])>>16
 
 	defer func() {
 		if err != nil {
