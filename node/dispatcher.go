@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,27 @@ type DispatcherConfig struct {
 type DropInjection struct {
 	Lane  lanes.Lane
 	Every uint64
+}
+
+// ParseDropInjection parses "LANE:EVERY", e.g. "heartbeat:20". The empty
+// string is no injection.
+func ParseDropInjection(s string) (DropInjection, error) {
+	if s == "" {
+		return DropInjection{}, nil
+	}
+	name, every, ok := strings.Cut(s, ":")
+	if !ok {
+		return DropInjection{}, fmt.Errorf("drop injection %q: want LANE:EVERY, e.g. heartbeat:20", s)
+	}
+	lane, err := lanes.ParseLane(name)
+	if err != nil {
+		return DropInjection{}, fmt.Errorf("drop injection %q: %w", s, err)
+	}
+	n, err := strconv.ParseUint(every, 10, 64)
+	if err != nil || n == 0 {
+		return DropInjection{}, fmt.Errorf("drop injection %q: EVERY must be a whole number above 0", s)
+	}
+	return DropInjection{Lane: lane, Every: n}, nil
 }
 
 // Dispatcher routes outbound raft messages into per-peer lanes, each drained

@@ -705,3 +705,25 @@ func TestInjectDrops(t *testing.T) {
 	}
 	poll(t, "the heartbeats that were not dropped", func() bool { return tr.delivered(raftpb.MessageType_MsgHeartbeat) == 6 })
 }
+
+func TestParseDropInjection(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    DropInjection
+		wantErr bool
+	}{
+		{"", DropInjection{}, false},
+		{"heartbeat:20", DropInjection{Lane: lanes.LaneHeartbeat, Every: 20}, false},
+		{"snapshot:1", DropInjection{Lane: lanes.LaneSnapshot, Every: 1}, false},
+		{"heartbeat", DropInjection{}, true},
+		{"heartbeat:0", DropInjection{}, true},
+		{"heartbeat:-1", DropInjection{}, true},
+		{"hb:5", DropInjection{}, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseDropInjection(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseDropInjection(%q) = %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -299,6 +299,7 @@ func (r *Replica) startRaft() error {
 		Registerer:      reg,
 		Logger:          r.log.With("component", "dispatcher"),
 		PeerLabel:       r.peerName,
+		InjectDrops:     r.cfg.InjectDrops,
 	})
 	if err != nil {
 		return err

@@ -134,6 +134,10 @@ type ReplicaConfig struct {
 	// replica sets ID, Listen, Listener, Peers, Handler and Logger itself.
 	Transport TCPTransportConfig
 
+	// InjectDrops deliberately drops every Nth message of one lane, to show
+	// that the soak gates catch a misbehaving canary. Off when Every is 0.
+	InjectDrops DropInjection
+
 	Logger *slog.Logger
 }
 

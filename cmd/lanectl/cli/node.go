@@ -28,6 +28,7 @@ type NodeRunOptions struct {
 	SnapshotEntries        uint64
 	SnapshotCatchUpEntries uint64
 	LogLevel               string
+	InjectDrops            string
 }
 
 // NewCmdNode builds 'lanectl node' and its 'run' subcommand. runF replaces
@@ -72,6 +73,9 @@ Environment (read once at start):
 			if _, err := parseLogLevel(opts.LogLevel); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
+			if _, err := node.ParseDropInjection(opts.InjectDrops); err != nil {
+				return usageErrorf(cmd, "--inject-drops: %v", err)
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -90,6 +94,7 @@ Environment (read once at start):
 	f.Uint64Var(&opts.SnapshotEntries, "snapshot-entries", node.DefaultSnapshotEntries, "applied entries between automatic snapshots")
 	f.Uint64Var(&opts.SnapshotCatchUpEntries, "snapshot-catchup-entries", node.DefaultSnapshotCatchUpEntries, "log entries kept behind a snapshot for slow followers")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&opts.InjectDrops, "inject-drops", "", "fault injection for testing gates: LANE:N drops every Nth message of that lane (e.g. heartbeat:20)")
 	cmd.AddCommand(run)
 	return cmd
 }
@@ -108,6 +113,10 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 	peers, err := node.ParsePeers(opts.Peers)
 	if err != nil {
 		return usageErrorf(cmd, "--peers: %v", err)
+	}
+	inject, _ := node.ParseDropInjection(opts.InjectDrops)
+	if inject.Every > 0 {
+		log.Warn("fault injection on: dropping messages on purpose", "lane", inject.Lane.String(), "every", inject.Every)
 	}
 	mode, sync, warnings := node.SettingsFromEnv(opts.Getenv)
 	for _, w := range warnings {
@@ -134,6 +143,7 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 		ElectionTick:           opts.ElectionTick,
 		SnapshotEntries:        opts.SnapshotEntries,
 		SnapshotCatchUpEntries: opts.SnapshotCatchUpEntries,
+		InjectDrops:            inject,
 		Logger:                 log,
 	})
 	if err != nil {
