@@ -1,6 +1,14 @@
 // Package node is a raft replica whose outbound traffic goes through the lane
 // dispatcher, and the dispatcher itself.
 //
+// A Replica (NewReplica, Run) is a small replicated key-value store on
+// go.etcd.io/raft/v3: its raft log and state machine live in bbolt files in
+// its data directory, its peers are reached through a TCPTransport with one
+// connection per (peer, lane), and its HTTP API serves /metrics, /healthz,
+// /status and /kv. The environment (ELASTICKV_RAFT_DISPATCHER_LANES,
+// ELASTICKV_FSM_SYNC_MODE) is read by the caller through SettingsFromEnv and
+// passed in; nothing in this package reads it.
+//
 // The Dispatcher gives every peer one bounded queue and one worker per lane of
 // the active layout (see package lanes). The goroutine that owns the
 // raft.RawNode hands it Ready.Messages; the dispatcher never blocks that
