@@ -114,14 +114,14 @@ func compareResults(t *testing.T, a, b gates.Result) {
 		}
 		for j := range ga.Values {
 			va, vb := ga.Values[j], gb.Values[j]
-			if va.Missing != vb.Missing || !close(va.Value, vb.Value) {
+			if va.Missing != vb.Missing || !closeEnough(va.Value, vb.Value) {
 				t.Errorf("gate %s replica %s: prometheus %v (missing %v), engine %v (missing %v)", ga.Name, va.Replica, va.Value, va.Missing, vb.Value, vb.Missing)
 			}
 		}
 	}
 }
 
-func close(a, b float64) bool {
+func closeEnough(a, b float64) bool {
 	if math.IsNaN(a) || math.IsNaN(b) {
 		return math.IsNaN(a) && math.IsNaN(b)
 	}

@@ -1,0 +1,216 @@
+package gates_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/config"
+
+	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/nodetest"
+	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/query/promtest"
+)
+
+// stallSwitch holds heartbeat-lane writes to one peer while it is on: the
+// lane's queue fills and the dispatcher drops, as it would behind a wedged
+// connection.
+type stallSwitch struct {
+	peer    atomic.Uint64 // 0: nothing stalled
+	mu      sync.Mutex
+	release chan struct{}
+}
+
+func newStallSwitch() *stallSwitch { return &stallSwitch{release: make(chan struct{})} }
+
+func (s *stallSwitch) on(peer uint64) {
+	s.mu.Lock()
+	s.release = make(chan struct{})
+	s.mu.Unlock()
+	s.peer.Store(peer)
+}
+
+func (s *stallSwitch) off() {
+	s.peer.Store(0)
+	s.mu.Lock()
+	close(s.release)
+	s.mu.Unlock()
+}
+
+func (s *stallSwitch) dial(ctx context.Context, peer uint64, lane lanes.Lane, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil || lane != lanes.LaneHeartbeat {
+		return c, err
+	}
+	return &stallConn{Conn: c, sw: s, peer: peer}, nil
+}
+
+type stallConn struct {
+	net.Conn
+	sw   *stallSwitch
+	peer uint64
+}
+
+func (c *stallConn) Write(b []byte) (int, error) {
+	if c.sw.peer.Load() == c.peer {
+		c.sw.mu.Lock()
+		rel := c.sw.release
+		c.sw.mu.Unlock()
+		<-rel
+	}
+	return c.Conn.Write(b)
+}
+
+// TestLiveCluster scrapes a real 3-replica cluster (n2 with the flag, n1 and
+// n3 without) with a real Prometheus and with the embedded store, and
+// judges two short windows: a healthy one, which passes, and one with
+// heartbeat-lane drops on the canary, which fails. Both backends must agree.
+func TestLiveCluster(t *testing.T) {
+	sw := newStallSwitch()
+	c := nodetest.StartCluster(t, 3, nodetest.Options{
+		Env:          []nodetest.Env{nodetest.Legacy(), nodetest.FourLane(), nodetest.Legacy()},
+		TickInterval: 5 * time.Millisecond,
+		ElectionTick: 100,
+		Transport:    node.TCPTransportConfig{Dial: sw.dial},
+	})
+	leader := c.WaitLeader(20 * time.Second)
+	var metricsURLs []string
+	for _, u := range c.URLs() {
+		metricsURLs = append(metricsURLs, u+"/metrics")
+	}
+	prom := promtest.Start(t, promtest.Options{Targets: metricsURLs, ScrapeInterval: time.Second})
+	pq, err := query.NewPrometheus(prom.URL, config.DefaultHTTPClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := query.NewEmbedded(context.Background(), metricsURLs, time.Second, query.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+
+	// Write load, so the replication lanes carry traffic to compare.
+	stopLoad := make(chan struct{})
+	var load sync.WaitGroup
+	load.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopLoad:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			_, _ = c.Put(leader, fmt.Sprintf("k%d", i%100), []byte("v"))
+		}
+	})
+	defer func() { close(stopLoad); load.Wait() }()
+
+	waitFor(t, 30*time.Second, func() bool {
+		vec, _, err := pq.Query(context.Background(), `count(elastickv_raft_dispatch_sent_total) > 0 and count(up == 1) == 3`, time.Now())
+		return err == nil && len(vec) == 1
+	})
+	// Let both stores have a couple of scrapes before the first window.
+	time.Sleep(2500 * time.Millisecond)
+
+	judge := func(t *testing.T, start, end time.Time) (fromProm, fromEmb gates.Result) {
+		t.Helper()
+		// Scrapes are a second apart: wait until both stores hold the end.
+		time.Sleep(time.Until(end.Add(2500 * time.Millisecond)))
+		req := gates.Request{
+			Canaries:  targets("n2"),
+			Baselines: targets("n1", "n3"),
+			Window:    gates.Window{Start: start, End: end},
+			Step:      2 * time.Second,
+		}
+		var err error
+		if fromProm, err = gates.Evaluate(context.Background(), pq, gates.DefaultSet(), req); err != nil {
+			t.Fatalf("Evaluate via Prometheus: %v", err)
+		}
+		if fromEmb, err = gates.Evaluate(context.Background(), emb, gates.DefaultSet(), req); err != nil {
+			t.Fatalf("Evaluate via embedded store: %v", err)
+		}
+		for i := range fromProm.Gates {
+			p, e := fromProm.Gates[i], fromEmb.Gates[i]
+			if p.Verdict != e.Verdict {
+				t.Errorf("gate %s: Prometheus %s (%s), embedded %s (%s)", p.Name, p.Verdict, p.Reason, e.Verdict, e.Reason)
+			}
+		}
+		return fromProm, fromEmb
+	}
+
+	t.Run("healthy", func(t *testing.T) {
+		start := time.Now()
+		p, e := judge(t, start, start.Add(8*time.Second))
+		for _, r := range []gates.Result{p, e} {
+			if r.Verdict != gates.Pass {
+				t.Errorf("verdict: got %s (%s), want pass", r.Verdict, r.Reason)
+				logGates(t, r)
+			}
+		}
+	})
+
+	t.Run("heartbeat drops on the canary", func(t *testing.T) {
+		start := time.Now()
+		// Stall the canary's heartbeat lane: towards a follower if it
+		// leads (heartbeats), else towards the leader (responses).
+		ids := map[string]uint64{}
+		for _, p := range c.Peers() {
+			ids[p.Name] = p.ID
+		}
+		target := c.Name(leader)
+		if leader == 1 {
+			target = "n3"
+		}
+		sw.on(ids[target])
+		dropped := func() bool {
+			m, err := c.Metrics(1)
+			if err != nil {
+				return false
+			}
+			for _, line := range strings.Split(m, "\n") {
+				if !strings.HasPrefix(line, `elastickv_raft_dispatch_dropped_total{lane="heartbeat"`) {
+					continue
+				}
+				if f := strings.Fields(line); len(f) == 2 && f[1] != "0" {
+					return true
+				}
+			}
+			return false
+		}
+		waitFor(t, 30*time.Second, dropped)
+		sw.off()
+		p, e := judge(t, start, time.Now().Add(3*time.Second))
+		for _, r := range []gates.Result{p, e} {
+			if r.Verdict != gates.Fail || !strings.HasPrefix(r.Reason, "heartbeat_drops: canary n2: ") {
+				t.Errorf("verdict: got %s (%s), want fail on heartbeat_drops", r.Verdict, r.Reason)
+				logGates(t, r)
+			}
+		}
+	})
+}
+
+func logGates(t *testing.T, r gates.Result) {
+	t.Helper()
+	for _, g := range r.Gates {
+		t.Logf("%s %s: %s", g.Name, g.Verdict, g.Reason)
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
