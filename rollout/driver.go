@@ -104,13 +104,21 @@ func (d *Driver) Advance(ctx context.Context) (*AdvanceResult, error) {
 		res.Outcome = OutcomeResumed
 		return res, d.resume(ctx, st, pending, res)
 	}
+	// A passing verdict is journalled only once the next step can start,
+	// so a run stopped by an unreachable host leaves the journal as it was.
+	recordPass := func() error { return nil }
 	if batch, since := st.LastBatch(); len(batch) > 0 {
-		if err := d.judge(ctx, st, batch, since, res); err != nil {
+		record, err := d.judge(ctx, st, batch, since, res)
+		if err != nil {
 			return res, err
 		}
+		recordPass = record
 	}
 	next := d.nextBatch(st)
 	if len(next) == 0 {
+		if err := recordPass(); err != nil {
+			return res, err
+		}
 		res.Outcome = OutcomeComplete
 		d.logf("rollout complete: every replica has %s=%s", d.Plan.Flag.Name, d.Plan.Flag.Value)
 		return res, nil
@@ -118,6 +126,9 @@ func (d *Driver) Advance(ctx context.Context) (*AdvanceResult, error) {
 	res.Batch = names(next)
 	if err := d.preflight(ctx, next); err != nil {
 		return res, fmt.Errorf("refusing to enable %s: %w", strings.Join(res.Batch, ", "), err)
+	}
+	if err := recordPass(); err != nil {
+		return res, err
 	}
 	started, err := st.Start(StepEnable, res.Batch, d.Now(), false)
 	if err != nil {
@@ -234,43 +245,46 @@ func absoluteOnly(set gates.Set) gates.Set {
 	return out
 }
 
-// judge evaluates the soak of batch and journals a decided verdict. It
-// returns nil only for a pass over a complete window.
-func (d *Driver) judge(ctx context.Context, st *State, batch []string, since time.Time, res *AdvanceResult) error {
+// judge evaluates the soak of batch. A failed or undecided soak is
+// journalled (when decided) and returned as an error; a pass over a complete
+// window returns nil and a function that journals it.
+func (d *Driver) judge(ctx context.Context, st *State, batch []string, since time.Time, res *AdvanceResult) (func() error, error) {
 	res.Judged = batch
 	set, req, noBaseline, err := d.SoakRequest(st, batch, since)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.NoBaseline = noBaseline
 	if d.Querier == nil {
-		return errors.New("judge soak: no metrics source (set prometheus.url or prometheus.targets)")
+		return nil, errors.New("judge soak: no metrics source (set prometheus.url or prometheus.targets)")
 	}
 	r, err := gates.Evaluate(ctx, d.Querier, set, req)
 	if err != nil {
-		return fmt.Errorf("judge soak of %s: %w", strings.Join(batch, ", "), err)
+		return nil, fmt.Errorf("judge soak of %s: %w", strings.Join(batch, ", "), err)
 	}
 	res.Soak = &r
-	if r.Complete || r.Verdict == gates.Fail {
-		if err := d.recordSoak(st, batch, req.Window, r); err != nil {
-			return err
-		}
-	}
+	record := func() error { return d.recordSoak(st, batch, req.Window, r) }
 	switch {
 	case r.Verdict == gates.Fail:
+		if err := record(); err != nil {
+			return nil, err
+		}
 		res.Outcome = OutcomeRefused
 		d.logf("soak of %s failed: %s", strings.Join(batch, ", "), r.Reason)
-		return fmt.Errorf("%w: %s: %s", ErrSoakFailed, strings.Join(batch, ", "), r.Reason)
+		return nil, fmt.Errorf("%w: %s: %s", ErrSoakFailed, strings.Join(batch, ", "), r.Reason)
 	case !r.Complete:
 		res.Outcome = OutcomeSoaking
 		res.Remaining = req.Window.End.Sub(req.Now)
-		return fmt.Errorf("%w: soak of %s ends %s, %s from now: %s", ErrSoakPending, strings.Join(batch, ", "), req.Window.End.UTC().Format(time.RFC3339), res.Remaining.Round(time.Second), r.Reason)
+		return nil, fmt.Errorf("%w: soak of %s ends %s, %s from now: %s", ErrSoakPending, strings.Join(batch, ", "), req.Window.End.UTC().Format(time.RFC3339), res.Remaining.Round(time.Second), r.Reason)
 	case r.Verdict != gates.Pass:
+		if err := record(); err != nil {
+			return nil, err
+		}
 		res.Outcome = OutcomeSoaking
-		return fmt.Errorf("%w: soak of %s: %s", ErrSoakPending, strings.Join(batch, ", "), r.Reason)
+		return nil, fmt.Errorf("%w: soak of %s: %s", ErrSoakPending, strings.Join(batch, ", "), r.Reason)
 	}
 	d.logf("soak of %s passed: %s", strings.Join(batch, ", "), r.Reason)
-	return nil
+	return record, nil
 }
 
 // recordSoak journals a verdict unless the same verdict on the same window
