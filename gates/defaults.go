@@ -11,14 +11,14 @@ func DefaultSet() Set {
 			What:  "metrics present for",
 			Kind:  KindFraction,
 			Scope: ScopeAll,
-			// Presence is tested per Step with a 2-step lookback, so one
-			// missed scrape is not a gap but a dead replica is.
+			// Presence is tested every Step, looking back two Steps, so one
+			// late or missed scrape is not a gap but a dead replica is.
 			Query: `clamp_max(count_over_time((
-  group by ({{.By}}) (last_over_time(elastickv_raft_dispatcher_lanes_enabled{{sel}}[{{.Step}}]))
-  and group by ({{.By}}) (last_over_time(elastickv_fsm_apply_sync_mode{{sel}}[{{.Step}}]))
-  and group by ({{.By}}) (last_over_time(elastickv_raft_leader_changes_seen_total{{sel}}[{{.Step}}]))
-  and group by ({{.By}}) (last_over_time(elastickv_raft_last_contact_seconds{{sel}}[{{.Step}}]))
-  and group by ({{.By}}) (last_over_time(elastickv_raft_dispatch_sent_total{{sel}}[{{.Step}}]))
+  group by ({{.By}}) (last_over_time(elastickv_raft_dispatcher_lanes_enabled{{sel}}[{{.Lookback}}]))
+  and group by ({{.By}}) (last_over_time(elastickv_fsm_apply_sync_mode{{sel}}[{{.Lookback}}]))
+  and group by ({{.By}}) (last_over_time(elastickv_raft_leader_changes_seen_total{{sel}}[{{.Lookback}}]))
+  and group by ({{.By}}) (last_over_time(elastickv_raft_last_contact_seconds{{sel}}[{{.Lookback}}]))
+  and group by ({{.By}}) (last_over_time(elastickv_raft_dispatch_sent_total{{sel}}[{{.Lookback}}]))
 )[{{.Window}}:{{.Step}}]) / {{.Steps}}, 1)`,
 			Min:       ptr(0.9),
 			Violation: Inconclusive,

@@ -29,6 +29,7 @@ const presenceMetric = "elastickv_raft_dispatcher_lanes_enabled"
 type templateData struct {
 	Window         string
 	Step           string
+	Lookback       string
 	Steps          int64
 	By             string
 	Selector       string
@@ -110,6 +111,7 @@ func newTemplateData(window, step time.Duration, syncMode string) templateData {
 	return templateData{
 		Window:         promDuration(window),
 		Step:           promDuration(step),
+		Lookback:       promDuration(2 * step),
 		Steps:          steps,
 		ExpectSyncMode: syncMode,
 		window:         window,

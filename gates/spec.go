@@ -42,6 +42,7 @@ const (
 //
 //	{{.Window}}          the window as a PromQL duration, e.g. 1d or 1h30m
 //	{{.Step}}            coverage resolution, e.g. 1m
+//	{{.Lookback}}        two Steps: how far back a sample still counts as present
 //	{{.Steps}}           whole Steps in the window (at least 1)
 //	{{.By}}              the replica label to group by, e.g. node_id
 //	{{.Selector}}        matchers selecting every replica, without braces
