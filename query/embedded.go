@@ -50,7 +50,7 @@ type Embedded struct {
 	targets []*scrapeTarget
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	closeMu sync.Once
+	closeOnce sync.Once
 	err     error
 }
 
@@ -136,7 +136,7 @@ func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, 
 // Close stops scraping and deletes the store's files. It is safe to call
 // more than once.
 func (e *Embedded) Close() error {
-	e.closeMu.Do(func() {
+	e.closeOnce.Do(func() {
 		e.cancel()
 		e.wg.Wait()
 		e.err = errors.Join(e.Engine.Close(), e.db.Close(), os.RemoveAll(e.dir))
