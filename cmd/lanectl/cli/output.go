@@ -35,6 +35,8 @@ func checkOutput(cmd *cobra.Command, output string) error {
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Thresholds such as ">= 0.9" must read as written, not as \u003e=.
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 
