@@ -65,7 +65,7 @@ func TestE2EFailingCanaryRefused(t *testing.T) {
 
 	before := r.state()
 	res := r.advance(ctx, 1, "last_contact")
-	for _, want := range []string{"soak failed", "lanectl rollback --replica " + r.fleet.names[canary], "last_contact query:"} {
+	for _, want := range []string{"soak failed", "lanectl rollback --replica " + r.fleet.names[canary], "last_contact fail:"} {
 		if !strings.Contains(res.stdout+res.stderr, want) {
 			t.Errorf("advance output lacks %q:\n%v", want, res)
 		}

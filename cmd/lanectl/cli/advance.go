@@ -95,7 +95,7 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 	if res.Soak != nil && res.Soak.Verdict != gates.Pass {
 		fmt.Fprintf(out, "\nsoak of %s: %s (%s)\n", strings.Join(res.Judged, ", "), res.Soak.Verdict, res.Soak.Reason)
 		if len(res.Soak.Gates) > 0 {
-			if werr := writeGateTable(out, *res.Soak); werr != nil {
+			if werr := writeSoakGates(out, *res.Soak); werr != nil {
 				return werr
 			}
 		}
@@ -111,38 +111,6 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 		fmt.Fprintf(out, "finished the interrupted step on %s\n", strings.Join(res.Batch, ", "))
 	}
 	return rolloutVerdict(err)
-}
-
-// writeGateTable prints one row per gate and replica: what was measured,
-// the limit, and the query, so a failure can be checked by hand.
-func writeGateTable(w io.Writer, r gates.Result) error {
-	var rows [][]string
-	for _, g := range r.Gates {
-		if len(g.Values) == 0 {
-			rows = append(rows, []string{g.Name, string(g.Verdict), "-", "-", g.Threshold, g.Reason})
-			continue
-		}
-		for _, v := range g.Values {
-			val := fmtFloat(v.Value)
-			if v.Missing {
-				val = "missing"
-			}
-			verdict := string(v.Verdict)
-			if verdict == "" {
-				verdict = string(g.Verdict)
-			}
-			rows = append(rows, []string{g.Name, verdict, v.Replica + " (" + v.Role + ")", val, g.Threshold, v.Reason})
-		}
-	}
-	if err := writeTable(w, []string{"GATE", "VERDICT", "REPLICA", "VALUE", "LIMIT", "REASON"}, rows); err != nil {
-		return err
-	}
-	for _, g := range r.Gates {
-		if g.Verdict != gates.Pass {
-			fmt.Fprintf(w, "%s query:\n  %s\n", g.Name, strings.ReplaceAll(g.Query, "\n", "\n  "))
-		}
-	}
-	return nil
 }
 
 func writeDryRun(w io.Writer, p *rollout.Plan, steps []rollout.PlannedStep) error {
