@@ -11,16 +11,12 @@ package nodetest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -80,24 +76,14 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Cluster is a running test cluster. Replica i is named "n<i+1>".
+// Cluster is a running test cluster. Replica i is named "n<i+1>". It is a
+// node.LocalCluster that reports failures to the test.
 type Cluster struct {
 	t      testing.TB
-	opts   Options
-	peers  []node.Peer
-	slots  []*slot
+	lc     *node.LocalCluster
 	client *http.Client
 	mu     sync.Mutex
-}
-
-type slot struct {
-	name     string
-	dir      string
-	httpAddr string
-	env      Env
-	rep      *node.Replica
-	cancel   context.CancelFunc
-	done     chan error
+	envs   []Env
 }
 
 // StartCluster starts n replicas and registers their shutdown with
@@ -121,128 +107,75 @@ func StartCluster(t testing.TB, n int, opts Options) *Cluster {
 	}
 	c := &Cluster{
 		t:      t,
-		opts:   opts,
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
+		envs:   make([]Env, n),
 	}
-	t.Cleanup(c.Close)
-	raftLns := make([]net.Listener, n)
-	httpLns := make([]net.Listener, n)
+	starts := make([]node.LocalStart, n)
 	for i := range n {
-		rl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("nodetest: listen: %v", err)
-		}
-		hl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			_ = rl.Close()
-			t.Fatalf("nodetest: listen: %v", err)
-		}
-		raftLns[i], httpLns[i] = rl, hl
-		name := "n" + strconv.Itoa(i+1)
-		c.peers = append(c.peers, node.Peer{Name: name, ID: uint64(i + 1), Addr: rl.Addr().String()})
-		var env Env
 		if i < len(opts.Env) {
-			env = opts.Env[i]
+			c.envs[i] = opts.Env[i]
 		}
-		c.slots = append(c.slots, &slot{
-			name:     name,
-			dir:      filepath.Join(t.TempDir(), name),
-			httpAddr: hl.Addr().String(),
-			env:      env,
-		})
+		starts[i] = node.LocalStart{Getenv: c.envs[i].get}
 	}
-	for i := range n {
-		if err := c.start(i, raftLns[i], httpLns[i]); err != nil {
-			for j := i + 1; j < n; j++ {
-				_ = raftLns[j].Close()
-				_ = httpLns[j].Close()
-			}
-			t.Fatalf("nodetest: start %s: %v", c.slots[i].name, err)
-		}
+	lc, err := node.StartLocalCluster(t.Context(), node.LocalClusterConfig{
+		Replicas:               n,
+		Dir:                    t.TempDir(),
+		Start:                  starts,
+		TickInterval:           opts.TickInterval,
+		HeartbeatTick:          opts.HeartbeatTick,
+		ElectionTick:           opts.ElectionTick,
+		SnapshotEntries:        opts.SnapshotEntries,
+		SnapshotCatchUpEntries: opts.SnapshotCatchUpEntries,
+		HealthMaxLag:           opts.HealthMaxLag,
+		ProposalTimeout:        opts.ProposalTimeout,
+		Transport:              opts.Transport,
+		Logger:                 opts.Logger,
+	})
+	if err != nil {
+		c.client.CloseIdleConnections()
+		t.Fatalf("nodetest: %v", err)
 	}
+	c.lc = lc
+	t.Cleanup(c.Close)
 	return c
 }
 
-func (c *Cluster) config(i int, raftLn, httpLn net.Listener) node.ReplicaConfig {
-	s := c.slots[i]
-	mode, sync, warnings := node.SettingsFromEnv(s.env.get)
-	log := c.opts.Logger.With("replica", s.name)
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-	return node.ReplicaConfig{
-		Name:                   s.name,
-		Peers:                  c.peers,
-		ListenAddr:             c.peers[i].Addr,
-		HTTPAddr:               s.httpAddr,
-		RaftListener:           raftLn,
-		HTTPListener:           httpLn,
-		DataDir:                s.dir,
-		Mode:                   mode,
-		SyncMode:               sync,
-		TickInterval:           c.opts.TickInterval,
-		HeartbeatTick:          c.opts.HeartbeatTick,
-		ElectionTick:           c.opts.ElectionTick,
-		SnapshotEntries:        c.opts.SnapshotEntries,
-		SnapshotCatchUpEntries: c.opts.SnapshotCatchUpEntries,
-		HealthMaxLag:           c.opts.HealthMaxLag,
-		ProposalTimeout:        c.opts.ProposalTimeout,
-		Transport:              c.opts.Transport,
-		Logger:                 log,
-	}
-}
-
-func (c *Cluster) start(i int, raftLn, httpLn net.Listener) error {
-	rep, err := node.NewReplica(c.config(i, raftLn, httpLn))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(c.t.Context())
-	done := make(chan error, 1)
-	go func() { done <- rep.Run(ctx) }()
-	c.mu.Lock()
-	s := c.slots[i]
-	s.rep, s.cancel, s.done = rep, cancel, done
-	c.mu.Unlock()
-	return nil
-}
-
 // N is the number of replicas, running or not.
-func (c *Cluster) N() int { return len(c.slots) }
+func (c *Cluster) N() int { return c.lc.N() }
 
 // Name is replica i's name ("n1" for 0), its node_id label.
-func (c *Cluster) Name(i int) string { return c.slots[i].name }
+func (c *Cluster) Name(i int) string { return c.lc.Name(i) }
 
 // URL is replica i's HTTP base URL, stable across restarts.
-func (c *Cluster) URL(i int) string { return "http://" + c.slots[i].httpAddr }
+func (c *Cluster) URL(i int) string { return c.lc.URL(i) }
 
 // RaftAddr is replica i's raft transport address, stable across restarts.
-func (c *Cluster) RaftAddr(i int) string { return c.peers[i].Addr }
+func (c *Cluster) RaftAddr(i int) string { return c.lc.RaftAddr(i) }
 
 // Peers is the cluster's membership as every replica was given it.
-func (c *Cluster) Peers() []node.Peer { return append([]node.Peer(nil), c.peers...) }
+func (c *Cluster) Peers() []node.Peer { return c.lc.Peers() }
 
 // URLs are every replica's HTTP base URLs.
 func (c *Cluster) URLs() []string {
-	out := make([]string, len(c.slots))
-	for i := range c.slots {
+	out := make([]string, c.N())
+	for i := range out {
 		out[i] = c.URL(i)
 	}
 	return out
 }
 
 // DataDir is replica i's data directory.
-func (c *Cluster) DataDir(i int) string { return c.slots[i].dir }
+func (c *Cluster) DataDir(i int) string { return c.lc.DataDir(i) }
 
 // Env is the environment replica i was last started with.
-func (c *Cluster) Env(i int) Env { return c.slots[i].env }
-
-// Replica returns replica i, or nil while it is stopped.
-func (c *Cluster) Replica(i int) *node.Replica {
+func (c *Cluster) Env(i int) Env {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.slots[i].rep
+	return c.envs[i]
 }
+
+// Replica returns replica i, or nil while it is stopped.
+func (c *Cluster) Replica(i int) *node.Replica { return c.lc.Replica(i) }
 
 // Running reports whether replica i is running.
 func (c *Cluster) Running(i int) bool { return c.Replica(i) != nil }
@@ -251,22 +184,9 @@ func (c *Cluster) Running(i int) bool { return c.Replica(i) != nil }
 // replica does nothing.
 func (c *Cluster) Stop(i int) {
 	c.t.Helper()
-	if err := c.stop(i); err != nil {
-		c.t.Errorf("nodetest: stop %s: %v", c.slots[i].name, err)
+	if err := c.lc.Stop(i); err != nil {
+		c.t.Errorf("nodetest: stop %s: %v", c.Name(i), err)
 	}
-}
-
-func (c *Cluster) stop(i int) error {
-	c.mu.Lock()
-	s := c.slots[i]
-	cancel, done := s.cancel, s.done
-	s.rep, s.cancel, s.done = nil, nil, nil
-	c.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	return <-done
 }
 
 // Restart stops replica i (if running) and starts it again on the same data
@@ -274,26 +194,26 @@ func (c *Cluster) stop(i int) error {
 func (c *Cluster) Restart(i int, env Env) {
 	c.t.Helper()
 	if err := c.TryRestart(i, env); err != nil {
-		c.t.Fatalf("nodetest: restart %s: %v", c.slots[i].name, err)
+		c.t.Fatalf("nodetest: restart %s: %v", c.Name(i), err)
 	}
 }
 
 // TryRestart is Restart returning the start error, for tests of bad data
 // directories. The replica stays stopped on error.
 func (c *Cluster) TryRestart(i int, env Env) error {
-	if err := c.stop(i); err != nil {
+	if err := c.lc.Stop(i); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
-	c.slots[i].env = env
-	return c.start(i, nil, nil)
+	c.mu.Lock()
+	c.envs[i] = env
+	c.mu.Unlock()
+	return c.lc.Restart(i, node.LocalStart{Getenv: env.get})
 }
 
 // Close stops every replica. It is registered with t.Cleanup.
 func (c *Cluster) Close() {
-	for i := range c.slots {
-		if err := c.stop(i); err != nil {
-			c.t.Errorf("nodetest: stop %s: %v", c.slots[i].name, err)
-		}
+	if err := c.lc.Close(); err != nil {
+		c.t.Errorf("nodetest: %v", err)
 	}
 	c.client.CloseIdleConnections()
 }
@@ -306,10 +226,10 @@ func (c *Cluster) Status(i int) (node.Status, error) {
 		return st, err
 	}
 	if code != http.StatusOK {
-		return st, fmt.Errorf("GET /status on %s: %d %s", c.slots[i].name, code, body)
+		return st, fmt.Errorf("GET /status on %s: %d %s", c.Name(i), code, body)
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("decode /status of %s: %w", c.slots[i].name, err)
+		return st, fmt.Errorf("decode /status of %s: %w", c.Name(i), err)
 	}
 	return st, nil
 }
@@ -324,7 +244,7 @@ func (c *Cluster) Health(i int) (int, string, error) {
 func (c *Cluster) Metrics(i int) (string, error) {
 	body, code, err := c.do(http.MethodGet, c.URL(i)+"/metrics", nil)
 	if err == nil && code != http.StatusOK {
-		err = fmt.Errorf("GET /metrics on %s: %d", c.slots[i].name, code)
+		err = fmt.Errorf("GET /metrics on %s: %d", c.Name(i), code)
 	}
 	return string(body), err
 }
@@ -349,7 +269,7 @@ func (c *Cluster) WaitLeader(timeout time.Duration) int {
 
 func (c *Cluster) agreedLeader() (int, string) {
 	var leader string
-	for i := range c.slots {
+	for i := range c.N() {
 		if !c.Running(i) {
 			continue
 		}
@@ -358,17 +278,15 @@ func (c *Cluster) agreedLeader() (int, string) {
 			return -1, err.Error()
 		}
 		if st.Leader == "" {
-			return -1, c.slots[i].name + " knows no leader"
+			return -1, c.Name(i) + " knows no leader"
 		}
 		if leader != "" && st.Leader != leader {
-			return -1, fmt.Sprintf("%s says %s, another says %s", c.slots[i].name, st.Leader, leader)
+			return -1, fmt.Sprintf("%s says %s, another says %s", c.Name(i), st.Leader, leader)
 		}
 		leader = st.Leader
 	}
-	for i, s := range c.slots {
-		if s.name == leader && c.Running(i) {
-			return i, ""
-		}
+	if i, ok := c.lc.Index(leader); ok && c.Running(i) {
+		return i, ""
 	}
 	return -1, fmt.Sprintf("leader %q is not running", leader)
 }
@@ -381,11 +299,11 @@ func (c *Cluster) Put(i int, key string, value []byte) (uint64, error) {
 		return 0, err
 	}
 	if code != http.StatusOK {
-		return 0, fmt.Errorf("PUT %s on %s: %d %s", key, c.slots[i].name, code, bytes.TrimSpace(body))
+		return 0, fmt.Errorf("PUT %s on %s: %d %s", key, c.Name(i), code, bytes.TrimSpace(body))
 	}
 	var res node.PutResult
 	if err := json.Unmarshal(body, &res); err != nil {
-		return 0, fmt.Errorf("decode PUT reply from %s: %w", c.slots[i].name, err)
+		return 0, fmt.Errorf("decode PUT reply from %s: %w", c.Name(i), err)
 	}
 	return res.Index, nil
 }
@@ -400,7 +318,7 @@ func (c *Cluster) Get(i int, key string) (value []byte, ok bool, err error) {
 	case code == http.StatusNotFound:
 		return nil, false, nil
 	case code != http.StatusOK:
-		return nil, false, fmt.Errorf("GET %s on %s: %d %s", key, c.slots[i].name, code, bytes.TrimSpace(body))
+		return nil, false, fmt.Errorf("GET %s on %s: %d %s", key, c.Name(i), code, bytes.TrimSpace(body))
 	}
 	return body, true, nil
 }
@@ -414,7 +332,7 @@ func (c *Cluster) ForceSnapshot(i int, peer string) (node.ForceSnapshotResult, e
 		return res, err
 	}
 	if code != http.StatusOK {
-		return res, fmt.Errorf("force snapshot to %s via %s: %d %s", peer, c.slots[i].name, code, bytes.TrimSpace(body))
+		return res, fmt.Errorf("force snapshot to %s via %s: %d %s", peer, c.Name(i), code, bytes.TrimSpace(body))
 	}
 	err = json.Unmarshal(body, &res)
 	return res, err
@@ -428,7 +346,7 @@ func (c *Cluster) WaitApplied(i int, index uint64, timeout time.Duration) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return st.Applied >= index, fmt.Sprintf("%s applied %d, want %d", c.slots[i].name, st.Applied, index)
+		return st.Applied >= index, fmt.Sprintf("%s applied %d, want %d", c.Name(i), st.Applied, index)
 	})
 }
 
