@@ -183,7 +183,7 @@ func TestProberAgainstReplicas(t *testing.T) {
 	if _, err := pr.Verify(ctx, reps[1:2], true, 10*time.Second, 50*time.Millisecond, 2, time.Now); err != nil {
 		t.Errorf("four-lane n2 verified on: %v", err)
 	}
-	_, err := pr.Verify(ctx, reps[:1], true, 300*time.Millisecond, 50*time.Millisecond, 2, time.Now)
+	_, err := pr.Verify(ctx, reps[:1], true, time.Second, 50*time.Millisecond, 2, time.Now)
 	if !errors.Is(err, ErrVerifyTimeout) || !strings.Contains(err.Error(), "n1: "+LanesEnabledMetric+" = 0, want 1") {
 		t.Errorf("legacy n1 verified on: got %v, want a timeout saying the gauge is 0", err)
 	}

@@ -3,10 +3,14 @@ package rollout
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -387,5 +391,59 @@ func TestE2ESSHDownAfterPassingSoak(t *testing.T) {
 	}
 	if got := strings.Join(verdicts, " "); got != "n1=pass" {
 		t.Errorf("soak verdicts journalled: %q, want %q", got, "n1=pass")
+	}
+}
+
+// A canary whose soak fails on real heartbeat-lane drops: its enable command
+// also restarts it with the replica's --inject-drops heartbeat:5, which
+// drops every fifth heartbeat-lane message through the dispatcher's ordinary
+// drop path. advance refuses with exit 1 and changes no replica; status
+// shows the drops on the heartbeat lane.
+func TestE2EHeartbeatDropsCanaryRefused(t *testing.T) {
+	r := newRig(t, rigOptions{
+		window:  30 * time.Second,
+		stages:  "  - {name: canary}\n  - {name: fleet}\n",
+		stageOf: func(i, _ int) string { return map[bool]string{true: "canary", false: "fleet"}[i == 0] },
+	})
+	setCommand(t, r, "enable", defaultEnableCommand+` && echo SUPERVISE_EXTRA_ARGS=--inject-drops=heartbeat:5 >> {{.EnvFile}} && `+r.restartCommand())
+	ctx := t.Context()
+	r.advance(ctx, 0, "enabled n1")
+
+	waitFor(t, 20*time.Second, "heartbeat-lane drops on n1", func() bool {
+		metrics, err := http.Get(r.fleet.urls[0] + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer metrics.Body.Close()
+		body, _ := io.ReadAll(metrics.Body)
+		return regexp.MustCompile(`elastickv_raft_dispatch_dropped_total\{lane="heartbeat",[^}]*\} [1-9]`).Match(body)
+	})
+	// Let Prometheus scrape them.
+	time.Sleep(1500 * time.Millisecond)
+
+	before := r.state()
+	res := r.advance(ctx, 1, "heartbeat_drops")
+	for _, want := range []string{"soak failed: n1: heartbeat_drops: canary n1:", "lanectl rollback --replica n1"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("advance stderr lacks %q:\n%v", want, res)
+		}
+	}
+	if got, want := len(r.state().Events), len(before.Events)+1; got != want {
+		t.Errorf("journal has %d events, want %d (only the soak verdict added)", got, want)
+	}
+	r.requireFlags(ctx, true, false, false)
+
+	st := r.lanectl(ctx, "status", "-o", "json")
+	var doc struct {
+		Replicas []struct {
+			Name  string
+			Drops map[string]float64
+		}
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &doc); err != nil || st.code != 0 {
+		t.Fatalf("status: %v (%v)", st, err)
+	}
+	if hb := doc.Replicas[0].Drops["heartbeat"]; hb < 1 {
+		t.Errorf("status of n1: drops %v, want heartbeat-lane drops", doc.Replicas[0].Drops)
 	}
 }

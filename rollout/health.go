@@ -197,6 +197,15 @@ func (p Prober) Verify(ctx context.Context, rs []Replica, wantEnabled bool, time
 				continue
 			}
 			ok, why := p.Probe(ctx, r, now()).Check(wantEnabled)
+			if ctx.Err() != nil {
+				// A probe cut short by the deadline says nothing about the
+				// replica; keep the reason from the last complete one.
+				if _, seen := last[r.Name]; !seen {
+					last[r.Name] = why
+				}
+				done = false
+				break
+			}
 			last[r.Name] = why
 			if ok {
 				good[r.Name]++
