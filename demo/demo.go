@@ -402,7 +402,10 @@ func (r *run) soak(ctx context.Context) error {
 func (r *run) summarise(ctx context.Context, walkErr error) (*Summary, error) {
 	sum := r.sum
 	sum.Verdict, sum.Reason = gates.Pass, "rollout complete: every replica has the flag and every soak passed"
-	if walkErr != nil {
+	switch {
+	case errors.Is(walkErr, ErrUndecided):
+		sum.Verdict, sum.Reason = gates.Inconclusive, walkErr.Error()
+	case walkErr != nil:
 		sum.Verdict, sum.Reason = gates.Fail, walkErr.Error()
 	}
 	sum.Injected = r.runner.Injected()

@@ -189,11 +189,24 @@ func (c *LocalCluster) start(i int, s LocalStart, raftLn, httpLn net.Listener) e
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	done := make(chan error, 1)
-	go func() { done <- rep.Run(ctx) }()
 	c.mu.Lock()
 	slot := c.slots[i]
+	var refuse error
+	switch {
+	case c.closed:
+		refuse = errors.New("local cluster is closed")
+	case slot.rep != nil:
+		// Another Restart of the same replica won the race.
+		refuse = errors.New("replica is already running")
+	}
+	if refuse != nil {
+		c.mu.Unlock()
+		cancel()
+		return errors.Join(refuse, rep.Close())
+	}
 	slot.rep, slot.cancel, slot.done = rep, cancel, done
 	c.mu.Unlock()
+	go func() { done <- rep.Run(ctx) }()
 	return nil
 }
 
