@@ -358,42 +358,6 @@ func TestE2EStatusMismatch(t *testing.T) {
 	}
 }
 
-// sshd down when the soak has passed and the next replica is due: exit 3,
-// and the journal is byte for byte what it was (the passing verdict is not
-// recorded either). Once sshd is back, the same advance goes through.
-func TestE2ESSHDownAfterPassingSoak(t *testing.T) {
-	const window = 6 * time.Second
-	r := newRig(t, rigOptions{window: window})
-	stopLoad := r.startLoad()
-	defer stopLoad()
-	ctx := t.Context()
-	r.advance(ctx, 0, "enabled n1")
-	r.waitSoak(window)
-
-	before := r.journal()
-	r.ssh.Stop()
-	res := r.advance(ctx, 3, "connection refused")
-	if !strings.Contains(res.stderr, "refusing to enable n2") {
-		t.Errorf("advance with sshd down: %v; want it to refuse to enable n2", res)
-	}
-	if after := r.journal(); !bytes.Equal(before, after) {
-		t.Errorf("journal changed with sshd down:\nbefore %s\nafter  %s", before, after)
-	}
-	r.requireFlags(ctx, true, false, false)
-
-	r.ssh.Restart()
-	r.advance(ctx, 0, "enabled n2")
-	var verdicts []string
-	for _, e := range r.state().Events {
-		if e.Step == StepSoak {
-			verdicts = append(verdicts, strings.Join(e.Replicas, ",")+"="+e.Verdict)
-		}
-	}
-	if got := strings.Join(verdicts, " "); got != "n1=pass" {
-		t.Errorf("soak verdicts journalled: %q, want %q", got, "n1=pass")
-	}
-}
-
 // A canary whose soak fails on real heartbeat-lane drops: its enable command
 // also restarts it with the replica's --inject-drops heartbeat:5, which
 // drops every fifth heartbeat-lane message through the dispatcher's ordinary

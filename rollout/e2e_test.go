@@ -96,7 +96,8 @@ func (r *rig) requireFlags(ctx context.Context, want ...bool) {
 }
 
 // The whole plan: staging -> canary -> fleet over three replicas with short
-// soaks, under write load, ending with every replica on four-lane.
+// soaks, under write load, ending with every replica on four-lane; on the
+// way, an advance with sshd down changes nothing.
 func TestE2EFullRollout(t *testing.T) {
 	const window = 8 * time.Second
 	r := newRig(t, rigOptions{window: window})
@@ -112,20 +113,37 @@ func TestE2EFullRollout(t *testing.T) {
 	}
 
 	steps := []struct {
-		judge   bool
+		judge bool
+		// sshDown first tries the step with sshd stopped.
+		sshDown bool
 		wantOut string
 		flags   []bool
 	}{
-		{false, "enabled n1", []bool{true, false, false}},
-		{true, "enabled n2", []bool{true, true, false}},
-		{true, "enabled n3", []bool{true, true, true}},
-		{true, "rollout complete", []bool{true, true, true}},
+		{false, false, "enabled n1", []bool{true, false, false}},
+		{true, true, "enabled n2", []bool{true, true, false}},
+		{true, false, "enabled n3", []bool{true, true, true}},
+		{true, false, "rollout complete", []bool{true, true, true}},
 	}
 	for i, s := range steps {
 		if s.judge {
 			// Before the window is over: exit 2 with the time left.
 			r.advance(ctx, 2, "from now")
 			r.waitSoak(window)
+		}
+		if s.sshDown {
+			// The soak passed and the next replica is due, but sshd is
+			// down: exit 3, and the journal stays byte for byte what it
+			// was (the passing verdict is not recorded either).
+			before := r.journal()
+			r.ssh.Stop()
+			res := r.advance(ctx, 3, "connection refused")
+			if !strings.Contains(res.stderr, "refusing to enable n2") {
+				t.Errorf("advance with sshd down: %v; want it to refuse to enable n2", res)
+			}
+			if after := r.journal(); !bytes.Equal(before, after) {
+				t.Errorf("journal changed with sshd down:\nbefore %s\nafter  %s", before, after)
+			}
+			r.ssh.Restart()
 		}
 		out := r.advance(ctx, 0, s.wantOut)
 		if s.judge && !strings.Contains(out.stdout, fmt.Sprintf("soak of n%d passed: ", i)) {
@@ -157,6 +175,15 @@ func TestE2EFullRollout(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(st.stdout), &doc); err != nil {
 		t.Fatal(err)
+	}
+	var verdicts []string
+	for _, e := range r.state().Events {
+		if e.Step == StepSoak {
+			verdicts = append(verdicts, strings.Join(e.Replicas, ",")+"="+e.Verdict)
+		}
+	}
+	if got, want := strings.Join(verdicts, " "), "n1=pass n2=pass n3=pass"; got != want {
+		t.Errorf("soak verdicts journalled: %q, want %q", got, want)
 	}
 	for _, rep := range doc.Replicas {
 		if rep.Flag != "on" || rep.Metrics != "on" || rep.Mismatch || rep.LastVerdict == nil || rep.LastVerdict.Verdict != "pass" {
