@@ -34,8 +34,9 @@ var (
 	ErrUnknownReplica = errors.New("unknown replica")
 )
 
-// Driver runs the rollout steps of one plan. Every field but Querier is
-// required; Querier is needed to judge soaks and to show drops.
+// Driver runs the rollout steps of one plan. Plan, Prober, Now and Log are
+// always needed; Runner for Advance and Rollback; Querier to judge soaks and
+// to show drops. DryRun needs neither.
 type Driver struct {
 	Plan    *Plan
 	Runner  Runner
