@@ -54,6 +54,12 @@ func TestE2EFailingCanaryRefused(t *testing.T) {
 			frozen = append(frozen, r.fleet.childPID(i))
 		}
 	}
+	// Whatever happens below, never leave a replica frozen.
+	t.Cleanup(func() {
+		for _, pid := range frozen {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
 	for _, pid := range frozen {
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
