@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -144,7 +146,7 @@ func runDemo(cmd *cobra.Command, opts *DemoOptions) error {
 			if j.NoBaseline {
 				fmt.Fprintln(out, "every replica has the flag: no baseline is left, so only the gates' absolute limits applied")
 			}
-			if err := writeSoakGates(out, j.Result); err != nil && tableErr == nil {
+			if err := writeSoakGates(out, judgedRows(j.Result)); err != nil && tableErr == nil {
 				tableErr = err
 			}
 			fmt.Fprintln(out)
@@ -250,6 +252,19 @@ func writeDemoSummary(w io.Writer, s *demo.Summary) error {
 		s.Before.LeaderChanges, s.After.LeaderChanges, s.LeaderChanges, s.Terms[0], s.Terms[1])
 	fmt.Fprintf(w, "load: %d writes ok, %d failed, p99 %s; %d snapshot transfers forced, %d failed\n",
 		s.Load.WritesOK, s.Load.WritesFailed, fmtLatency(s.Load.P99), s.Load.SnapshotsForced, s.Load.SnapshotsFailed)
+	if len(s.Load.Errors) > 0 {
+		// Writes caught by a restart of the leader fail until the next
+		// leader is known; the reasons tell that from a real problem.
+		reasons := slices.Sorted(maps.Keys(s.Load.Errors))
+		var parts []string
+		for _, r := range reasons {
+			parts = append(parts, fmt.Sprintf("%s: %d", r, s.Load.Errors[r]))
+		}
+		fmt.Fprintf(w, "  failed writes by reason: %s\n", strings.Join(parts, ", "))
+	}
+	if s.Load.LastSnapshotError != "" {
+		fmt.Fprintf(w, "  last failed snapshot transfer: %s\n", s.Load.LastSnapshotError)
+	}
 	fmt.Fprintf(w, "\nverdict: %s: %s\n", s.Verdict, s.Reason)
 	for _, sk := range s.Soaks {
 		if sk.Verdict == gates.Fail {
@@ -262,6 +277,22 @@ cluster"), write your plan (README: "Plan file reference"), then
 'lanectl advance --dry-run' shows every step and the exact remote commands.
 `)
 	return nil
+}
+
+// judgedRows keeps, for a passing soak, only the rows a gate judged: the
+// baselines a canary-only gate merely shows add nothing to a pass. A soak
+// that did not pass keeps every row as evidence.
+func judgedRows(r gates.Result) gates.Result {
+	if r.Verdict != gates.Pass {
+		return r
+	}
+	out := r
+	out.Gates = make([]gates.GateResult, len(r.Gates))
+	for i, g := range r.Gates {
+		g.Values = slices.DeleteFunc(slices.Clone(g.Values), func(v gates.ReplicaValue) bool { return v.Verdict == "" })
+		out.Gates[i] = g
+	}
+	return out
 }
 
 func countCell(v *float64) string {
