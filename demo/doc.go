@@ -11,8 +11,9 @@
 //
 // What it must never do: reach beyond this machine (no SSH, no external
 // Prometheus, nothing but 127.0.0.1 listeners on port 0), read the process
-// environment, print on its own (lines go to the Log writer and callbacks the
-// caller passes), or leave anything behind. Every replica, goroutine and file
-// it creates is gone when Run returns, whether the rollout completed, was
-// refused, failed or was cancelled.
+// environment (beyond where the system keeps temporary files), print on its
+// own (lines go to the Log writer and callbacks the caller passes), or leave
+// anything behind. Every replica, goroutine and file it creates is gone when
+// Run returns, whether the rollout completed, was refused, failed or was
+// cancelled.
 package demo
