@@ -273,7 +273,7 @@ func writeDemoSummary(w io.Writer, s *demo.Summary) error {
 	}
 	fmt.Fprintf(w, `
 next: point lanectl at a real cluster (README: "Pointing lanectl at a real
-cluster"), write your plan (README: "Plan file reference"), then
+cluster"), write your plan (README: "The plan file (lanectl.yaml)"), then
 'lanectl advance --dry-run' shows every step and the exact remote commands.
 `)
 	return nil
