@@ -86,7 +86,7 @@ type planInput struct {
 func writePlan(in planInput) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by 'lanectl demo' for its in-process cluster. A plan for a real\n")
-	fmt.Fprintf(&b, "# cluster has the same keys: see the README's plan file reference.\n")
+	fmt.Fprintf(&b, "# cluster has the same keys: see the README section on the plan file.\n")
 	fmt.Fprintf(&b, "prometheus:\n  # the embedded store scrapes these; a real plan usually sets url:\n  targets:\n")
 	for _, u := range in.HTTP {
 		fmt.Fprintf(&b, "    - %s/metrics\n", u)
