@@ -34,6 +34,11 @@ type localRestarter struct {
 }
 
 // Run runs command on r (this machine) and restarts r with its env file.
+// Describe tells the action log what the demo does instead of SSH.
+func (l *localRestarter) Describe(rollout.Replica) string {
+	return "in a local shell, then an in-process restart"
+}
+
 func (l *localRestarter) Run(ctx context.Context, r rollout.Replica, command string) (rollout.Output, error) {
 	out, err := l.sh.Run(ctx, r, command)
 	if err != nil {

@@ -377,7 +377,7 @@ func (d *Driver) runCommands(ctx context.Context, batch []Replica, enable bool) 
 		if err != nil {
 			return err
 		}
-		d.logf("%s: %s over ssh %s: %s", r.Name, verb, r.SSH, cmd)
+		d.logf("%s: %s %s: %s", r.Name, verb, describe(d.Runner, r), cmd)
 		if _, err := d.Runner.Run(ctx, r, cmd); err != nil {
 			return fmt.Errorf("%s command on %s: %w", verb, r.Name, err)
 		}

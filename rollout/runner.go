@@ -16,6 +16,20 @@ type Runner interface {
 	Run(ctx context.Context, r Replica, command string) (Output, error)
 }
 
+// Describer is implemented by runners that can say, for the action log,
+// how a command reaches a replica ("over ssh root@10.0.0.1:22").
+type Describer interface {
+	Describe(r Replica) string
+}
+
+// describe says how runner reaches r, for the action log.
+func describe(runner Runner, r Replica) string {
+	if d, ok := runner.(Describer); ok {
+		return d.Describe(r)
+	}
+	return "on " + r.Name
+}
+
 // Checker is implemented by runners that can prove a replica is reachable
 // and trusted without running anything on it. advance checks every replica
 // it is about to touch before it journals a step, so an unreachable host or
@@ -104,6 +118,9 @@ type LocalRunner struct {
 }
 
 // Run runs command with sh -c and reports its output like the SSH runner.
+// Describe says that commands run in a local shell.
+func (l LocalRunner) Describe(Replica) string { return "in a local shell" }
+
 func (l LocalRunner) Run(ctx context.Context, r Replica, command string) (Output, error) {
 	if l.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -337,6 +337,9 @@ func (s *SSHRunner) Check(ctx context.Context, r Replica) error {
 
 // Run runs command on r. A non-zero exit or a timeout is a *CommandError
 // carrying the output; failing to connect is a plain error.
+// Describe names the SSH address commands for r go to.
+func (s *SSHRunner) Describe(r Replica) string { return "over ssh " + r.SSH }
+
 func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output, error) {
 	out := Output{ExitStatus: -1}
 	if s.cfg.CommandTimeout > 0 {

@@ -185,7 +185,7 @@ load with forced snapshot transfers; an embedded store scrapes their metrics;
 the plan is walked by the same code as 'lanectl advance'. Only the runner
 differs: it rewrites each replica's env file with sh and restarts the replica
 in-process, where production runs the same command over SSH and restarts the
-service (so lines saying "over ssh localhost" ran here).
+service.
 `, lanes.FlagEnv)
 	if opts.InjectHeartbeatDrops {
 		fmt.Fprintf(w, "\nFault injected: the first replica to get the flag drops every %dth heartbeat-lane\nmessage. Expect its soak to fail and advance to refuse.\n", demo.HeartbeatDropEvery)
