@@ -45,13 +45,13 @@ type EmbeddedOptions struct {
 // Prometheus scraping the same targets would.
 type Embedded struct {
 	*Engine
-	db      *tsdb.DB
-	dir     string
-	targets []*scrapeTarget
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	db        *tsdb.DB
+	dir       string
+	targets   []*scrapeTarget
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 	closeOnce sync.Once
-	err     error
+	err       error
 }
 
 // NewEmbedded starts scraping targets (full URLs of /metrics endpoints)
