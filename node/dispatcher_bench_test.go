@@ -26,6 +26,21 @@ type nopReporter struct{}
 func (nopReporter) ReportUnreachable(uint64)                   {}
 func (nopReporter) ReportSnapshot(uint64, raft.SnapshotStatus) {}
 
+// benchMessages are the two shapes raft sends most: an append carrying one
+// 128-byte entry and a heartbeat.
+func benchMessages() []struct {
+	name string
+	m    *raftpb.Message
+} {
+	return []struct {
+		name string
+		m    *raftpb.Message
+	}{
+		{"MsgApp-128B", msgApp(2, 1, make([]byte, 128))},
+		{"MsgHeartbeat", msg(raftpb.MessageType_MsgHeartbeat, 2)},
+	}
+}
+
 func benchDispatcher(b *testing.B, mode lanes.Mode) *Dispatcher {
 	d, err := NewDispatcher(DispatcherConfig{Mode: mode, Transport: parkedTransport{}, Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -40,13 +55,7 @@ func benchDispatcher(b *testing.B, mode lanes.Mode) *Dispatcher {
 // the path every raft message takes. Messages are queued without copying.
 func BenchmarkDispatchAccept(b *testing.B) {
 	for _, mode := range []lanes.Mode{lanes.ModeLegacy, lanes.ModeFourLane} {
-		for _, tc := range []struct {
-			name string
-			m    *raftpb.Message
-		}{
-			{"MsgApp-128B", msgApp(2, 1, make([]byte, 128))},
-			{"MsgHeartbeat", msg(raftpb.MessageType_MsgHeartbeat, 2)},
-		} {
+		for _, tc := range benchMessages() {
 			b.Run(mode.String()+"/"+tc.name, func(b *testing.B) {
 				d := benchDispatcher(b, mode)
 				lane, _ := lanes.Route(mode, tc.m.GetType())
@@ -74,13 +83,7 @@ func BenchmarkDispatchAccept(b *testing.B) {
 // handing its report to raft.
 func BenchmarkDispatchDrop(b *testing.B) {
 	for _, mode := range []lanes.Mode{lanes.ModeLegacy, lanes.ModeFourLane} {
-		for _, tc := range []struct {
-			name string
-			m    *raftpb.Message
-		}{
-			{"MsgApp-128B", msgApp(2, 1, make([]byte, 128))},
-			{"MsgHeartbeat", msg(raftpb.MessageType_MsgHeartbeat, 2)},
-		} {
+		for _, tc := range benchMessages() {
 			b.Run(mode.String()+"/"+tc.name, func(b *testing.B) {
 				d := benchDispatcher(b, mode)
 				lane, _ := lanes.Route(mode, tc.m.GetType())
