@@ -89,18 +89,11 @@ type AdvanceResult struct {
 // it, rolling it back if it does not verify.
 func (d *Driver) Advance(ctx context.Context) (*AdvanceResult, error) {
 	res := &AdvanceResult{}
-	lock, err := AcquireLock(d.Plan.StatePath)
+	lock, st, err := d.openJournal()
 	if err != nil {
 		return res, err
 	}
 	defer lock.Unlock()
-	st, err := LoadState(d.Plan.StatePath)
-	if err != nil {
-		return res, err
-	}
-	if err := d.checkJournal(st); err != nil {
-		return res, err
-	}
 	if pending := st.Pending(); len(pending) > 0 {
 		res.Outcome = OutcomeResumed
 		return res, d.resume(ctx, st, pending, res)
@@ -136,6 +129,24 @@ func (d *Driver) Advance(ctx context.Context) (*AdvanceResult, error) {
 		return res, err
 	}
 	return res, d.runEnable(ctx, st, started, next, res)
+}
+
+// openJournal takes the rollout lock and loads the journal, refusing one
+// that does not match the plan. The caller unlocks.
+func (d *Driver) openJournal() (*Lock, *State, error) {
+	lock, err := AcquireLock(d.Plan.StatePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := LoadState(d.Plan.StatePath)
+	if err == nil {
+		err = d.checkJournal(st)
+	}
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return lock, st, nil
 }
 
 // checkJournal refuses a journal that speaks of replicas the plan no longer
@@ -468,18 +479,11 @@ func (d *Driver) Rollback(ctx context.Context, replicaNames []string, all bool) 
 			targets = append(targets, r)
 		}
 	}
-	lock, err := AcquireLock(d.Plan.StatePath)
+	lock, st, err := d.openJournal()
 	if err != nil {
 		return res, err
 	}
 	defer lock.Unlock()
-	st, err := LoadState(d.Plan.StatePath)
-	if err != nil {
-		return res, err
-	}
-	if err := d.checkJournal(st); err != nil {
-		return res, err
-	}
 	if err := d.preflight(ctx, targets); err != nil {
 		return res, fmt.Errorf("refusing to roll back: %w", err)
 	}
