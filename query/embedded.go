@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -27,8 +28,28 @@ import (
 // Prometheus scrape config's job_name would.
 const EmbeddedJob = "lanectl"
 
+// DefaultStoreRetention is how long a store with a Dir keeps samples when
+// EmbeddedOptions.Retention is zero: long enough for a soak of a week and
+// a day to come back and judge it, short enough that the directory does
+// not grow without bound over a rollout of many stages.
+const DefaultStoreRetention = 8 * 24 * time.Hour
+
+// ErrStoreBusy is returned when another lanectl process is writing the
+// metrics store: the TSDB in EmbeddedOptions.Dir is locked by it.
+var ErrStoreBusy = errors.New("metrics store is busy")
+
 // EmbeddedOptions tune the embedded store. The zero value is usable.
 type EmbeddedOptions struct {
+	// Dir, when set, is where the store keeps its TSDB: created if missing
+	// (0750), reopened with its history by the next store given the same
+	// Dir, and kept by Close, so a later run can judge a window an earlier
+	// one scraped. One process at a time can have it open (tsdb's lock
+	// file); another gets ErrStoreBusy. Empty means a temporary directory
+	// that Close deletes.
+	Dir string
+	// Retention is how long a store with a Dir keeps samples; zero means
+	// DefaultStoreRetention. A temporary store keeps all it scraped.
+	Retention time.Duration
 	// Logger receives scrape failures at debug level; nil discards them.
 	Logger *slog.Logger
 	// Client fetches /metrics; nil means a client whose timeout is the
@@ -38,8 +59,8 @@ type EmbeddedOptions struct {
 	Now func() time.Time
 }
 
-// Embedded scrapes targets into a private TSDB in a temporary directory and
-// evaluates PromQL over it with the upstream engine. Like Prometheus it adds
+// Embedded scrapes targets into a private TSDB (in EmbeddedOptions.Dir, or
+// a temporary directory) and evaluates PromQL over it with the upstream engine. Like Prometheus it adds
 // job and instance labels, records up, and writes staleness markers for
 // series that disappear, so the gates' queries give the answers a
 // Prometheus scraping the same targets would.
@@ -47,6 +68,7 @@ type Embedded struct {
 	*Engine
 	db        *tsdb.DB
 	dir       string
+	temp      bool
 	targets   []*scrapeTarget
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -95,19 +117,12 @@ func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, 
 		})
 	}
 
-	dir, err := os.MkdirTemp("", "lanectl-embedded-")
+	db, dir, err := openTSDB(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded store: %w", err)
-	}
-	tsdbOpts := tsdb.DefaultOptions()
-	tsdbOpts.RetentionDuration = 0
-	db, err := tsdb.Open(dir, opts.Logger, nil, tsdbOpts, nil)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("embedded store: open tsdb: %w", err)
+		return nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	e := &Embedded{Engine: NewEngine(db, opts.Logger), db: db, dir: dir, targets: sts, cancel: cancel}
+	e := &Embedded{Engine: NewEngine(db, opts.Logger), db: db, dir: dir, temp: opts.Dir == "", targets: sts, cancel: cancel}
 
 	// One synchronous round, so the caller's first query has data.
 	var first sync.WaitGroup
@@ -133,13 +148,75 @@ func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, 
 	return e, nil
 }
 
-// Close stops scraping and deletes the store's files. It is safe to call
-// more than once.
+// openTSDB opens the store's TSDB in opts.Dir, or in a new temporary
+// directory when that is empty, and returns the directory it used.
+func openTSDB(opts EmbeddedOptions) (*tsdb.DB, string, error) {
+	tsdbOpts := tsdb.DefaultOptions()
+	dir := opts.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "lanectl-embedded-"); err != nil {
+			return nil, "", fmt.Errorf("embedded store: %w", err)
+		}
+		tsdbOpts.RetentionDuration = 0
+		db, err := tsdb.Open(dir, opts.Logger, nil, tsdbOpts, nil)
+		if err != nil {
+			return nil, "", errors.Join(fmt.Errorf("embedded store: open tsdb: %w", err), os.RemoveAll(dir))
+		}
+		return db, dir, nil
+	}
+	if opts.Retention < 0 {
+		return nil, "", fmt.Errorf("embedded store: retention %v must not be negative", opts.Retention)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, "", fmt.Errorf("embedded store: create metrics store: %w", err)
+	}
+	retention := opts.Retention
+	if retention == 0 {
+		retention = DefaultStoreRetention
+	}
+	tsdbOpts.RetentionDuration = retention.Milliseconds()
+	// As Prometheus sizes them: blocks of up to a tenth of the retention,
+	// so days of history are a few dozen directories, not one per 2h.
+	tsdbOpts.MaxBlockDuration = max(retention.Milliseconds()/10, tsdb.DefaultBlockDuration)
+	db, err := tsdb.Open(dir, opts.Logger, nil, tsdbOpts, nil)
+	switch {
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		// tsdb holds a non-blocking flock on <dir>/lock for as long as the
+		// DB is open; the kernel drops it when its holder exits, so a lock
+		// file left by a killed run never gets here.
+		return nil, "", fmt.Errorf("embedded store: %w: %s is locked by another lanectl process that is writing it (probably a live 'lanectl soak'); wait for it to end or stop it, then retry", ErrStoreBusy, dir)
+	case err != nil:
+		return nil, "", fmt.Errorf("embedded store: open tsdb in %s: %w", dir, err)
+	}
+	return db, dir, nil
+}
+
+// Dir is the directory holding the store's TSDB.
+func (e *Embedded) Dir() string { return e.dir }
+
+// HistoryStart is the time of the oldest sample in the store: a store
+// reopened on a Dir holds samples from before it started. It is the zero
+// time when the store holds nothing.
+func (e *Embedded) HistoryStart() time.Time {
+	ms, err := e.db.StartTime()
+	if err != nil || ms == math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// Close stops scraping and closes the TSDB, which keeps every committed
+// sample for the next store on the same Dir; a temporary store's files are
+// deleted. It is safe to call more than once.
 func (e *Embedded) Close() error {
 	e.closeOnce.Do(func() {
 		e.cancel()
 		e.wg.Wait()
-		e.err = errors.Join(e.Engine.Close(), e.db.Close(), os.RemoveAll(e.dir))
+		e.err = errors.Join(e.Engine.Close(), e.db.Close())
+		if e.temp {
+			e.err = errors.Join(e.err, os.RemoveAll(e.dir))
+		}
 	})
 	return e.err
 }
@@ -162,6 +239,12 @@ type scrapeTarget struct {
 func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now time.Time) {
 	ts := now.UnixMilli()
 	fams, err := t.fetch(ctx)
+	if err != nil && ctx.Err() != nil {
+		// The store is closing. Like Prometheus shutting down, record
+		// nothing: not a down target nor stale series, which a store
+		// reopened on the same Dir would read as an outage.
+		return
+	}
 	a := app.Appender(ctx)
 	cur := map[string]labels.Labels{}
 	if err != nil {
