@@ -71,10 +71,10 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 			}
 			d.Querier = q
 		default:
-			// The embedded store only knows what it scraped since it
-			// started, so a soak judged from it is inconclusive until a
-			// whole window was watched; see the README.
-			e, err := query.NewEmbedded(ctx, plan.Prometheus.Targets, plan.Soak.Interval, query.EmbeddedOptions{})
+			// The store sits next to the journal and keeps what every
+			// earlier run on this plan scraped, so a soak watched live by
+			// 'lanectl soak' can be judged here; see the README.
+			e, err := query.NewEmbedded(ctx, plan.Prometheus.Targets, plan.Soak.Interval, planStoreOptions(plan, plan.Soak.Window))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -83,6 +83,16 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 		}
 	}
 	return d, closeFn, nil
+}
+
+// planStoreOptions places a plan's embedded store at <state>.metrics, so
+// every lanectl run on the plan adds to, and judges from, one history. It
+// keeps at least a day more than a window of length window.
+func planStoreOptions(plan *rollout.Plan, window time.Duration) query.EmbeddedOptions {
+	return query.EmbeddedOptions{
+		Dir:       plan.StatePath + ".metrics",
+		Retention: max(query.DefaultStoreRetention, window+24*time.Hour),
+	}
 }
 
 // rolloutError keeps a rollout error's message and adds the CLI verdict

@@ -79,8 +79,10 @@ Each gate is one PromQL query for all replicas at once. Without --config a
 replica NAME is the series with node_id="NAME"; without --baseline every
 replica whose flag was off for the whole window is a baseline. Metrics come
 from a Prometheus-compatible server (--prometheus) or from an embedded store
-that scrapes the replicas' /metrics itself (--targets) and knows only what it
-scraped since it started.
+that scrapes the replicas' /metrics itself (--targets). With --config that
+store is kept next to the rollout journal (<state>.metrics), so a later run
+judges from what this one recorded; one lanectl at a time can write it.
+Without --config it knows only what it scraped since it started.
 
 Exit codes: 0 pass, 1 a gate failed, 2 inconclusive (not enough data, or the
 window is not over), 3 bad input or metrics unreachable.`,
@@ -298,14 +300,23 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set
 		}
 		run.querier, run.source = q, promURL
 	case len(targets) > 0:
-		e, err := query.NewEmbedded(ctx, targets, run.interval, query.EmbeddedOptions{})
+		// With a plan the store keeps its history next to the journal;
+		// without one there is nowhere to keep it, so it is temporary.
+		var storeOpts query.EmbeddedOptions
+		if plan != nil {
+			storeOpts = planStoreOptions(plan, window)
+		}
+		e, err := query.NewEmbedded(ctx, targets, run.interval, storeOpts)
 		if err != nil {
 			return nil, err
 		}
 		run.querier, run.close = e, func() { _ = e.Close() }
 		run.source = fmt.Sprintf("embedded store scraping %d targets every %s", len(targets), formatDuration(run.interval))
-		if start.Before(now.Add(-run.interval)) {
-			fmt.Fprintf(opts.Streams.ErrOut, "note: the embedded store has no history before %s; the window starts at %s, so coverage will be short of it\n", formatTime(now), formatTime(start))
+		if plan != nil {
+			run.source += " into " + e.Dir()
+		}
+		if since := e.HistoryStart(); start.Before(since.Add(-run.interval)) {
+			fmt.Fprintf(opts.Streams.ErrOut, "note: the embedded store has no history before %s; the window starts at %s, so coverage will be short of it\n", formatTime(since), formatTime(start))
 		}
 	default:
 		return nil, errors.New("no metrics source: give --prometheus URL or --targets URL,... (or --config with a prometheus block)")
