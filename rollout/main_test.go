@@ -9,6 +9,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(crashWriterEnv); path != "" {
+		runCrashWriter(path)
+	}
 	code := m.Run()
 	removeBuild()
 	if code == 0 {

@@ -266,14 +266,12 @@ func TestLockExcludes(t *testing.T) {
 }
 
 // crashWriterEnv makes the test binary act as a process that records events
-// in a loop until it is killed.
+// in a loop until it is killed (see TestMain).
 const crashWriterEnv = "LANECTL_ROLLOUT_CRASH_WRITER"
 
-func TestCrashWriterHelper(t *testing.T) {
-	path := os.Getenv(crashWriterEnv)
-	if path == "" {
-		t.Skip("helper process for TestRecordSurvivesSIGKILL")
-	}
+// runCrashWriter records events into the journal at path until the process
+// is killed. It never returns.
+func runCrashWriter(path string) {
 	lock, err := AcquireLock(path)
 	if err != nil {
 		os.Exit(10)
@@ -301,7 +299,7 @@ func TestRecordSurvivesSIGKILL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	prev := 0
 	for round := range 5 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWriterHelper$")
+		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), crashWriterEnv+"="+path)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
