@@ -2,6 +2,7 @@ package gen
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
@@ -114,28 +115,8 @@ func Overview() (dashboard.Dashboard, error) {
 		Legend(tableLegend("max", "lastNotNull")).
 		Tooltip(sharedTooltip()).
 		Span(24).Height(8))
-	b.panel(timeseries.NewPanelBuilder().
-		Title("Queue wait p99 by lane").
-		Description("99th percentile of the time a message waits in its lane before the transport starts sending it. A heartbeat-lane p99 approaching the raft heartbeat interval means heartbeats arrive late and followers may campaign; in the legacy layout a long normal-lane wait while a snapshot is sent is the head-of-line blocking the four-lane layout removes.").
-		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("histogram_quantile(0.99, sum by (node_id, lane, le) (rate(%s[$__rate_interval])))", sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", "")), "{{node_id}} {{lane}}")).
-		Unit(units.Seconds).
-		Min(0).
-		OverrideByRegexp(".* heartbeat$", emphasise()).
-		Legend(tableLegend("max", "mean")).
-		Tooltip(sharedTooltip()).
-		Span(12).Height(8))
-	b.panel(timeseries.NewPanelBuilder().
-		Title("Queue wait p50 by lane").
-		Description("Median time a message waits in its lane before sending starts. It should be far below the p99; a median that rises with the p99 means the whole lane is slow (worker or transport saturated), not just the occasional large message.").
-		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("histogram_quantile(0.5, sum by (node_id, lane, le) (rate(%s[$__rate_interval])))", sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", "")), "{{node_id}} {{lane}}")).
-		Unit(units.Seconds).
-		Min(0).
-		OverrideByRegexp(".* heartbeat$", emphasise()).
-		Legend(tableLegend("max", "mean")).
-		Tooltip(sharedTooltip()).
-		Span(12).Height(8))
+	b.panel(queueWaitQuantile("p99", 0.99, "99th percentile of the time a message waits in its lane before the transport starts sending it. A heartbeat-lane p99 approaching the raft heartbeat interval means heartbeats arrive late and followers may campaign; in the legacy layout a long normal-lane wait while a snapshot is sent is the head-of-line blocking the four-lane layout removes."))
+	b.panel(queueWaitQuantile("p50", 0.5, "Median time a message waits in its lane before sending starts. It should be far below the p99; a median that rises with the p99 means the whole lane is slow (worker or transport saturated), not just the occasional large message."))
 	b.panel(heatmap.NewPanelBuilder().
 		Title("Queue wait distribution, heartbeat lane").
 		Description("How long heartbeat-lane messages waited before sending, all selected replicas. The mass should sit in the lowest buckets; a band creeping upwards towards the heartbeat interval is the early sign of the heartbeat loss the lanes are meant to prevent.").
@@ -225,4 +206,22 @@ func Overview() (dashboard.Dashboard, error) {
 		return dashboard.Dashboard{}, fmt.Errorf("overview dashboard: %w", err)
 	}
 	return d, nil
+}
+
+// queueWaitQuantile is a per-lane queue-wait quantile panel from the
+// dispatcher's histogram, heartbeat lane emphasised.
+func queueWaitQuantile(name string, q float64, description string) *timeseries.PanelBuilder {
+	expr := fmt.Sprintf("histogram_quantile(%s, sum by (node_id, lane, le) (rate(%s[$__rate_interval])))",
+		strconv.FormatFloat(q, 'f', -1, 64), sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", ""))
+	return timeseries.NewPanelBuilder().
+		Title("Queue wait "+name+" by lane").
+		Description(description).
+		Datasource(datasource()).
+		WithTarget(series("A", expr, "{{node_id}} {{lane}}")).
+		Unit(units.Seconds).
+		Min(0).
+		OverrideByRegexp(".* heartbeat$", emphasise()).
+		Legend(tableLegend("max", "mean")).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(8)
 }
