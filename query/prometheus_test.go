@@ -3,7 +3,6 @@ package query_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,20 +11,16 @@ import (
 
 	"github.com/prometheus/common/config"
 
+	"github.com/lanectl/lanectl/internal/testport"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/query/promtest"
 )
 
-// closedURL is an address nothing listens on: a port bound and released.
+// closedURL is an address nothing listens on: a port reserved for the test
+// and never bound.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
+	return "http://" + testport.For(t).Addr()
 }
 
 // TestPrometheusFailures covers answers a real Prometheus cannot be made to

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanectl/lanectl/internal/testport"
 	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/rollout/sshtest"
 )
@@ -62,16 +62,6 @@ func removeBuild() {
 	}
 }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // fleet is a cluster of replica processes, each under its own supervisor.
 type fleet struct {
 	t       *testing.T
@@ -98,8 +88,10 @@ func startFleet(t *testing.T, n int) *fleet {
 	var peers []string
 	for i := range n {
 		f.names = append(f.names, "n"+strconv.Itoa(i+1))
-		raft[i] = "127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
-		f.urls = append(f.urls, "http://127.0.0.1:"+strconv.Itoa(freeTCPPort(t)))
+		// Reserved for the whole test: a replica rebinds its ports each
+		// time the rollout restarts it.
+		raft[i] = testport.For(t).Addr()
+		f.urls = append(f.urls, "http://"+testport.For(t).Addr())
 		peers = append(peers, f.names[i]+"="+raft[i])
 	}
 	t.Cleanup(f.stop)

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"net"
 	"path/filepath"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/lanectl/lanectl/internal/testport"
 	"github.com/lanectl/lanectl/query/promtest"
 )
 
@@ -44,12 +44,13 @@ func soakScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args 
 			ts.Defer(stop)
 			ts.Setenv("PROM", srv.URL)
 		},
-		// deadurl sets $DEAD to a loopback URL nothing listens on.
+		// deadurl sets $DEAD to a loopback URL nothing listens on: a port
+		// reserved for the script and never bound.
 		"deadurl": func(ts *testscript.TestScript, neg bool, args []string) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
+			p, err := testport.Reserve()
 			ts.Check(err)
-			ts.Setenv("DEAD", "http://"+l.Addr().String())
-			ts.Check(l.Close())
+			ts.Defer(func() { _ = p.Release() })
+			ts.Setenv("DEAD", "http://"+p.Addr())
 		},
 	}
 }

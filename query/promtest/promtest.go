@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lanectl/lanectl/internal/testport"
 )
 
 // Binaries the helper runs; CI installs the Debian prometheus package.
@@ -105,8 +106,8 @@ func Launch(dir string, opts Options) (*Server, func(), error) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, nil, err
 	}
-	// The port is chosen by binding :0 and releasing it; another process
-	// may grab it in between, so a start that dies early is retried.
+	// The port is reserved (see testport), but a process outside the test
+	// run may still bind it first, so a start that dies early is retried.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		s, stop, err := start(dir, cfgPath, data)
@@ -119,13 +120,15 @@ func Launch(dir string, opts Options) (*Server, func(), error) {
 }
 
 func start(dir, cfgPath, data string) (*Server, func(), error) {
-	addr, err := freeAddr()
+	port, err := testport.Reserve()
 	if err != nil {
 		return nil, nil, err
 	}
+	addr := port.Addr()
 	logPath := filepath.Join(dir, "prometheus.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
+		_ = port.Release()
 		return nil, nil, err
 	}
 	cmd := exec.Command(PrometheusBin,
@@ -139,6 +142,7 @@ func start(dir, cfgPath, data string) (*Server, func(), error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
+		_ = port.Release()
 		return nil, nil, fmt.Errorf("start %s: %w", PrometheusBin, err)
 	}
 	exited := make(chan error, 1)
@@ -153,6 +157,7 @@ func start(dir, cfgPath, data string) (*Server, func(), error) {
 				_ = cmd.Process.Kill()
 				<-exited
 			}
+			_ = port.Release()
 		})
 	}
 	s := &Server{URL: "http://" + addr, Dir: dir}
@@ -161,6 +166,7 @@ func start(dir, cfgPath, data string) (*Server, func(), error) {
 	for {
 		select {
 		case err := <-exited:
+			_ = port.Release()
 			return nil, nil, fmt.Errorf("prometheus exited before it was ready (%v); log:\n%s", err, tail(logPath))
 		default:
 		}
@@ -178,15 +184,6 @@ func start(dir, cfgPath, data string) (*Server, func(), error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
 }
 
 func tail(path string) string {

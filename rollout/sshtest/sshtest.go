@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/lanectl/lanectl/internal/testport"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -73,7 +75,8 @@ func Start(t testing.TB) *Server {
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(userPub), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.Port = strconv.Itoa(freePort(t))
+	// Reserved for the whole test, as Restart rebinds it.
+	s.Port = strconv.Itoa(testport.For(t).Number)
 	s.Addr = net.JoinHostPort(s.Host, s.Port)
 	s.KnownHosts = filepath.Join(dir, "known_hosts")
 	line := knownhosts.Line([]string{s.Addr}, hostPub) + "\n"
@@ -118,18 +121,6 @@ func writeKey(t testing.TB, path string) ssh.PublicKey {
 		t.Fatal(err)
 	}
 	return sp
-}
-
-// freePort asks the kernel for a port that is free right now. Another
-// process could take it before sshd binds; start then fails loudly.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (s *Server) writeConfig() {
