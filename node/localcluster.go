@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/lanectl/lanectl/internal/loopback"
 )
 
 // LocalClusterConfig describes a cluster run inside one process. Zero tuning
@@ -79,7 +81,8 @@ type localSlot struct {
 }
 
 // StartLocalCluster binds every replica's raft and HTTP listener on
-// 127.0.0.1 (port 0) and starts them all. The replicas run until ctx is
+// 127.0.0.1, on ports below the ephemeral range (see package loopback) so
+// that a restart can bind them again, and starts them all. The replicas run until ctx is
 // cancelled or Close is called; it does not wait for a leader. On error,
 // whatever was started has been stopped again.
 func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalCluster, error) {
@@ -102,12 +105,12 @@ func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalClust
 		}
 	}
 	for i := range cfg.Replicas {
-		rl, err := net.Listen("tcp", "127.0.0.1:0")
+		rl, err := loopback.Listen()
 		if err != nil {
 			closeFrom(0)
 			return nil, fmt.Errorf("local cluster: listen for raft: %w", err)
 		}
-		hl, err := net.Listen("tcp", "127.0.0.1:0")
+		hl, err := loopback.Listen()
 		if err != nil {
 			_ = rl.Close()
 			closeFrom(0)

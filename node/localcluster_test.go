@@ -1,10 +1,13 @@
 package node
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lanectl/lanectl/internal/loopback"
 	"github.com/lanectl/lanectl/lanes"
 )
 
@@ -29,6 +32,15 @@ func TestLocalClusterRestartAndClose(t *testing.T) {
 		t.Errorf("first start with no environment: lanes enabled %v, want false", got)
 	}
 	url := c.URL(0)
+	// Below the ephemeral range, where no outgoing connection can take
+	// the ports while the replica is down.
+	lo, hi, _ := loopback.Pool()
+	for _, addr := range []string{strings.TrimPrefix(url, "http://"), c.RaftAddr(0)} {
+		_, port, _ := net.SplitHostPort(addr)
+		if n, _ := strconv.Atoi(port); n < lo || n >= hi {
+			t.Errorf("%s: port outside [%d, %d)", addr, lo, hi)
+		}
+	}
 	if err := c.Restart(0, LocalStart{Getenv: env(map[string]string{lanes.FlagEnv: "1"})}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,7 @@ import (
 	"testing"
 )
 
-func TestReserveGivesDistinctBindablePortsOutsideTheEphemeralRange(t *testing.T) {
-	lo, hi, ok := pool()
-	if !ok {
-		t.Fatalf("ephemeral range starts at %d: no pool below it on this machine", hi)
-	}
+func TestReserveGivesDistinctBindablePorts(t *testing.T) {
 	seen := map[int]bool{}
 	for range 50 {
 		p := For(t)
@@ -20,9 +16,6 @@ func TestReserveGivesDistinctBindablePortsOutsideTheEphemeralRange(t *testing.T)
 			t.Fatalf("port %d handed out twice while reserved", p.Number)
 		}
 		seen[p.Number] = true
-		if p.Number < lo || p.Number >= hi {
-			t.Fatalf("port %d outside the pool [%d, %d)", p.Number, lo, hi)
-		}
 		l, err := net.Listen("tcp", p.Addr())
 		if err != nil {
 			t.Fatalf("reserved port %s cannot be bound: %v", p.Addr(), err)
@@ -50,19 +43,4 @@ func TestReservationExcludesOthersUntilReleased(t *testing.T) {
 		t.Fatalf("lock after release: %v, %v; want it granted", f, err)
 	}
 	f.Close()
-}
-
-func TestReserveSkipsABoundPort(t *testing.T) {
-	p := For(t)
-	l, err := net.Listen("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := p.Release(); err != nil {
-		t.Fatal(err)
-	}
-	if bindable(p.Number) {
-		t.Fatalf("port %d reported bindable while a listener holds it", p.Number)
-	}
 }
