@@ -24,7 +24,10 @@ type Status struct {
 	Leader       string `json:"leader"`
 	LeaderRaftID uint64 `json:"leader_raft_id"`
 	// Role is leader, follower, candidate or pre-candidate.
-	Role          string `json:"role"`
+	Role string `json:"role"`
+	// LastIndex is the newest entry in this replica's log; above Commit
+	// while entries wait for a quorum.
+	LastIndex     uint64 `json:"last_index"`
 	Commit        uint64 `json:"commit"`
 	Applied       uint64 `json:"applied"`
 	SnapshotIndex uint64 `json:"snapshot_index"`

@@ -406,7 +406,10 @@ func (r *Replica) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           r.httpHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Not cancelled with ctx: a request in flight at shutdown is
+		// answered from the replica's own stop (503 replica stopped),
+		// not cut off as if the client had gone.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(r.httpLn) }()
@@ -801,12 +804,17 @@ func (r *Replica) snapshotAndCompact(at, compactTo uint64) error {
 // publish refreshes the Status snapshot and the gauges.
 func (r *Replica) publish() {
 	bs := r.rn.BasicStatus()
+	last, err := r.ms.LastIndex()
+	if err != nil {
+		r.log.Warn("read last log index", "err", err)
+	}
 	st := &Status{
 		ID:            r.cfg.Name,
 		RaftID:        r.self.ID,
 		Term:          bs.GetTerm(),
 		LeaderRaftID:  bs.Lead,
 		Role:          roleName(bs.RaftState),
+		LastIndex:     last,
 		Commit:        bs.GetCommit(),
 		Applied:       r.applied,
 		SnapshotIndex: r.snapIndex,

@@ -648,3 +648,36 @@ func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
 		t.Errorf("after the damaged snapshot: role %s, snapshots installed %d; want still leader, none installed", after.Role, after.SnapshotsInstalled)
 	}
 }
+
+// A write still waiting for its commit when the replica shuts down is
+// answered 503 "replica stopped", never 500: a client (and lanectl load)
+// must be able to tell a restart from a server fault.
+func TestPutInFlightAtShutdownIsServiceUnavailable(t *testing.T) {
+	c := nodetest.StartCluster(t, 2, nodetest.Options{
+		// A 2s election timeout: the leader, alone after its follower
+		// stops, keeps leading (CheckQuorum) well past the proposal.
+		ElectionTick:    100,
+		ProposalTimeout: time.Minute,
+	})
+	leader := c.WaitLeader(waitLong)
+	if _, err := c.Put(leader, "before", value("before")); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(1 - leader)
+	before := c.Replica(leader).Status().LastIndex
+	putErr := make(chan error, 1)
+	go func() {
+		_, err := c.Put(leader, "stuck", value("stuck"))
+		putErr <- err
+	}()
+	// Without its follower the leader appends the write but cannot commit it.
+	c.WaitFor(waitLong, func() (bool, string) {
+		st := c.Replica(leader).Status()
+		return st.LastIndex > before, fmt.Sprintf("last index %d, commit %d", st.LastIndex, st.Commit)
+	})
+	c.Stop(leader)
+	err := <-putErr
+	if err == nil || !strings.Contains(err.Error(), ": 503 ") || !strings.Contains(err.Error(), node.ErrStopped.Error()) {
+		t.Fatalf("PUT in flight at shutdown: %v; want 503 %q", err, node.ErrStopped)
+	}
+}
