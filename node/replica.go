@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lanectl/lanectl/lanes"
@@ -99,6 +100,10 @@ type Replica struct {
 	isolated       uint64
 	installed      uint64
 	props          []proposal
+	// stopping is set once Run's context is cancelled; handOffTo is the
+	// follower a stopping leader hands leadership to.
+	stopping  bool
+	handOffTo uint64
 }
 
 type proposal struct {
@@ -397,7 +402,9 @@ func (r *Replica) deliver(ctx context.Context, m *raftpb.Message) error {
 }
 
 // Run serves until ctx is cancelled or the replica fails, then shuts down:
-// HTTP first, then the raft loop, the transport, the dispatcher and storage.
+// a leader first hands leadership to a follower (bounded by one election
+// timeout), then the raft loop stops, then HTTP, the transport, the
+// dispatcher and storage.
 // It returns nil after a clean shutdown.
 func (r *Replica) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
@@ -472,15 +479,20 @@ func (r *Replica) releaseAll() error {
 	return r.relErr
 }
 
-// loop is the raft goroutine.
+// loop is the raft goroutine. When ctx is cancelled a leader first hands
+// its leadership to a follower (see handOff), so the cluster elects a new
+// leader at once instead of waiting out an election timeout.
 func (r *Replica) loop(ctx context.Context) error {
 	ticker := time.NewTicker(r.cfg.TickInterval)
 	defer ticker.Stop()
 	defer r.failForce(ErrStopped)
+	done := ctx.Done()
+	var handOffUntil time.Time
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-done:
+			done = nil
+			handOffUntil = r.handOff()
 		case <-ticker.C:
 			r.rn.Tick()
 			r.onTick()
@@ -499,7 +511,54 @@ func (r *Replica) loop(ctx context.Context) error {
 			r.log.Error("raft loop failed; stopping", "err", err)
 			return err
 		}
+		if !handOffUntil.IsZero() && r.handedOff(handOffUntil) {
+			return nil
+		}
 	}
+}
+
+// handOff starts the leadership transfer a stopping leader makes, and
+// returns until when to wait for it. The most caught-up follower is asked
+// to campaign at once (raft's MsgTimeoutNow). Meanwhile raft drops new
+// proposals, and proposeQueued answers them ErrStopped.
+func (r *Replica) handOff() time.Time {
+	r.stopping = true
+	now := time.Now()
+	if r.rn.BasicStatus().RaftState != raft.StateLeader {
+		return now
+	}
+	var to, match uint64
+	r.rn.WithProgress(func(id uint64, typ raft.ProgressType, pr tracker.Progress) {
+		if id != r.self.ID && typ == raft.ProgressTypePeer && pr.RecentActive && (to == 0 || pr.Match > match) {
+			to, match = id, pr.Match
+		}
+	})
+	if to == 0 {
+		r.log.Info("stopping as leader with no active follower to hand leadership to")
+		return now
+	}
+	r.log.Info("stopping: handing leadership over", "to", r.peerName(to), "match", match)
+	r.rn.TransferLeader(to)
+	r.handOffTo = to
+	return now.Add(time.Duration(r.cfg.ElectionTick) * r.cfg.TickInterval)
+}
+
+// handedOff reports whether a stopping replica may exit: it is no leader,
+// or its hand-off ended (the new leader is known) or ran out of time.
+func (r *Replica) handedOff(until time.Time) bool {
+	if r.handOffTo == 0 {
+		return true
+	}
+	bs := r.rn.BasicStatus()
+	if bs.Lead != raft.None && bs.Lead != r.self.ID {
+		r.log.Info("leadership handed over", "leader", r.peerName(bs.Lead))
+		return true
+	}
+	if time.Now().After(until) {
+		r.log.Warn("leadership hand-off timed out; stopping anyway", "to", r.peerName(r.handOffTo))
+		return true
+	}
+	return false
 }
 
 // drainInputs steps whatever else is already queued, so that one Ready (and
@@ -522,6 +581,13 @@ func (r *Replica) drainInputs() {
 // MsgProp to the leader, so packing keeps a burst of writes from
 // overflowing the lane forwarded proposals travel in.
 func (r *Replica) proposeQueued() {
+	if r.stopping {
+		for _, p := range r.props {
+			p.errc <- ErrStopped
+		}
+		clear(r.props)
+		r.props = r.props[:0]
+	}
 	for len(r.props) > 0 {
 		n, size := 0, 0
 		for n < len(r.props) && (n == 0 || size+len(r.props[n].data) <= maxBatchBytes) {
