@@ -220,3 +220,65 @@ func TestNewEmbeddedRejectsBadDir(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreViewReadsAStoreInUse reads a store that an open store keeps
+// scraping: each query sees what the writer had committed by then, and
+// closing the view leaves the writer and its directory as they were.
+func TestStoreViewReadsAStoreInUse(t *testing.T) {
+	e := newExporter(t, "n1")
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "metrics")
+	writer, err := query.NewEmbedded(context.Background(), []string{e.url()}, 10*time.Millisecond,
+		query.EmbeddedOptions{Dir: dir, Client: &http.Client{Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+
+	view, err := query.OpenStoreReadOnly(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() float64 {
+		t.Helper()
+		vec, _, err := view.Query(context.Background(), `count_over_time(up[1m])`, time.Now())
+		if err != nil {
+			t.Fatalf("query through the view: %v", err)
+		}
+		if len(vec) != 1 {
+			t.Fatalf("query through the view: got %v, want one series", vec)
+		}
+		return vec[0].Value
+	}
+	first := count()
+	if first < 1 {
+		t.Fatalf("count_over_time(up[1m]) through the view: %v, want the writer's scrapes", first)
+	}
+	// The writer keeps scraping; a later query sees its newer samples.
+	waitFor(t, 10*time.Second, func() bool { return count() >= first+5 })
+
+	if err := view.Close(); err != nil {
+		t.Fatalf("close view: %v", err)
+	}
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "metrics" {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("next to the store after Close: %v, want only the store (sandbox removed)", names)
+	}
+	if got := instant(t, writer, `count_over_time(up[1m])`, time.Now()); got < first+5 {
+		t.Errorf("writer after the view closed: count_over_time(up[1m]) = %v, want it still scraping", got)
+	}
+}
+
+func TestStoreViewRefusesADirThatIsNoStore(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := query.OpenStoreReadOnly(dir, nil); err == nil || !strings.Contains(err.Error(), "not a metrics store") {
+		t.Fatalf("open %s: got %v, want it refused as not a metrics store", dir, err)
+	}
+}

@@ -29,6 +29,10 @@ type driverDeps struct {
 	// metrics builds the querier: a Prometheus client, or the embedded
 	// store scraping the plan's targets.
 	metrics bool
+	// readOnly marks a command that only reads metrics: while another
+	// lanectl (a live soak) holds the plan's embedded store, it reads the
+	// store as that process has written it so far instead of refusing.
+	readOnly bool
 }
 
 // newDriver loads the plan at path and builds a rollout driver for it. The
@@ -74,12 +78,23 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 			// The store sits next to the journal and keeps what every
 			// earlier run on this plan scraped, so a soak watched live by
 			// 'lanectl soak' can be judged here; see the README.
-			e, err := query.NewEmbedded(ctx, plan.Prometheus.Targets, plan.Soak.Interval, planStoreOptions(plan, plan.Soak.Window))
-			if err != nil {
+			opts := planStoreOptions(plan, plan.Soak.Window)
+			e, err := query.NewEmbedded(ctx, plan.Prometheus.Targets, plan.Soak.Interval, opts)
+			switch {
+			case errors.Is(err, query.ErrStoreBusy) && deps.readOnly:
+				v, verr := query.OpenStoreReadOnly(opts.Dir, nil)
+				if verr != nil {
+					return nil, nil, errors.Join(err, verr)
+				}
+				fmt.Fprintf(streams.ErrOut, "note: another lanectl process (probably a live 'lanectl soak') is writing %s; reading what it has stored so far\n", opts.Dir)
+				d.Querier = v
+				closeFn = func() { _ = v.Close() }
+			case err != nil:
 				return nil, nil, err
+			default:
+				d.Querier = e
+				closeFn = func() { _ = e.Close() }
 			}
-			d.Querier = e
-			closeFn = func() { _ = e.Close() }
 		}
 	}
 	return d, closeFn, nil

@@ -31,7 +31,8 @@ func runLanectl(ctx context.Context, args ...string) (stdout, stderr string, err
 // that lists targets and no Prometheus: a live 'lanectl soak --config'
 // watches the window; a later run over the same window, after it is over,
 // is decided from what the first one recorded in <state>.metrics. While the
-// live soak runs, other runs on the plan are refused with exit 3.
+// live soak runs, another soak on the plan is refused with exit 3, and
+// status reads what the live soak has stored so far.
 func TestSoakPlanStoreKeepsHistory(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	// Cleanups run last-registered first: this one runs after the
@@ -39,6 +40,10 @@ func TestSoakPlanStoreKeepsHistory(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	n1, n2, n3 := newReplicaExporter(t, "n1", false), newReplicaExporter(t, "n2", true), newReplicaExporter(t, "n3", false)
 	targets := []string{n1.srv.URL + "/metrics", n2.srv.URL + "/metrics", n3.srv.URL + "/metrics"}
+	// A drop counter per replica, at zero, for status to find in the store.
+	n1.dropped.WithLabelValues("normal", "2")
+	n2.dropped.WithLabelValues("replication", "1")
+	n3.dropped.WithLabelValues("normal", "2")
 	dir := t.TempDir()
 	plan := filepath.Join(dir, "lanectl.yaml")
 	var replicas strings.Builder
@@ -69,8 +74,7 @@ func TestSoakPlanStoreKeepsHistory(t *testing.T) {
 		live <- result{out, errOut, err}
 	}()
 
-	// The live soak holds the store: wait for tsdb's lock file, then every
-	// other run on the plan is refused.
+	// The live soak holds the store: wait for tsdb's lock file.
 	deadline := time.Now().Add(10 * time.Second)
 	for _, err := os.Stat(filepath.Join(store, "lock")); err != nil; _, err = os.Stat(filepath.Join(store, "lock")) {
 		if time.Now().After(deadline) {
@@ -78,18 +82,52 @@ func TestSoakPlanStoreKeepsHistory(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, args := range [][]string{
-		{"soak", "--config", plan, "--canary", "n2", "--window", "3s"},
-		{"status", "--config", plan},
-	} {
-		_, _, err := runLanectl(ctx, args...)
-		if !errors.Is(err, query.ErrStoreBusy) || ExitCode(err) != ExitOperational {
-			t.Errorf("%s during a live soak: got %v (exit %d), want ErrStoreBusy (exit 3)", args[0], err, ExitCode(err))
-			continue
+	if _, _, err := runLanectl(ctx, "soak", "--config", plan, "--canary", "n2", "--window", "3s"); !errors.Is(err, query.ErrStoreBusy) || ExitCode(err) != ExitOperational {
+		t.Errorf("soak during a live soak: got %v (exit %d), want ErrStoreBusy (exit 3)", err, ExitCode(err))
+	} else if !strings.Contains(err.Error(), store) || !strings.Contains(err.Error(), "lanectl soak") {
+		t.Errorf("soak during a live soak: got %q, want it to name %s and the live soak", err, store)
+	}
+	// status reads the store while the live soak writes it. The lock file
+	// appears before the live soak's first scrape is stored, so poll.
+	type statusDoc struct {
+		Replicas []struct {
+			Name     string
+			Drops    map[string]float64
+			DropsErr string `json:"drops_error"`
 		}
-		if !strings.Contains(err.Error(), store) || !strings.Contains(err.Error(), "lanectl soak") {
-			t.Errorf("%s during a live soak: got %q, want it to name %s and the live soak", args[0], err, store)
+	}
+	var st statusDoc
+	var errOut string
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var out string
+		var err error
+		out, errOut, err = runLanectl(ctx, "status", "--config", plan, "-o", "json")
+		if err != nil {
+			t.Fatalf("status during a live soak: %v\nstderr: %s", err, errOut)
 		}
+		st = statusDoc{}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status -o json: %v\n%s", err, out)
+		}
+		// Each replica's drop counter is known only to the store.
+		read := len(st.Replicas) == 3
+		for _, r := range st.Replicas {
+			read = read && len(r.Drops) == 1 && r.DropsErr == ""
+		}
+		if read {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status during a live soak: replicas %+v after 10s, want each one's drops read from the store", st.Replicas)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(errOut, "reading what it has stored so far") || !strings.Contains(errOut, store) {
+		t.Errorf("status during a live soak: stderr %q, want a note that it reads %s as stored so far", errOut, store)
+	}
+	if matches, _ := filepath.Glob(store + ".read-*"); len(matches) != 0 {
+		t.Errorf("status left its read sandbox behind: %v", matches)
 	}
 
 	first := <-live

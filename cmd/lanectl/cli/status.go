@@ -39,9 +39,10 @@ func NewCmdStatus(streams *IOStreams, getenv Getenv, runF func(*StatusOptions) e
   DROPS     dropped messages by lane: over the soak so far for a replica with
             the flag, over the last soak-window length for the others
 
-status reads the journal without taking the lock and changes nothing. It
-exits 3 when the metrics source cannot be reached (after printing what it
-knows), 0 otherwise.`,
+status reads the journal without taking the lock and changes nothing. When
+a live 'lanectl soak' holds the plan's embedded store, status reads what it
+has stored so far. It exits 3 when the metrics source cannot be reached
+(after printing what it knows), 0 otherwise.`,
 		Example: `  lanectl status
   lanectl status -o json | jq '.replicas[] | select(.mismatch)'`,
 		Args: cobra.NoArgs,
@@ -114,7 +115,7 @@ type statusJSON struct {
 }
 
 func runStatus(cmd *cobra.Command, opts *StatusOptions) error {
-	d, closeFn, err := newDriver(cmd.Context(), opts.Streams, opts.Getenv, opts.Config, driverDeps{metrics: true})
+	d, closeFn, err := newDriver(cmd.Context(), opts.Streams, opts.Getenv, opts.Config, driverDeps{metrics: true, readOnly: true})
 	if err != nil {
 		return err
 	}
