@@ -45,13 +45,18 @@ func File(name string) ([]byte, error) {
 	return data, nil
 }
 
-// Export writes every shipped file into dir, creating dir if needed and
-// replacing files of the same name, and returns the paths written in Names
-// order. Each file is written to a temporary name and renamed, so an
-// interrupted export never leaves a truncated dashboard behind.
-func Export(dir string) ([]string, error) {
+// Export writes every shipped file into dir, the rules file rendered for
+// rules, creating dir if needed and replacing files of the same name, and
+// returns the paths written in Names order. Each file is written to a
+// temporary name and renamed, so an interrupted export never leaves a
+// truncated dashboard behind.
+func Export(dir string, rules RuleOptions) ([]string, error) {
 	if dir == "" {
 		return nil, errors.New("export dashboards: empty directory name")
+	}
+	rendered, err := Rules(rules)
+	if err != nil {
+		return nil, fmt.Errorf("export dashboards: %w", err)
 	}
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("export dashboards to %s: %w", dir, ErrNotDirectory)
@@ -61,9 +66,11 @@ func Export(dir string) ([]string, error) {
 	}
 	var written []string
 	for _, name := range Names() {
-		data, err := File(name)
-		if err != nil {
-			return written, err
+		data := rendered
+		if name != RulesFile {
+			if data, err = File(name); err != nil {
+				return written, err
+			}
 		}
 		path := filepath.Join(dir, name)
 		if err := writeFile(path, data); err != nil {

@@ -8,19 +8,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/lanectl/lanectl/dashboards/internal/gen"
 	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/lanes"
 )
 
 var update = flag.Bool("update", false, "rewrite the dashboard JSON from dashboards/internal/gen (same as go generate ./dashboards)")
 
-// TestGeneratedFilesUpToDate fails when someone edited the JSON by hand or
-// changed the generator without regenerating: the committed bytes must be
-// exactly what the generator produces.
+// TestGeneratedFilesUpToDate fails when someone edited the JSON or the
+// rules by hand, or changed the generator or the rules template without
+// regenerating: the committed bytes must be exactly what they produce.
 func TestGeneratedFilesUpToDate(t *testing.T) {
 	files, err := gen.Files()
 	if err != nil {
@@ -29,6 +32,11 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("generator produced no dashboards")
 	}
+	rules, err := Rules(DefaultRuleOptions())
+	if err != nil {
+		t.Fatalf("render the default rules: %v", err)
+	}
+	files = append(files, gen.File{Name: RulesFile, Data: rules})
 	for _, f := range files {
 		if *update {
 			if err := os.WriteFile(f.Name, f.Data, 0o644); err != nil {
@@ -302,7 +310,7 @@ func TestEveryAlertIsTestedBothWays(t *testing.T) {
 // TestExport writes the embedded files to a directory and reads them back.
 func TestExport(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out", "nested")
-	paths, err := Export(dir)
+	paths, err := Export(dir, DefaultRuleOptions())
 	if err != nil {
 		t.Fatalf("Export: %v", err)
 	}
@@ -327,7 +335,7 @@ func TestExport(t *testing.T) {
 	if err := os.WriteFile(paths[0], []byte("stale"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Export(dir); err != nil {
+	if _, err := Export(dir, DefaultRuleOptions()); err != nil {
 		t.Fatalf("second Export: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -353,7 +361,7 @@ func TestExportErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Export(tt.dir)
+			_, err := Export(tt.dir, DefaultRuleOptions())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Export(%q): got error %v, want one containing %q", tt.dir, err, tt.want)
 			}
@@ -461,4 +469,74 @@ func TestStrictDecodeRejectsUnknownFields(t *testing.T) {
 
 func panelAt(d map[string]any, i int) map[string]any {
 	return d["panels"].([]any)[i].(map[string]any)
+}
+
+// TestRulesRenderedForARollout renders the rules for a nosync cluster whose
+// soak stages take two days, checks them with promtool and runs their own
+// promtool unit tests: the alerts follow the options, not the defaults.
+func TestRulesRenderedForARollout(t *testing.T) {
+	opts := RuleOptions{SyncMode: lanes.SyncModeNoSync, FlagDivergedFor: model.Duration(50 * time.Hour)}
+	data, err := Rules(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "testdata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rulesPath := filepath.Join(dir, RulesFile)
+	if err := os.WriteFile(rulesPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := promtool(t, "check", "rules", rulesPath); !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool check rules: got\n%s\nwant SUCCESS", out)
+	}
+	const testsName = "lanes.rules.nosync-50h.test.yml"
+	tests, err := os.ReadFile(filepath.Join("testdata", testsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsPath := filepath.Join(dir, "testdata", testsName)
+	if err := os.WriteFile(testsPath, tests, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := promtool(t, "test", "rules", testsPath); !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool test rules: got\n%s\nwant SUCCESS", out)
+	}
+	for _, want := range []string{"--sync-mode nosync", "--flag-diverged-for 50h"} {
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("rendered header does not say %q", want)
+		}
+	}
+
+	exported, err := Export(filepath.Join(dir, "export"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range exported {
+		if filepath.Base(path) != RulesFile {
+			continue
+		}
+		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("exported %s: %v; want the rules rendered for the options", path, err)
+		}
+	}
+}
+
+func TestRulesRefuseBadOptions(t *testing.T) {
+	tests := []struct {
+		opts RuleOptions
+		want string
+	}{
+		{RuleOptions{SyncMode: lanes.SyncMode(7), FlagDivergedFor: model.Duration(time.Hour)}, "unknown sync mode 7"},
+		{RuleOptions{SyncMode: lanes.SyncModeSync}, "flag-diverged-for 0s must be positive"},
+	}
+	for _, tt := range tests {
+		if _, err := Rules(tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Rules(%+v): got %v, want an error containing %q", tt.opts, err, tt.want)
+		}
+		if _, err := Export(t.TempDir(), tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Export with %+v: got %v, want an error containing %q", tt.opts, err, tt.want)
+		}
+	}
 }

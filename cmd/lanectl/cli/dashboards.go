@@ -2,10 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/dashboards"
+	"github.com/lanectl/lanectl/lanes"
 )
 
 // NewCmdDashboards builds 'lanectl dashboards', the parent of export.
@@ -39,12 +42,16 @@ type DashboardsExportOptions struct {
 	Streams *IOStreams
 	// Dir receives the files; it is created if missing.
 	Dir string
+	// Rules are the values lanes.rules.yml is rendered with.
+	Rules dashboards.RuleOptions
 }
 
 // NewCmdDashboardsExport builds 'lanectl dashboards export DIR'. runF
 // replaces runDashboardsExport in tests.
 func NewCmdDashboardsExport(streams *IOStreams, runF func(*DashboardsExportOptions) error) *cobra.Command {
 	opts := &DashboardsExportOptions{Streams: streams}
+	defaults := dashboards.DefaultRuleOptions()
+	var syncMode, divergedFor string
 	cmd := &cobra.Command{
 		Use:   "export DIR",
 		Short: "Write the dashboards and alert rules into DIR",
@@ -54,8 +61,15 @@ func NewCmdDashboardsExport(streams *IOStreams, runF func(*DashboardsExportOptio
 Import the JSON into Grafana (Dashboards > New > Import, or a provisioning
 directory) and pick your Prometheus data source: the dashboards use a
 $datasource variable and carry no data source UID. Add lanes.rules.yml to
-rule_files in prometheus.yml and check it with 'promtool check rules'.`,
+rule_files in prometheus.yml and check it with 'promtool check rules'.
+
+Two alerts depend on your rollout, and the rules file is rendered for it:
+--sync-mode is the FSM sync mode LanectlSyncModeUnexpected expects of every
+replica (the plan's expect_sync_mode), and --flag-diverged-for is how long
+LanectlFlagStateDiverged lets the flag differ across replicas before it
+fires: a soak stage plus the time an advance takes.`,
 		Example: `  lanectl dashboards export ./lanectl-dashboards
+  lanectl dashboards export ./lanectl-dashboards --sync-mode nosync --flag-diverged-for 50h
   lanectl dashboards export /etc/grafana/provisioning/dashboards/lanectl
   lanectl dashboards export /tmp/d && sudo cp /tmp/d/lanes.rules.yml /etc/prometheus/rules/`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -66,17 +80,28 @@ rule_files in prometheus.yml and check it with 'promtool check rules'.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Dir = args[0]
+			mode, warning := lanes.ParseSyncMode(syncMode)
+			if warning != "" || strings.TrimSpace(syncMode) == "" {
+				return usageErrorf(cmd, "--sync-mode %q: want sync or nosync", syncMode)
+			}
+			d, err := model.ParseDuration(divergedFor)
+			if err != nil || d <= 0 {
+				return usageErrorf(cmd, "--flag-diverged-for %q: want a positive duration such as 26h or 3d", divergedFor)
+			}
+			opts.Rules = dashboards.RuleOptions{SyncMode: mode, FlagDivergedFor: d}
 			if runF != nil {
 				return runF(opts)
 			}
 			return runDashboardsExport(opts)
 		},
 	}
+	cmd.Flags().StringVar(&syncMode, "sync-mode", defaults.SyncMode.String(), "FSM sync mode every replica is expected to run: sync or nosync")
+	cmd.Flags().StringVar(&divergedFor, "flag-diverged-for", dashboards.FormatRuleDuration(defaults.FlagDivergedFor), "how long the flag may differ across replicas before LanectlFlagStateDiverged fires")
 	return cmd
 }
 
 func runDashboardsExport(opts *DashboardsExportOptions) error {
-	paths, err := dashboards.Export(opts.Dir)
+	paths, err := dashboards.Export(opts.Dir, opts.Rules)
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/lanectl/lanectl/dashboards"
+	"github.com/lanectl/lanectl/lanes"
 )
 
 func runRoot(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -60,6 +64,10 @@ func TestDashboardsExportErrors(t *testing.T) {
 		{name: "two dirs", args: []string{"dashboards", "export", "a", "b"}, wantStderr: "(got 2)"},
 		{name: "empty dir", args: []string{"dashboards", "export", ""}, wantStderr: "want exactly one argument"},
 		{name: "dir is a file", args: []string{"dashboards", "export", file}, wantStderr: "export dashboards to " + file + ": not a directory"},
+		{name: "sync mode typo", args: []string{"dashboards", "export", "d", "--sync-mode", "yes"}, wantStderr: `--sync-mode "yes": want sync or nosync`},
+		{name: "empty sync mode", args: []string{"dashboards", "export", "d", "--sync-mode", ""}, wantStderr: `--sync-mode "": want sync or nosync`},
+		{name: "duration without unit", args: []string{"dashboards", "export", "d", "--flag-diverged-for", "26"}, wantStderr: `--flag-diverged-for "26": want a positive duration`},
+		{name: "zero duration", args: []string{"dashboards", "export", "d", "--flag-diverged-for", "0h"}, wantStderr: `--flag-diverged-for "0h": want a positive duration`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +92,15 @@ func TestDashboardsExportParsesArgs(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if got == nil || got.Dir != "out/dir" {
-		t.Errorf("got options %+v, want Dir out/dir", got)
+	if got == nil || got.Dir != "out/dir" || got.Rules != dashboards.DefaultRuleOptions() {
+		t.Errorf("got options %+v, want Dir out/dir and the default rule options", got)
+	}
+	cmd.SetArgs([]string{"export", "out/dir", "--sync-mode", " NOSYNC ", "--flag-diverged-for", "2d"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	want := dashboards.RuleOptions{SyncMode: lanes.SyncModeNoSync, FlagDivergedFor: model.Duration(48 * time.Hour)}
+	if got.Rules != want {
+		t.Errorf("--sync-mode ' NOSYNC ' --flag-diverged-for 2d: got %+v, want %+v", got.Rules, want)
 	}
 }

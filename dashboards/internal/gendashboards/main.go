@@ -1,5 +1,6 @@
 // Command gendashboards writes the dashboards built by dashboards/internal/gen
-// as JSON files into a directory (go generate ./dashboards runs it there).
+// as JSON files, and lanes.rules.yml rendered with the default rule options,
+// into a directory (go generate ./dashboards runs it there).
 package main
 
 import (
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lanectl/lanectl/dashboards"
 	"github.com/lanectl/lanectl/dashboards/internal/gen"
 )
 
@@ -25,6 +27,11 @@ func run(dir string) error {
 	if err != nil {
 		return err
 	}
+	rules, err := dashboards.Rules(dashboards.DefaultRuleOptions())
+	if err != nil {
+		return err
+	}
+	files = append(files, gen.File{Name: dashboards.RulesFile, Data: rules})
 	for _, f := range files {
 		path := filepath.Join(dir, f.Name)
 		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
