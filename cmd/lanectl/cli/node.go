@@ -49,13 +49,17 @@ replicated key-value store kept in --data, and an HTTP API on --http:
 
   GET  /metrics                 Prometheus metrics, node_id="<--id>" on every series
   GET  /healthz                 200 when a leader is known and applied is close to its commit
-  GET  /status                  JSON: id, term, leader, role, commit, applied, lanes, sync mode
+  GET  /status                  JSON: id, term, leader, role, last/commit/applied index, lanes, sync mode
   PUT  /kv/{key}                write (body = value); returns once committed and applied here
   GET  /kv/{key}                read this replica's copy
   POST /admin/snapshot?peer=ID  leader only: make raft send a full snapshot to that follower
 
 Replica names must end in a number, which becomes the raft ID ("n3" is 3); the
 name itself is the node_id label. --peers lists every member, this one included.
+
+SIGINT or SIGTERM stops the replica cleanly. A leader first hands leadership
+to its most caught-up follower (waiting at most one election timeout), so the
+cluster has a new leader at once rather than after an election.
 
 Environment (read once at start):
   ELASTICKV_RAFT_DISPATCHER_LANES  true/1: four-lane dispatcher; anything else: legacy two-lane
