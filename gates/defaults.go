@@ -12,14 +12,16 @@ func DefaultSet() Set {
 			Kind:  KindFraction,
 			Scope: ScopeAll,
 			// Presence is tested every Step, looking back two Steps, so one
-			// late or missed scrape is not a gap but a dead replica is.
+			// late or missed scrape is not a gap but a dead replica is. The
+			// tests start one Step into the window (PresenceWindow), so the
+			// first looks back to the window's start and no further.
 			Query: `clamp_max(count_over_time((
   group by ({{.By}}) (last_over_time(elastickv_raft_dispatcher_lanes_enabled{{sel}}[{{.Lookback}}]))
   and group by ({{.By}}) (last_over_time(elastickv_fsm_apply_sync_mode{{sel}}[{{.Lookback}}]))
   and group by ({{.By}}) (last_over_time(elastickv_raft_leader_changes_seen_total{{sel}}[{{.Lookback}}]))
   and group by ({{.By}}) (last_over_time(elastickv_raft_last_contact_seconds{{sel}}[{{.Lookback}}]))
   and group by ({{.By}}) (last_over_time(elastickv_raft_dispatch_sent_total{{sel}}[{{.Lookback}}]))
-)[{{.Window}}:{{.Step}}]) / {{.Steps}}, 1)`,
+)[{{.PresenceWindow}}:{{.Step}}]) / {{.PresenceSteps}}, 1)`,
 			Min:       ptr(0.9),
 			Violation: Inconclusive,
 		},

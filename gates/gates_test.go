@@ -206,7 +206,7 @@ func TestEvaluateSyntheticSeries(t *testing.T) {
 			},
 			want:       gates.Inconclusive,
 			wantGates:  map[string]gates.Verdict{"coverage": gates.Inconclusive, "heartbeat_drops": gates.Pass},
-			wantReason: "canary n2: metrics present for 50.83% of the window (2h), need at least 90%",
+			wantReason: "canary n2: metrics present for 51.26% of the window (2h), need at least 90%",
 		},
 		{
 			name: "no traffic on the canary's replication lane is NaN, inconclusive",
@@ -416,6 +416,81 @@ func TestEvaluateSyntheticSeries(t *testing.T) {
 			if t.Failed() {
 				for _, g := range res.Gates {
 					t.Logf("%s %s: %s", g.Name, g.Verdict, g.Reason)
+				}
+			}
+		})
+	}
+}
+
+// TestCoverageFromTheFirstSample pins where coverage starts counting: a
+// replica first scraped a moment after the window's start (an embedded store
+// started with the soak) is fully covered, while one first scraped more than
+// the lookback after the start is short of data.
+func TestCoverageFromTheFirstSample(t *testing.T) {
+	coverage, ok := gates.DefaultSet().Lookup("coverage")
+	if !ok {
+		t.Fatal("no coverage gate in the default set")
+	}
+	// The window starts 10s before a step boundary and spans five 1m steps;
+	// samples come every 10s from the first one to the window's end.
+	start, end := 50*time.Second, 350*time.Second
+	for _, tc := range []struct {
+		name  string
+		first time.Duration
+		want  gates.Verdict
+		value float64
+	}{
+		{name: "first sample 20s after the start", first: 70 * time.Second, want: gates.Pass, value: 1},
+		{name: "first sample 140s after the start", first: 190 * time.Second, want: gates.Inconclusive, value: 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var values []string
+			for at := time.Duration(0); at <= end; at += 10 * time.Second {
+				if at < tc.first {
+					values = append(values, "_")
+				} else {
+					values = append(values, "1")
+				}
+			}
+			var load strings.Builder
+			load.WriteString("load 10s\n")
+			for _, id := range []string{"n1", "n2"} {
+				for _, metric := range []string{
+					"elastickv_raft_dispatcher_lanes_enabled",
+					`elastickv_fsm_apply_sync_mode{mode="sync"`,
+					"elastickv_raft_leader_changes_seen_total",
+					"elastickv_raft_last_contact_seconds",
+					`elastickv_raft_dispatch_sent_total{lane="heartbeat"`,
+				} {
+					if !strings.Contains(metric, "{") {
+						metric += "{"
+					} else {
+						metric += ", "
+					}
+					fmt.Fprintf(&load, "  %snode_id=%q} %s\n", metric, id, strings.Join(values, " "))
+				}
+			}
+			st := promqltest.LoadedStorage(t, load.String())
+			e := query.NewEngine(st, nil)
+			t.Cleanup(func() { _ = e.Close() })
+			epoch := time.Unix(0, 0).UTC()
+			res, err := gates.Evaluate(context.Background(), e, gates.Set{coverage}, gates.Request{
+				Canaries:  targets("n2"),
+				Baselines: targets("n1"),
+				Window:    gates.Window{Start: epoch.Add(start), End: epoch.Add(end)},
+				Step:      time.Minute,
+				Now:       epoch.Add(end),
+			})
+			if err != nil {
+				t.Fatalf("Evaluate: %v", err)
+			}
+			g := res.Gates[0]
+			if g.Verdict != tc.want {
+				t.Errorf("coverage: got %s (%s), want %s\nquery: %s", g.Verdict, g.Reason, tc.want, g.Query)
+			}
+			for _, v := range g.Values {
+				if v.Missing || v.Value != tc.value {
+					t.Errorf("coverage of %s: got %v (missing %v), want %v", v.Replica, v.Value, v.Missing, tc.value)
 				}
 			}
 		})

@@ -31,6 +31,8 @@ type templateData struct {
 	Step           string
 	Lookback       string
 	Steps          int64
+	PresenceWindow string
+	PresenceSteps  int64
 	By             string
 	Selector       string
 	ExpectSyncMode string
@@ -108,11 +110,18 @@ func newTemplateData(window, step time.Duration, syncMode string) templateData {
 	if steps < 1 {
 		steps = 1
 	}
+	// Presence is tested at every Step of the window but its first: the
+	// lookback of the first test still reaches the window's start, and a
+	// replica whose first sample landed a moment after the start (a scraper
+	// started with the window) is not short one Step of coverage.
+	presence := max(window-step, step)
 	return templateData{
 		Window:         promDuration(window),
 		Step:           promDuration(step),
 		Lookback:       promDuration(2 * step),
 		Steps:          steps,
+		PresenceWindow: promDuration(presence),
+		PresenceSteps:  max(int64(presence/step), 1),
 		ExpectSyncMode: syncMode,
 		window:         window,
 	}

@@ -44,6 +44,10 @@ const (
 //	{{.Step}}            coverage resolution, e.g. 1m
 //	{{.Lookback}}        two Steps: how far back a sample still counts as present
 //	{{.Steps}}           whole Steps in the window (at least 1)
+//	{{.PresenceWindow}}  the window less its first Step (at least one Step):
+//	                     the range to test presence over every Step, whose
+//	                     first test looks back to the window's start
+//	{{.PresenceSteps}}   whole Steps in PresenceWindow (at least 1)
 //	{{.By}}              the replica label to group by, e.g. node_id
 //	{{.Selector}}        matchers selecting every replica, without braces
 //	{{.ExpectSyncMode}}  sync or nosync
