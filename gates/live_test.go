@@ -117,13 +117,24 @@ func TestLiveCluster(t *testing.T) {
 		vec, _, err := pq.Query(context.Background(), `count(elastickv_raft_dispatch_sent_total) > 0 and count(up == 1) == 3`, time.Now())
 		return err == nil && len(vec) == 1
 	})
-	// Let both stores have a couple of scrapes before the first window.
-	time.Sleep(2500 * time.Millisecond)
+	// upCount polls both stores until expr, a count over up, answers 3
+	// (every replica) in each.
+	upCount := func(t *testing.T, what, expr string) {
+		t.Helper()
+		for _, q := range []gates.Querier{pq, emb} {
+			waitFor(t, 30*time.Second, func() bool {
+				vec, _, err := q.Query(context.Background(), expr, time.Now())
+				return err == nil && len(vec) == 1 && vec[0].Value == 3
+			})
+		}
+		t.Logf("both stores: %s", what)
+	}
+	upCount(t, "two scrapes of every replica before the first window", `count(count_over_time(up[5s]) >= 2)`)
 
 	judge := func(t *testing.T, start, end time.Time) (fromProm, fromEmb gates.Result) {
 		t.Helper()
-		// Scrapes are a second apart: wait until both stores hold the end.
-		time.Sleep(time.Until(end.Add(2500 * time.Millisecond)))
+		time.Sleep(time.Until(end))
+		upCount(t, "every replica scraped past the window's end", fmt.Sprintf(`count(timestamp(up) >= %.3f)`, float64(end.UnixMilli())/1000))
 		req := gates.Request{
 			Canaries:  targets("n2"),
 			Baselines: targets("n1", "n3"),

@@ -388,8 +388,15 @@ func TestE2EHeartbeatDropsCanaryRefused(t *testing.T) {
 		body, _ := io.ReadAll(metrics.Body)
 		return regexp.MustCompile(`elastickv_raft_dispatch_dropped_total\{lane="heartbeat",[^}]*\} [1-9]`).Match(body)
 	})
-	// Let Prometheus scrape them.
-	time.Sleep(1500 * time.Millisecond)
+	// A soak judges a window of at least a second: wait for some of it to
+	// pass, and for Prometheus to hold the drops.
+	_, since := r.state().LastBatch()
+	seen := time.Now()
+	if least := since.Add(2 * time.Second); seen.Before(least) {
+		seen = least
+	}
+	time.Sleep(time.Until(seen))
+	r.waitScrapedPast(seen)
 
 	before := r.state()
 	res := r.advance(ctx, 1, "heartbeat_drops")

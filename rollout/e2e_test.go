@@ -25,15 +25,17 @@ func (r *rig) advance(ctx context.Context, wantCode int, wantOut string) cliResu
 	return res
 }
 
-// waitSoak sleeps until the soak of the batch enabled last is over and
-// Prometheus has scraped past its end.
+// waitSoak sleeps until the soak of the batch enabled last is over, then
+// waits until Prometheus has scraped past its end.
 func (r *rig) waitSoak(window time.Duration) {
 	r.t.Helper()
 	_, since := r.state().LastBatch()
 	if since.IsZero() {
 		r.t.Fatal("no enabled batch to wait for")
 	}
-	time.Sleep(time.Until(since.Add(window + 1500*time.Millisecond)))
+	end := since.Add(window)
+	time.Sleep(time.Until(end))
+	r.waitScrapedPast(end)
 }
 
 func (r *rig) put(key string) error {

@@ -320,24 +320,35 @@ func newRig(t *testing.T, o rigOptions) *rig {
 func (r *rig) waitScraped() {
 	r.t.Helper()
 	q := fmt.Sprintf(`count(count_over_time(up{job=%q}[10s]) >= 3)`, promtest.Job)
-	waitFor(r.t, 30*time.Second, "Prometheus to scrape every replica", func() bool {
-		resp, err := http.Get(r.prom.URL + "/api/v1/query?query=" + url.QueryEscape(q))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Data struct {
-				Result []struct {
-					Value [2]any `json:"value"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&body) != nil || len(body.Data.Result) != 1 {
-			return false
-		}
-		return body.Data.Result[0].Value[1] == strconv.Itoa(len(r.fleet.names))
-	})
+	waitFor(r.t, 30*time.Second, "Prometheus to scrape every replica", func() bool { return r.promCountIs(q, len(r.fleet.names)) })
+}
+
+// waitScrapedPast waits until Prometheus has scraped every replica at or
+// after at, so a query up to at sees everything the replicas exported then.
+func (r *rig) waitScrapedPast(at time.Time) {
+	r.t.Helper()
+	q := fmt.Sprintf(`count(timestamp(up{job=%q}) >= %.3f)`, promtest.Job, float64(at.UnixMilli())/1000)
+	waitFor(r.t, 30*time.Second, "Prometheus to scrape every replica past "+at.Format(time.RFC3339Nano), func() bool { return r.promCountIs(q, len(r.fleet.names)) })
+}
+
+// promCountIs reports whether the instant query q, a count(), answers want.
+func (r *rig) promCountIs(q string, want int) bool {
+	resp, err := http.Get(r.prom.URL + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&body) != nil || len(body.Data.Result) != 1 {
+		return false
+	}
+	return body.Data.Result[0].Value[1] == strconv.Itoa(want)
 }
 
 // restartCommand signals the replica's supervisor, as systemctl restart
