@@ -1,12 +1,15 @@
 package query_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +283,88 @@ func TestStoreViewRefusesADirThatIsNoStore(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := query.OpenStoreReadOnly(dir, nil); err == nil || !strings.Contains(err.Error(), "not a metrics store") {
 		t.Fatalf("open %s: got %v, want it refused as not a metrics store", dir, err)
+	}
+}
+
+// TestStoreViewRemovesTheSandboxOfAKilledView kills a process while its view
+// is open: its sandbox stays behind next to the store, and the next view
+// removes it, but never the sandbox of a view that is still open.
+func TestStoreViewRemovesTheSandboxOfAKilledView(t *testing.T) {
+	e := newExporter(t, "n1")
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "metrics")
+	writer, err := query.NewEmbedded(context.Background(), []string{e.url()}, 50*time.Millisecond, query.EmbeddedOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	sandboxes := func() []string {
+		t.Helper()
+		entries, err := os.ReadDir(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			if e.Name() != "metrics" {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+
+	// A view that stays open in this process.
+	live, err := query.OpenStoreReadOnly(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	liveSandbox := sandboxes()
+
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), viewHelperEnv+"="+dir)
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	helper.Stderr = &stderr
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "open\n" {
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+		t.Fatalf("helper process: got %q on stdout, want \"open\"; stderr:\n%s", line, stderr.String())
+	}
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	if got := sandboxes(); len(got) != 2 {
+		t.Fatalf("next to the store after the kill: %v, want the live view's sandbox and the killed one's", got)
+	}
+
+	next, err := query.OpenStoreReadOnly(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sandboxes(); len(got) != 2 || !slices.Contains(got, liveSandbox[0]) {
+		t.Errorf("next to the store with two views open: %v, want the live view's sandbox %s and the new one's", got, liveSandbox[0])
+	}
+	if err := next.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sandboxes(); !slices.Equal(got, liveSandbox) {
+		t.Errorf("next to the store after the new view closed: %v, want only the live view's sandbox %v", got, liveSandbox)
+	}
+	if _, _, err := live.Query(context.Background(), "up", time.Now()); err != nil {
+		t.Errorf("the live view after another view swept: %v", err)
 	}
 }
