@@ -1,0 +1,55 @@
+package targets
+
+import (
+	"strconv"
+
+	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/lanes"
+)
+
+// Metric names of the lanectl target (DESIGN.md's public contract).
+const (
+	LanectlLanesEnabled = "elastickv_raft_dispatcher_lanes_enabled"
+	LanectlSyncMode     = "elastickv_fsm_apply_sync_mode"
+	LanectlDropped      = "elastickv_raft_dispatch_dropped_total"
+)
+
+// Lanectl is the target of lanectl's own replica: per-lane dispatch
+// counters, the lanes gauge, /healthz and /status.
+func Lanectl() Target {
+	return Target{
+		Name:           "lanectl",
+		Summary:        "lanectl's replica (node/replica) or any engine exporting node's metrics: per-lane counters, the lanes gauge, /healthz and /status",
+		ReplicaLabel:   "node_id",
+		PresenceMetric: LanectlLanesEnabled,
+		Gates:          gates.DefaultSet,
+		FlagProofs: []FlagProof{
+			{
+				Flag: lanes.FlagEnv,
+				Parse: func(v string) (string, string) {
+					on, warning := lanes.ParseLanesFlag(v)
+					return strconv.FormatBool(on), warning
+				},
+				Holds: LanectlLanesEnabled + `{{sel}} == {{if eq .Value "true"}}1{{else}}0{{end}}`,
+			},
+			syncModeProof(),
+		},
+		Verify: Verify{
+			HTTP: []string{"/healthz", "/status"},
+		},
+		Drops: Breakdown{Metric: LanectlDropped, Label: "lane"},
+	}
+}
+
+// syncModeProof proves ELASTICKV_FSM_SYNC_MODE from the sync-mode gauge,
+// which both targets export.
+func syncModeProof() FlagProof {
+	return FlagProof{
+		Flag: lanes.SyncModeEnv,
+		Parse: func(v string) (string, string) {
+			m, warning := lanes.ParseSyncMode(v)
+			return m.String(), warning
+		},
+		Holds: LanectlSyncMode + `{{sel (printf "mode=%q" .Value)}} == 1`,
+	}
+}
