@@ -4,11 +4,12 @@ import (
 	"slices"
 
 	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/targets"
 )
 
-// checkGateOverrides applies each soak.gates entry to the default gate set
+// checkGateOverrides applies each soak.gates entry to the target's gate set
 // on its own, so a bad one is reported at its own line.
-func checkGateOverrides(loc locator, o gates.Overrides) []error {
+func checkGateOverrides(loc locator, t targets.Target, o gates.Overrides) []error {
 	var errs []error
 	names := make([]string, 0, len(o))
 	for n := range o {
@@ -16,14 +17,14 @@ func checkGateOverrides(loc locator, o gates.Overrides) []error {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		if _, err := gates.DefaultSet().With(gates.Overrides{n: o[n]}); err != nil {
+		if _, err := t.Gates().With(gates.Overrides{n: o[n]}); err != nil {
 			errs = append(errs, loc.errorf([]any{"soak", "gates", n}, "soak.gates.%s: %v", n, err))
 		}
 	}
 	return errs
 }
 
-// GateSet is the default gate set with the plan's overrides applied.
+// GateSet is the target's gate set with the plan's overrides applied.
 func (p *Plan) GateSet() (gates.Set, error) {
-	return gates.DefaultSet().With(p.Soak.Gates)
+	return p.Target.Gates().With(p.Soak.Gates)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // Defaults applied by LoadPlan to keys the plan leaves out.
@@ -44,7 +45,9 @@ const (
 // never see an empty field that has a default.
 type Plan struct {
 	// Path is the plan file as given to LoadPlan.
-	Path           string
+	Path string
+	// Target is what lanectl assumes about the replicas (target: key).
+	Target         targets.Target
 	Prometheus     PrometheusConfig
 	Flag           Flag
 	ExpectSyncMode string
@@ -191,6 +194,7 @@ func (p *Plan) Order() []Replica {
 // The raw types mirror the file; LoadPlan decodes into them strictly and then
 // validates and fills defaults into a Plan.
 type rawPlan struct {
+	Target         string         `yaml:"target"`
 	Prometheus     *rawPrometheus `yaml:"prometheus"`
 	Flag           *rawFlag       `yaml:"flag"`
 	ExpectSyncMode string         `yaml:"expect_sync_mode"`
@@ -456,6 +460,7 @@ func (v *validator) errorf(path []any, format string, args ...any) {
 func (v *validator) plan(path string, raw *rawPlan) *Plan {
 	dir := filepath.Dir(path)
 	p := &Plan{Path: path}
+	v.target(p, raw.Target)
 	v.prometheus(p, raw.Prometheus, dir)
 	v.flag(p, raw.Flag)
 
@@ -481,6 +486,19 @@ func (v *validator) plan(path string, raw *rawPlan) *Plan {
 	}
 	p.StatePath = resolvePath(dir, p.StatePath)
 	return p
+}
+
+// target resolves the target: key; the default target when it is absent.
+func (v *validator) target(p *Plan, name string) {
+	if name == "" {
+		name = targets.Default
+	}
+	t, err := targets.Lookup(name)
+	if err != nil {
+		v.errorf([]any{"target"}, "target: %v", err)
+		t, _ = targets.Lookup(targets.Default)
+	}
+	p.Target = t
 }
 
 // resolvePath makes a relative path relative to the plan's directory; "~/"
@@ -596,7 +614,7 @@ func (v *validator) soak(p *Plan, raw *rawSoak) {
 		}
 	}
 	p.Soak.Gates = raw.Gates
-	v.errs = append(v.errs, checkGateOverrides(v.loc, raw.Gates)...)
+	v.errs = append(v.errs, checkGateOverrides(v.loc, p.Target, raw.Gates)...)
 }
 
 func (v *validator) ssh(p *Plan, raw *rawSSH, dir string) {
@@ -697,7 +715,7 @@ func (v *validator) replicas(p *Plan, raw []rawReplica) {
 			v.errorf(field("ssh"), "%s: ssh: %v", who, err)
 		}
 		if rep.Selector == "" {
-			rep.Selector = fmt.Sprintf("node_id=%q", r.Name)
+			rep.Selector = fmt.Sprintf("%s=%q", p.Target.ReplicaLabel, r.Name)
 		} else if _, err := pp.ParseMetricSelector("{" + rep.Selector + "}"); err != nil {
 			v.errorf(field("selector"), "%s: selector %q does not parse as PromQL label matchers: %s", who, rep.Selector, selectorError(err))
 		}

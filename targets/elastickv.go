@@ -1,11 +1,5 @@
 package targets
 
-// Metric names of stock elastickv (shared/fixtures/elastickv-d9a031d).
-const (
-	ElastickvDropped    = "elastickv_raft_dispatch_dropped_total"
-	ElastickvLocalState = "elastickv_raft_local_state"
-)
-
 // Elastickv is the target of stock upstream elastickv: dispatch counters
 // per raft group with no lane label, no sent counter, no lanes gauge and
 // no process collector; the flag is proven by the plan's read command.

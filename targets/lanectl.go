@@ -7,13 +7,6 @@ import (
 	"github.com/lanectl/lanectl/lanes"
 )
 
-// Metric names of the lanectl target (DESIGN.md's public contract).
-const (
-	LanectlLanesEnabled = "elastickv_raft_dispatcher_lanes_enabled"
-	LanectlSyncMode     = "elastickv_fsm_apply_sync_mode"
-	LanectlDropped      = "elastickv_raft_dispatch_dropped_total"
-)
-
 // Lanectl is the target of lanectl's own replica: per-lane dispatch
 // counters, the lanes gauge, /healthz and /status.
 func Lanectl() Target {
