@@ -69,11 +69,12 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 	if deps.metrics {
 		switch {
 		case plan.Prometheus.URL != "":
-			q, err := query.NewPrometheus(plan.Prometheus.URL, plan.Prometheus.HTTPConfig)
+			q, err := query.NewRemote(plan.Prometheus.URL, plan.Prometheus.HTTPConfig)
 			if err != nil {
 				return nil, nil, err
 			}
 			d.Querier = q
+			closeFn = func() { _ = q.Close() }
 		default:
 			// The store sits next to the journal and keeps what every
 			// earlier run on this plan scraped, so a soak watched live by

@@ -294,11 +294,11 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set
 	}
 	switch {
 	case promURL != "":
-		q, err := query.NewPrometheus(promURL, httpCfg)
+		q, err := query.NewRemote(promURL, httpCfg)
 		if err != nil {
 			return nil, err
 		}
-		run.querier, run.source = q, promURL
+		run.querier, run.source, run.close = q, q.URL(), func() { _ = q.Close() }
 	case len(targets) > 0:
 		// With a plan the store keeps its history next to the journal;
 		// without one there is nowhere to keep it, so it is temporary.
