@@ -236,7 +236,7 @@ func writeDemoSummary(w io.Writer, s *demo.Summary) error {
 		}
 		rows = append(rows, []string{r.Name, r.Stage, flag, formatTime(r.EnabledAt), verdict, note})
 	}
-	if err := writeTable(w, []string{"REPLICA", "STAGE", "FLAG (ITS /metrics)", "ENABLED AT", "SOAK", "NOTE"}, rows); err != nil {
+	if err := writeNotedTable(w, notedTable{header: []string{"REPLICA", "STAGE", "FLAG (ITS /metrics)", "ENABLED AT", "SOAK", "NOTE"}, rows: rows, key: []int{0}}); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\nper lane: before = %s, all replicas, %s; after = %s, %s, %s\n",

@@ -17,7 +17,7 @@ type IOStreams struct {
 	Out    io.Writer
 	ErrOut io.Writer
 	// IsTTY is true when Out is a terminal: commands then draw live progress
-	// instead of timestamped lines.
+	// instead of timestamped lines, and tables fit the terminal's width.
 	IsTTY bool
 }
 
@@ -29,8 +29,11 @@ func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 	defer stop()
 
 	streams := &IOStreams{In: in, Out: out, ErrOut: errOut}
-	if f, ok := out.(*os.File); ok {
-		streams.IsTTY = term.IsTerminal(int(f.Fd()))
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		streams.IsTTY = true
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			streams.Out = terminal{Writer: out, cols: cols}
+		}
 	}
 	root := NewCmdRoot(streams, os.Getenv)
 	root.SetArgs(args)

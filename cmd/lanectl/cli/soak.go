@@ -550,7 +550,8 @@ func writeSoakGates(w io.Writer, r gates.Result) error {
 			rows = append(rows, []string{g.Name, verdict, v.Replica + " (" + v.Role + ")", val, g.Threshold, v.Reason})
 		}
 	}
-	if err := writeTable(w, []string{"GATE", "VERDICT", "REPLICA", "VALUE", "LIMIT", "REASON"}, rows); err != nil {
+	passing := func(row []string) bool { return row[1] == string(gates.Pass) }
+	if err := writeNotedTable(w, notedTable{header: []string{"GATE", "VERDICT", "REPLICA", "VALUE", "LIMIT", "REASON"}, rows: rows, key: []int{0, 2}, skip: passing}); err != nil {
 		return err
 	}
 	for _, g := range r.Gates {
@@ -609,7 +610,7 @@ func writeGateList(opts *SoakOptions, set gates.Set) error {
 		}
 		rows = append(rows, []string{g.Name, g.Threshold, v, g.Help})
 	}
-	if err := writeTable(opts.Streams.Out, []string{"GATE", "LIMIT", "BROKEN LIMIT IS", "CHECKS"}, rows); err != nil {
+	if err := writeNotedTable(opts.Streams.Out, notedTable{header: []string{"GATE", "LIMIT", "BROKEN LIMIT IS", "CHECKS"}, rows: rows, key: []int{0}}); err != nil {
 		return err
 	}
 	fmt.Fprintln(opts.Streams.Out, "\nOverride limits per gate in the plan file's soak.gates block (min, max, factor, slack, query, disabled);\n'-o json' shows each gate's PromQL template.")
