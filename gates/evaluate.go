@@ -174,8 +174,6 @@ func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (R
 	if l == layoutGrouped {
 		eff = rs.layout
 	}
-	res.Verdict = Pass
-	worstReason := ""
 	for _, g := range set {
 		if g.Disabled {
 			continue
@@ -184,25 +182,37 @@ func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (R
 		if err != nil {
 			return Result{}, err
 		}
+		res.Gates = append(res.Gates, gr)
+	}
+	res.conclude(w.Duration())
+	return res, nil
+}
+
+// conclude sets the soak's verdict and reason from its gates: the worst
+// gate's, and at best inconclusive while the window (of length want) is
+// not over.
+func (res *Result) conclude(want time.Duration) {
+	res.Verdict = Pass
+	worstReason := ""
+	for _, gr := range res.Gates {
 		if gr.Verdict.rank() > res.Verdict.rank() {
 			worstReason = gr.Name + ": " + gr.Reason
 		}
 		res.Verdict = Worst(res.Verdict, gr.Verdict)
-		res.Gates = append(res.Gates, gr)
 	}
+	span := res.Window.Duration()
 	switch {
 	case len(res.Gates) == 0:
 		res.Verdict = Inconclusive
 		res.Reason = "every gate is disabled"
 	case res.Verdict != Pass:
 		res.Reason = worstReason
-	case !complete:
+	case !res.Complete:
 		res.Verdict = Inconclusive
-		res.Reason = fmt.Sprintf("all gates pass so far, but the window is not over: %s of %s elapsed", humanDuration(span), humanDuration(w.Duration()))
+		res.Reason = fmt.Sprintf("all gates pass so far, but the window is not over: %s of %s elapsed", humanDuration(span), humanDuration(want))
 	default:
 		res.Reason = fmt.Sprintf("all %d gates pass over %s", len(res.Gates), humanDuration(span))
 	}
-	return res, nil
 }
 
 func resolveReplicas(req Request) (replicaSet, error) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/internal/atomicfile"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/rollout"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // SoakOptions are the inputs of 'lanectl soak'.
@@ -41,6 +44,9 @@ type SoakOptions struct {
 	ExpectSyncMode string
 	ListGates      bool
 	Output         string
+	// Record is --record: a file to keep the verdict's evidence in, for
+	// 'lanectl judge'.
+	Record string
 	// Now is the clock; tests pin it.
 	Now func() time.Time
 }
@@ -160,12 +166,14 @@ window is not over), 3 bad input or metrics unreachable.`,
 	f.DurationVar(&opts.Interval, "interval", 0, "live re-evaluation and scrape interval, at least Prometheus's scrape interval (default: the plan's, else 1m)")
 	f.StringVar(&opts.ExpectSyncMode, "expect-sync-mode", "", "sync mode every replica must be in: sync or nosync (default: the plan's, else sync)")
 	f.BoolVar(&opts.ListGates, "list-gates", false, "list the gates with their limits and exit")
+	f.StringVar(&opts.Record, "record", "", "write the verdict's evidence (every gate's query and per-replica values) to `FILE`, for 'lanectl judge'")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
 
 // soakRun is everything resolved from flags and plan before evaluating.
 type soakRun struct {
+	target    string
 	set       gates.Set
 	req       gates.Request
 	interval  time.Duration
@@ -200,6 +208,10 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 		return err
 	}
 	defer run.close()
+	run.target = targets.Default
+	if plan != nil {
+		run.target = plan.Target.Name
+	}
 	return watchSoak(cmd.Context(), opts, run)
 }
 
@@ -498,6 +510,12 @@ func finishSoak(opts *SoakOptions, run *soakRun, res gates.Result, interrupted b
 	} else if err := writeSoakTable(opts.Streams.Out, run, res, canaries, baselines); err != nil {
 		return err
 	}
+	if opts.Record != "" {
+		if err := writeSoakRecord(opts.Record, gates.NewRecord(run.target, run.set, run.req, res, opts.Now())); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.Streams.ErrOut, "recorded the evidence in %s ('lanectl judge %s' decides it again)\n", opts.Record, opts.Record)
+	}
 	who := "soak of " + strings.Join(canaries, ", ")
 	switch {
 	case res.Verdict == gates.Fail:
@@ -561,6 +579,18 @@ func writeSoakGates(w io.Writer, r gates.Result) error {
 		for _, warn := range g.Warnings {
 			fmt.Fprintf(w, "%s: warning from the metrics backend: %s\n", g.Name, warn)
 		}
+	}
+	return nil
+}
+
+// writeSoakRecord writes rec as indented JSON, atomically.
+func writeSoakRecord(path string, rec gates.Record) error {
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("record: %w", err)
 	}
 	return nil
 }
