@@ -23,6 +23,7 @@ import (
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node/nodetest"
 	"github.com/lanectl/lanectl/query/promtest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 func TestMain(m *testing.M) {
@@ -87,10 +88,10 @@ func TestMetricNamesExported(t *testing.T) {
 	c := startCluster(t)
 	known := exportedMetrics(t, c)
 	for _, want := range []string{
-		"elastickv_raft_dispatch_dropped_total",
-		"elastickv_raft_dispatch_queue_wait_seconds_bucket",
-		"elastickv_fsm_apply_sync_mode",
-		"elastickv_raft_last_contact_seconds",
+		targets.LanectlDropped,
+		targets.LanectlQueueWait + "_bucket",
+		targets.LanectlSyncMode,
+		targets.LanectlLastContact,
 	} {
 		if !known[want] {
 			t.Fatalf("replica registry lacks %s (got %v): the gathering is broken, not the dashboards", want, known.sorted())

@@ -20,6 +20,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
+
+	"github.com/lanectl/lanectl/targets"
 )
 
 // File is one rendered dashboard.
@@ -80,7 +82,7 @@ const (
 // presenceMetric is the series every replica exports from start-up (an
 // unlabelled gauge the dispatcher registers), so label_values over it lists
 // every job and replica even before any message was sent.
-const presenceMetric = "elastickv_raft_dispatcher_lanes_enabled"
+const presenceMetric = targets.LanectlLanesEnabled
 
 // datasource points panels and queries at the $datasource variable, so the
 // JSON carries no instance-specific UID.
@@ -222,7 +224,7 @@ func mapped(text, color string, index int32) dashboard.ValueMappingResult {
 	return dashboard.ValueMappingResult{Text: cog.ToPtr(text), Color: cog.ToPtr(color), Index: cog.ToPtr(index)}
 }
 
-// flagTimeline is a state timeline of elastickv_raft_dispatcher_lanes_enabled
+// flagTimeline is a state timeline of the lanes gauge
 // with its two values named; callers add title, description and queries.
 func flagTimeline() *statetimeline.PanelBuilder {
 	return statetimeline.NewPanelBuilder().
@@ -238,7 +240,7 @@ func flagTimeline() *statetimeline.PanelBuilder {
 		Tooltip(sharedTooltip())
 }
 
-// syncModeTimeline is a state timeline of elastickv_fsm_apply_sync_mode's
+// syncModeTimeline is a state timeline of the sync-mode gauge's
 // sync row (1 sync, 0 nosync).
 func syncModeTimeline() *statetimeline.PanelBuilder {
 	return statetimeline.NewPanelBuilder().
@@ -285,7 +287,7 @@ func rolloutAnnotations(b *board, selector string) {
 		Datasource(datasource()).
 		Enable(true).
 		IconColor("purple").
-		Expr(fmt.Sprintf("changes(elastickv_raft_dispatcher_lanes_enabled{%s}[$__rate_interval]) > 0", selector)).
+		Expr(fmt.Sprintf("changes(%s{%s}[$__rate_interval]) > 0", targets.LanectlLanesEnabled, selector)).
 		TitleFormat("{{node_id}}: four-lane flag changed").
 		TextFormat("ELASTICKV_RAFT_DISPATCHER_LANES changed on {{node_id}} ({{instance}}): the replica restarted with the four-lane layout switched on or off").
 		TagKeys("node_id").
@@ -295,7 +297,7 @@ func rolloutAnnotations(b *board, selector string) {
 		Datasource(datasource()).
 		Enable(true).
 		IconColor("orange").
-		Expr(fmt.Sprintf("max by (job, node_id) (resets(elastickv_raft_dispatch_sent_total{%s}[$__rate_interval])) > 0", selector)).
+		Expr(fmt.Sprintf("max by (job, node_id) (resets(%s{%s}[$__rate_interval])) > 0", targets.LanectlSent, selector)).
 		TitleFormat("{{node_id}} restarted").
 		TextFormat("{{node_id}}'s dispatcher counters started again from zero: the replica restarted").
 		TagKeys("node_id").
