@@ -3,8 +3,10 @@
 //
 // It is the only place the dashboards are edited: the JSON next to it is its
 // output (go generate ./dashboards), and a test fails when the two drift
-// apart. Every query here names metrics from the DESIGN.md table and selects
-// replicas through the $job and $node_id variables; the package must never
+// apart. Every query here names metrics through package targets' constants
+// (the lanes-* dashboards the lanectl target's, elastickv-* stock
+// elastickv's) and selects replicas through the $job and $node_id variables
+// (and raft groups through $group on elastickv); the package must never
 // hard-code a datasource UID, a job name or a replica, because the files are
 // imported into other people's Grafana as they are.
 package gen
@@ -40,6 +42,7 @@ func Files() ([]File, error) {
 	}{
 		{"lanes-overview.json", Overview},
 		{"lanes-rollout.json", Rollout},
+		{"elastickv-overview.json", ElastickvOverview},
 	}
 	files := make([]File, 0, len(builders))
 	for _, b := range builders {
