@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 )
 
-//go:embed lanes-overview.json lanes-rollout.json lanes.rules.yml elastickv-overview.json elastickv.rules.yml
+//go:embed lanes-overview.json lanes-rollout.json lanes.rules.yml elastickv-overview.json elastickv-rollout.json elastickv.rules.yml
 var files embed.FS
 
 // ErrNotDirectory is returned by Export when the destination exists and is

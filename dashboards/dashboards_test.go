@@ -113,6 +113,7 @@ func TestDashboardsDecodeStrictly(t *testing.T) {
 		"lanes-overview.json":     gen.OverviewUID,
 		"lanes-rollout.json":      gen.RolloutUID,
 		"elastickv-overview.json": gen.ElastickvOverviewUID,
+		"elastickv-rollout.json":  gen.ElastickvRolloutUID,
 	}
 	for _, file := range shippedDashboards(t) {
 		t.Run(file, func(t *testing.T) {
@@ -401,7 +402,7 @@ func testEveryAlertIsTestedBothWays(t *testing.T, s Set, want []string) {
 func TestExport(t *testing.T) {
 	wantFiles := map[string][]string{
 		targets.Lanectl().Name:   {"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"},
-		targets.Elastickv().Name: {"elastickv-overview.json", "elastickv.rules.yml"},
+		targets.Elastickv().Name: {"elastickv-overview.json", "elastickv-rollout.json", "elastickv.rules.yml"},
 	}
 	for _, s := range Sets() {
 		t.Run(s.Target, func(t *testing.T) { testExport(t, s, wantFiles[s.Target]) })

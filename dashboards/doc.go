@@ -9,9 +9,10 @@
 //
 // The elastickv target (stock upstream elastickv): elastickv-overview.json
 // (drops, errors by gRPC code, outbound traffic, step-queue rejections and
-// raft state per raft group) and elastickv.rules.yml (recording rules and
-// alerts on drops, errors, a full step queue, a group without a leader, an
-// unexpected sync mode and election storms). Stock elastickv has no lane
+// raft state per raft group), elastickv-rollout.json (a soak in progress,
+// each signal over a node's raft groups) and elastickv.rules.yml
+// (recording rules and alerts on drops, errors, a full step queue, a group
+// without a leader, an unexpected sync mode and election storms). Stock elastickv has no lane
 // label and nothing that shows the flag, so these files have no per-lane
 // panels, no flag panel and no flag alert, and say so.
 //

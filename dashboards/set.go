@@ -79,7 +79,7 @@ func lanectlSet() Set {
 func elastickvSet() Set {
 	return Set{
 		Target:     targets.Elastickv().Name,
-		Dashboards: []string{"elastickv-overview.json"},
+		Dashboards: []string{"elastickv-overview.json", "elastickv-rollout.json"},
 		RulesFile:  ElastickvRulesFile,
 		rules:      elastickvRules,
 		data: func(opts RuleOptions) any {

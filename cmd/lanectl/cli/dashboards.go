@@ -34,6 +34,8 @@ numbers its soak gates judge, one set per target.
                            outbound messages, step queue full, leader changes,
                            follower last contact, node states, leader identity,
                            commit/applied lag, fsm pending; sync mode per node
+  elastickv-rollout.json   a soak in progress: canary vs baselines, each signal
+                           over all raft groups of a node
   elastickv.rules.yml      recording rules, and alerts for drops, rising
                            errors, a full step queue, a group without a leader,
                            an unexpected sync mode and election storms
@@ -75,8 +77,8 @@ func NewCmdDashboardsExport(streams *IOStreams, runF func(*DashboardsExportOptio
 		Long: `Write the target's dashboards and rules file into DIR (created if
 missing; files of the same name are replaced) and print each path:
 lanes-overview.json, lanes-rollout.json and lanes.rules.yml for --target
-lanectl (the default), elastickv-overview.json and elastickv.rules.yml for
---target elastickv.
+lanectl (the default), elastickv-overview.json, elastickv-rollout.json and
+elastickv.rules.yml for --target elastickv.
 
 Import the JSON into Grafana (Dashboards > New > Import, or a provisioning
 directory) and pick your Prometheus data source: the dashboards use a

@@ -29,7 +29,7 @@ func TestDashboardsExport(t *testing.T) {
 	}{
 		{name: "default", files: []string{"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"}},
 		{name: "lanectl", args: []string{"--target", "lanectl"}, files: []string{"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"}},
-		{name: "elastickv", args: []string{"--target", "elastickv"}, files: []string{"elastickv-overview.json", "elastickv.rules.yml"}},
+		{name: "elastickv", args: []string{"--target", "elastickv"}, files: []string{"elastickv-overview.json", "elastickv-rollout.json", "elastickv.rules.yml"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { testDashboardsExport(t, tt.args, tt.files) })

@@ -42,31 +42,16 @@ func ElastickvOverview() (dashboard.Dashboard, error) {
 	b := newBoard(ElastickvOverviewUID, "lanectl / elastickv raft dispatcher (stock metrics)",
 		"Raft dispatcher and raft health of a stock elastickv cluster, per node and raft group: drops, errors (by gRPC code), outbound traffic, step-queue rejections, leader changes, follower contact, node states, leader identity, commit/apply lag, FSM backlog and sync mode. Stock elastickv has no lane label and no gauge of the dispatcher layout; the first panel says what that means.",
 		[]string{"lanectl", "raft", "elastickv"})
-	b.Annotation(dashboard.NewAnnotationQueryBuilder().
-		Name("Node restarted").
-		Datasource(datasource()).
-		Enable(true).
-		IconColor("orange").
-		Expr(fmt.Sprintf("max by (job, node_id) (resets(%s{%s}[$__rate_interval])) > 0", targets.ElastickvSendStream, replicas)).
-		TitleFormat("{{node_id}} restarted").
-		TextFormat("{{node_id}}'s outbound stream counter started again from zero: the node restarted (stock elastickv exports no process start time)").
-		TagKeys("node_id").
-		Step("1m"))
+	restartAnnotation(b, replicas)
 	b.WithVariable(datasourceVariable())
-	presence := targets.ElastickvLocalState
-	jobQuery := fmt.Sprintf("label_values(%s, job)", presence)
-	b.WithVariable(labelValuesVariable(VarJob, "Job", jobQuery).
-		Description("Prometheus job(s) scraping the elastickv nodes.").
-		Multi(true).
-		IncludeAll(true).
-		Current(allSelected()))
-	nodeQuery := fmt.Sprintf(`label_values(%s{job=~"$job"}, node_id)`, presence)
+	b.WithVariable(elastickvJobVariable())
+	nodeQuery := fmt.Sprintf(`label_values(%s{job=~"$job"}, node_id)`, elastickvPresence)
 	b.WithVariable(labelValuesVariable(VarNodeID, "Node", nodeQuery).
 		Description("Nodes (the node_id label elastickv puts on every series).").
 		Multi(true).
 		IncludeAll(true).
 		Current(allSelected()))
-	groupQuery := fmt.Sprintf(`label_values(%s{job=~"$job", node_id=~"$node_id"}, group)`, presence)
+	groupQuery := fmt.Sprintf(`label_values(%s{job=~"$job", node_id=~"$node_id"}, group)`, elastickvPresence)
 	b.WithVariable(labelValuesVariable(VarGroup, "Raft group", groupQuery).
 		Description("Raft groups (the group label on elastickv's raft series).").
 		Multi(true).
@@ -207,6 +192,35 @@ func ElastickvOverview() (dashboard.Dashboard, error) {
 		return dashboard.Dashboard{}, fmt.Errorf("elastickv overview dashboard: %w", err)
 	}
 	return d, nil
+}
+
+// elastickvPresence is a series every elastickv node exports at every
+// scrape, for every raft group: label_values over it lists jobs, nodes and
+// groups.
+const elastickvPresence = targets.ElastickvLocalState
+
+func elastickvJobVariable() *dashboard.QueryVariableBuilder {
+	q := fmt.Sprintf("label_values(%s, job)", elastickvPresence)
+	return labelValuesVariable(VarJob, "Job", q).
+		Description("Prometheus job(s) scraping the elastickv nodes.").
+		Multi(true).
+		IncludeAll(true).
+		Current(allSelected())
+}
+
+// restartAnnotation marks a node's restart, which stock elastickv shows
+// only as its counters starting again from zero.
+func restartAnnotation(b *board, selector string) {
+	b.Annotation(dashboard.NewAnnotationQueryBuilder().
+		Name("Node restarted").
+		Datasource(datasource()).
+		Enable(true).
+		IconColor("orange").
+		Expr(fmt.Sprintf("max by (job, node_id) (resets(%s{%s}[$__rate_interval])) > 0", targets.ElastickvSendStream, selector)).
+		TitleFormat("{{node_id}} restarted").
+		TextFormat("{{node_id}}'s outbound stream counter started again from zero: the node restarted (stock elastickv exports no process start time)").
+		TagKeys("node_id").
+		Step("1m"))
 }
 
 // ekvRate is a panel of a per-group elastickv counter's rate, one series

@@ -43,6 +43,7 @@ func Files() ([]File, error) {
 		{"lanes-overview.json", Overview},
 		{"lanes-rollout.json", Rollout},
 		{"elastickv-overview.json", ElastickvOverview},
+		{"elastickv-rollout.json", ElastickvRollout},
 	}
 	files := make([]File, 0, len(builders))
 	for _, b := range builders {

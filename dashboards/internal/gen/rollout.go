@@ -67,23 +67,7 @@ func Rollout() (dashboard.Dashboard, error) {
 
 	b.row("Gate signals: canary vs baseline")
 	for _, c := range rolloutComparisons() {
-		p := timeseries.NewPanelBuilder().
-			Title(c.title).
-			Description(c.description).
-			Datasource(datasource()).
-			WithTarget(series("A", c.expr(canarySel), "canary {{node_id}}")).
-			WithTarget(series("B", c.expr(baselineSel), "baseline {{node_id}}")).
-			Unit(c.unit).
-			Min(0).
-			OverrideByQuery("A", emphasise()).
-			Legend(tableLegend("max", "mean", "lastNotNull")).
-			Tooltip(sharedTooltip()).
-			Span(12).Height(8)
-		if c.threshold != nil {
-			p.Thresholds(thresholds("transparent", step(*c.threshold, "red"))).
-				ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))
-		}
-		b.panel(p)
+		b.panel(c.panel())
 	}
 
 	d, err := b.Build()
@@ -91,6 +75,28 @@ func Rollout() (dashboard.Dashboard, error) {
 		return dashboard.Dashboard{}, fmt.Errorf("rollout dashboard: %w", err)
 	}
 	return d, nil
+}
+
+// panel draws the canary (thick red) and its baselines, with the gate's
+// fixed limit as a red line when it has one.
+func (c comparison) panel() *timeseries.PanelBuilder {
+	p := timeseries.NewPanelBuilder().
+		Title(c.title).
+		Description(c.description).
+		Datasource(datasource()).
+		WithTarget(series("A", c.expr(canarySel), "canary {{node_id}}")).
+		WithTarget(series("B", c.expr(baselineSel), "baseline {{node_id}}")).
+		Unit(c.unit).
+		Min(0).
+		OverrideByQuery("A", emphasise()).
+		Legend(tableLegend("max", "mean", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(8)
+	if c.threshold != nil {
+		p.Thresholds(thresholds("transparent", step(*c.threshold, "red"))).
+			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))
+	}
+	return p
 }
 
 // rateOf is the per-replica rate of a counter over the selected replicas
