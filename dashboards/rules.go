@@ -17,8 +17,9 @@ import (
 // lanes.rules.yml and elastickv.rules.yml are their renderings with
 // DefaultRuleOptions (go generate ./dashboards). The delimiters are [[ ]]
 // because the alert annotations use Prometheus' own {{ }} templates. The
-// elastickv template takes its metric names as data from package targets;
-// base trims a counter's _total for the names of recording rules.
+// templates take their metric names as data from package targets and spell
+// none themselves; base trims a counter's _total for the names of
+// recording rules.
 var (
 	//go:embed lanes.rules.yml.tmpl
 	lanectlRulesTemplate string

@@ -68,10 +68,10 @@ func lanectlSet() Set {
 		SeesFlag:   true,
 		rules:      lanectlRules,
 		data: func(opts RuleOptions) any {
-			return struct{ SyncMode, FlagDivergedFor string }{
-				SyncMode:        opts.SyncMode.String(),
-				FlagDivergedFor: FormatRuleDuration(opts.FlagDivergedFor),
-			}
+			return struct {
+				SyncMode, FlagDivergedFor string
+				lanectlNames
+			}{opts.SyncMode.String(), FormatRuleDuration(opts.FlagDivergedFor), lanectlMetricNames()}
 		},
 	}
 }
@@ -88,6 +88,28 @@ func elastickvSet() Set {
 				elastickvNames
 			}{opts.SyncMode.String(), elastickvMetricNames()}
 		},
+	}
+}
+
+// lanectlNames are the metric names the lanectl rules template reads,
+// from package targets (the template spells none itself).
+type lanectlNames struct {
+	Dropped, Errors, Sent, QueueWait, LanesEnabled, SyncModeMetric string
+	LeaderChanges, LastContact, CommitIndex, AppliedIndex          string
+}
+
+func lanectlMetricNames() lanectlNames {
+	return lanectlNames{
+		Dropped:        targets.LanectlDropped,
+		Errors:         targets.LanectlErrors,
+		Sent:           targets.LanectlSent,
+		QueueWait:      targets.LanectlQueueWait,
+		LanesEnabled:   targets.LanectlLanesEnabled,
+		SyncModeMetric: targets.LanectlSyncMode,
+		LeaderChanges:  targets.LanectlLeaderChanges,
+		LastContact:    targets.LanectlLastContact,
+		CommitIndex:    targets.LanectlCommitIndex,
+		AppliedIndex:   targets.LanectlAppliedIndex,
 	}
 }
 
