@@ -4,37 +4,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 )
 
-//go:embed lanes-overview.json lanes-rollout.json lanes.rules.yml
+//go:embed lanes-overview.json lanes-rollout.json lanes.rules.yml elastickv-overview.json elastickv-rollout.json elastickv.rules.yml
 var files embed.FS
-
-// RulesFile is the name of the Prometheus rules file among Names.
-const RulesFile = "lanes.rules.yml"
 
 // ErrNotDirectory is returned by Export when the destination exists and is
 // not a directory.
 var ErrNotDirectory = errors.New("not a directory")
-
-// Names lists the shipped files, sorted.
-func Names() []string {
-	entries, err := fs.ReadDir(files, ".")
-	if err != nil {
-		// The embedded tree is fixed at build time; reading its root
-		// cannot fail.
-		panic(fmt.Sprintf("read embedded dashboards: %v", err))
-	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
 
 // File returns the content of one shipped file by name.
 func File(name string) ([]byte, error) {
@@ -45,16 +24,16 @@ func File(name string) ([]byte, error) {
 	return data, nil
 }
 
-// Export writes every shipped file into dir, the rules file rendered for
-// rules, creating dir if needed and replacing files of the same name, and
-// returns the paths written in Names order. Each file is written to a
+// Export writes every file of the set into dir, the rules file rendered
+// for rules, creating dir if needed and replacing files of the same name,
+// and returns the paths written in Names order. Each file is written to a
 // temporary name and renamed, so an interrupted export never leaves a
 // truncated dashboard behind.
-func Export(dir string, rules RuleOptions) ([]string, error) {
+func (s Set) Export(dir string, rules RuleOptions) ([]string, error) {
 	if dir == "" {
 		return nil, errors.New("export dashboards: empty directory name")
 	}
-	rendered, err := Rules(rules)
+	rendered, err := s.Rules(rules)
 	if err != nil {
 		return nil, fmt.Errorf("export dashboards: %w", err)
 	}
@@ -65,9 +44,9 @@ func Export(dir string, rules RuleOptions) ([]string, error) {
 		return nil, fmt.Errorf("export dashboards: %w", err)
 	}
 	var written []string
-	for _, name := range Names() {
+	for _, name := range s.Names() {
 		data := rendered
-		if name != RulesFile {
+		if name != s.RulesFile {
 			if data, err = File(name); err != nil {
 				return written, err
 			}

@@ -3,20 +3,24 @@ package dashboards
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/text"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/lanectl/lanectl/dashboards/internal/gen"
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/targets"
 )
 
 var update = flag.Bool("update", false, "rewrite the dashboard JSON from dashboards/internal/gen (same as go generate ./dashboards)")
@@ -32,12 +36,24 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("generator produced no dashboards")
 	}
-	rules, err := Rules(DefaultRuleOptions())
-	if err != nil {
-		t.Fatalf("render the default rules: %v", err)
+	for _, s := range Sets() {
+		rules, err := s.Rules(DefaultRuleOptions())
+		if err != nil {
+			t.Fatalf("render the default %s: %v", s.RulesFile, err)
+		}
+		files = append(files, gen.File{Name: s.RulesFile, Data: rules})
 	}
-	files = append(files, gen.File{Name: RulesFile, Data: rules})
+	shipped := map[string]bool{}
+	for _, s := range Sets() {
+		for _, n := range s.Names() {
+			shipped[n] = true
+		}
+	}
 	for _, f := range files {
+		if !shipped[f.Name] {
+			t.Errorf("%s is generated but no target's set ships it", f.Name)
+		}
+		delete(shipped, f.Name)
 		if *update {
 			if err := os.WriteFile(f.Name, f.Data, 0o644); err != nil {
 				t.Fatal(err)
@@ -59,6 +75,34 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 			t.Errorf("embedded %s differs from the generator's output", f.Name)
 		}
 	}
+	for n := range shipped {
+		t.Errorf("%s is shipped but not generated", n)
+	}
+}
+
+// TestSets checks each built-in target has its set, and that an unknown
+// target is refused with the targets package's error.
+func TestSets(t *testing.T) {
+	var got []string
+	for _, s := range Sets() {
+		got = append(got, s.Target)
+	}
+	if want := targets.Names(); !slices.Equal(got, want) {
+		t.Errorf("got sets for %v, want one per target %v", got, want)
+	}
+	for _, name := range targets.Names() {
+		s, err := ForTarget(name)
+		if err != nil || s.Target != name {
+			t.Errorf("ForTarget(%q): got %+v, %v", name, s.Target, err)
+		}
+	}
+	if _, err := ForTarget("etcd"); !errors.Is(err, targets.ErrUnknownTarget) || !strings.Contains(err.Error(), `"etcd"`) {
+		t.Errorf("ForTarget(etcd): got %v, want targets.ErrUnknownTarget naming it", err)
+	}
+	lanectl, _ := ForTarget(targets.Default)
+	if want := []string{"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"}; !slices.Equal(lanectl.Names(), want) {
+		t.Errorf("default target: got files %v, want %v (unchanged)", lanectl.Names(), want)
+	}
 }
 
 // TestDashboardsDecodeStrictly decodes each dashboard into the foundation
@@ -66,10 +110,12 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 // users rely on.
 func TestDashboardsDecodeStrictly(t *testing.T) {
 	wantUID := map[string]string{
-		"lanes-overview.json": gen.OverviewUID,
-		"lanes-rollout.json":  gen.RolloutUID,
+		"lanes-overview.json":     gen.OverviewUID,
+		"lanes-rollout.json":      gen.RolloutUID,
+		"elastickv-overview.json": gen.ElastickvOverviewUID,
+		"elastickv-rollout.json":  gen.ElastickvRolloutUID,
 	}
-	for _, file := range dashboardFiles(t) {
+	for _, file := range shippedDashboards(t) {
 		t.Run(file, func(t *testing.T) {
 			d, err := decodeDashboard(file)
 			if err != nil {
@@ -101,8 +147,8 @@ func TestDashboardsDecodeStrictly(t *testing.T) {
 			}
 			for _, v := range d.Templating.List {
 				if v.Type == dashboard.VariableTypeQuery {
-					if _, label, err := labelValuesSelector(*v.Query.String); err != nil || label != "node_id" && label != "job" {
-						t.Errorf("variable %s: got query %q (%v), want label_values over job or node_id", v.Name, *v.Query.String, err)
+					if _, label, err := labelValuesSelector(*v.Query.String); err != nil || label != "node_id" && label != "job" && label != gen.VarGroup {
+						t.Errorf("variable %s: got query %q (%v), want label_values over job, node_id or group", v.Name, *v.Query.String, err)
 					}
 					if v.Datasource == nil || v.Datasource.Uid == nil || *v.Datasource.Uid != "${datasource}" {
 						t.Errorf("variable %s: got datasource %s, want ${datasource}", v.Name, prettyJSON(v.Datasource))
@@ -133,6 +179,14 @@ func TestDashboardsDecodeStrictly(t *testing.T) {
 				if p.Description == nil || len(*p.Description) < 40 {
 					t.Errorf("%s: got description %q, want one that says what a bad value means", name, deref(p.Description))
 				}
+				if p.Type == "text" {
+					// A text panel says what the metrics cannot show; it
+					// has no query, unit or data source.
+					if o, ok := p.Options.(*text.Options); !ok || len(o.Content) < 200 || o.Mode != text.TextModeMarkdown {
+						t.Errorf("%s: got options %s, want markdown that explains", name, prettyJSON(p.Options))
+					}
+					continue
+				}
 				if p.FieldConfig == nil || p.FieldConfig.Defaults.Unit == nil || *p.FieldConfig.Defaults.Unit == "" {
 					t.Errorf("%s: no unit", name)
 				}
@@ -150,7 +204,7 @@ func TestDashboardsDecodeStrictly(t *testing.T) {
 // TestDashboardJSONHasNoEmptyValues catches options the SDK leaves as ""
 // (an unset enum): Grafana's migrations treat them as invalid settings.
 func TestDashboardJSONHasNoEmptyValues(t *testing.T) {
-	for _, file := range dashboardFiles(t) {
+	for _, file := range shippedDashboards(t) {
 		raw, err := File(file)
 		if err != nil {
 			t.Fatal(err)
@@ -168,9 +222,15 @@ func TestDashboardJSONHasNoEmptyValues(t *testing.T) {
 // the Grafana variables, and checks that dashboards read counters and
 // histograms over $__rate_interval rather than a hard-coded range.
 func TestQueriesParse(t *testing.T) {
+	for _, s := range Sets() {
+		t.Run(s.Target, func(t *testing.T) { testQueriesParse(t, s) })
+	}
+}
+
+func testQueriesParse(t *testing.T, s Set) {
 	p := newParser()
 	vars := staticVars()
-	qs := allQueries(t)
+	qs := allQueries(t, s)
 	if len(qs) < 20 {
 		t.Fatalf("got %d queries, want the dashboards' and rules' (at least 20)", len(qs))
 	}
@@ -185,7 +245,7 @@ func TestQueriesParse(t *testing.T) {
 			t.Errorf("%s: parse %q: %v", q.where, expr, err)
 			continue
 		}
-		if strings.HasPrefix(q.where, RulesFile) {
+		if q.rule {
 			continue
 		}
 		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
@@ -226,36 +286,58 @@ func TestSubstitute(t *testing.T) {
 
 // TestPromtoolCheckRules runs the real promtool over the shipped rules.
 func TestPromtoolCheckRules(t *testing.T) {
-	out := promtool(t, "check", "rules", writeRules(t))
-	if !strings.Contains(out, "SUCCESS") {
-		t.Errorf("promtool check rules: got\n%s\nwant SUCCESS", out)
+	for _, s := range Sets() {
+		t.Run(s.Target, func(t *testing.T) {
+			out := promtool(t, "check", "rules", writeRules(t, s))
+			if !strings.Contains(out, "SUCCESS") {
+				t.Errorf("promtool check rules %s: got\n%s\nwant SUCCESS", s.RulesFile, out)
+			}
+		})
 	}
 }
 
 // TestPromtoolTestRules runs the rule unit tests in testdata with the real
 // promtool: every alert firing and not firing.
 func TestPromtoolTestRules(t *testing.T) {
+	for _, s := range Sets() {
+		t.Run(s.Target, func(t *testing.T) {
+			data, err := File(s.RulesFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out := promtoolTestRules(t, s, data, rulesTestFile(s)); !strings.Contains(out, "SUCCESS") {
+				t.Errorf("promtool test rules: got\n%s\nwant SUCCESS", out)
+			}
+		})
+	}
+}
+
+// rulesTestFile is the promtool unit test file of a set's default rules.
+func rulesTestFile(s Set) string {
+	return strings.TrimSuffix(s.RulesFile, ".yml") + ".test.yml"
+}
+
+// promtoolTestRules writes rules as the set's rules file and testdata's
+// testsName next to it, as the test file's rule_files expects, and runs
+// promtool test rules over them.
+func promtoolTestRules(t *testing.T, s Set, rules []byte, testsName string) string {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "testdata"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	rulesPath := filepath.Join(dir, RulesFile)
-	data, _ := File(RulesFile)
-	if err := os.WriteFile(rulesPath, data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, s.RulesFile), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tests, err := os.ReadFile(filepath.Join("testdata", "lanes.rules.test.yml"))
+	tests, err := os.ReadFile(filepath.Join("testdata", testsName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testsPath := filepath.Join(dir, "testdata", "lanes.rules.test.yml")
+	testsPath := filepath.Join(dir, "testdata", testsName)
 	if err := os.WriteFile(testsPath, tests, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := promtool(t, "test", "rules", testsPath)
-	if !strings.Contains(out, "SUCCESS") {
-		t.Errorf("promtool test rules: got\n%s\nwant SUCCESS", out)
-	}
+	return promtool(t, "test", "rules", testsPath)
 }
 
 // TestEveryAlertIsTestedBothWays reads the promtool unit tests and checks
@@ -263,9 +345,19 @@ func TestPromtoolTestRules(t *testing.T) {
 // stays quiet, and that every alert carries the labels and annotations a
 // pager needs.
 func TestEveryAlertIsTestedBothWays(t *testing.T) {
+	wantAlerts := map[string][]string{
+		targets.Lanectl().Name:   {"LanectlHeartbeatLaneDrops", "LanectlFlagStateDiverged", "LanectlSyncModeUnexpected", "LanectlDispatchErrorsRising", "LanectlLeaderChangesSpiking"},
+		targets.Elastickv().Name: {"ElastickvDispatchDrops", "ElastickvDispatchErrorsRising", "ElastickvStepQueueFull", "ElastickvGroupWithoutLeader", "ElastickvSyncModeUnexpected", "ElastickvLeaderChangesSpiking"},
+	}
+	for _, s := range Sets() {
+		t.Run(s.Target, func(t *testing.T) { testEveryAlertIsTestedBothWays(t, s, wantAlerts[s.Target]) })
+	}
+}
+
+func testEveryAlertIsTestedBothWays(t *testing.T, s Set, want []string) {
 	type cases struct{ fires, quiet bool }
 	tested := map[string]*cases{}
-	for _, c := range promtoolAlertCases(t) {
+	for _, c := range promtoolAlertCases(t, rulesTestFile(s)) {
 		if tested[c.alert] == nil {
 			tested[c.alert] = &cases{}
 		}
@@ -276,7 +368,7 @@ func TestEveryAlertIsTestedBothWays(t *testing.T) {
 		}
 	}
 	alerts := 0
-	for _, g := range rules(t).Groups {
+	for _, g := range rules(t, s).Groups {
 		for _, r := range g.Rules {
 			if r.Alert == "" {
 				continue
@@ -284,7 +376,7 @@ func TestEveryAlertIsTestedBothWays(t *testing.T) {
 			alerts++
 			c := tested[r.Alert]
 			if c == nil || !c.fires || !c.quiet {
-				t.Errorf("alert %s: got tests %+v, want a firing and a not-firing case in testdata/lanes.rules.test.yml", r.Alert, c)
+				t.Errorf("alert %s: got tests %+v, want a firing and a not-firing case in testdata/%s", r.Alert, c, rulesTestFile(s))
 			}
 			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
 				t.Errorf("alert %s: got severity %q, want critical or warning", r.Alert, s)
@@ -296,7 +388,6 @@ func TestEveryAlertIsTestedBothWays(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"LanectlHeartbeatLaneDrops", "LanectlFlagStateDiverged", "LanectlSyncModeUnexpected", "LanectlDispatchErrorsRising", "LanectlLeaderChangesSpiking"}
 	if alerts != len(want) {
 		t.Errorf("got %d alerts, want %d: %v", alerts, len(want), want)
 	}
@@ -309,12 +400,21 @@ func TestEveryAlertIsTestedBothWays(t *testing.T) {
 
 // TestExport writes the embedded files to a directory and reads them back.
 func TestExport(t *testing.T) {
+	wantFiles := map[string][]string{
+		targets.Lanectl().Name:   {"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"},
+		targets.Elastickv().Name: {"elastickv-overview.json", "elastickv-rollout.json", "elastickv.rules.yml"},
+	}
+	for _, s := range Sets() {
+		t.Run(s.Target, func(t *testing.T) { testExport(t, s, wantFiles[s.Target]) })
+	}
+}
+
+func testExport(t *testing.T, s Set, want []string) {
 	dir := filepath.Join(t.TempDir(), "out", "nested")
-	paths, err := Export(dir, DefaultRuleOptions())
+	paths, err := s.Export(dir, DefaultRuleOptions())
 	if err != nil {
 		t.Fatalf("Export: %v", err)
 	}
-	want := []string{"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"}
 	if len(paths) != len(want) {
 		t.Fatalf("got %v, want %v", paths, want)
 	}
@@ -335,7 +435,7 @@ func TestExport(t *testing.T) {
 	if err := os.WriteFile(paths[0], []byte("stale"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Export(dir, DefaultRuleOptions()); err != nil {
+	if _, err := s.Export(dir, DefaultRuleOptions()); err != nil {
 		t.Fatalf("second Export: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -361,7 +461,7 @@ func TestExportErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Export(tt.dir, DefaultRuleOptions())
+			_, err := lanectlSet().Export(tt.dir, DefaultRuleOptions())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Export(%q): got error %v, want one containing %q", tt.dir, err, tt.want)
 			}
@@ -376,10 +476,10 @@ func deref(s *string) string {
 	return *s
 }
 
-func writeRules(t *testing.T) string {
+func writeRules(t *testing.T, s Set) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), RulesFile)
-	data, err := File(RulesFile)
+	path := filepath.Join(t.TempDir(), s.RulesFile)
+	data, err := File(s.RulesFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,55 +571,69 @@ func panelAt(d map[string]any, i int) map[string]any {
 	return d["panels"].([]any)[i].(map[string]any)
 }
 
-// TestRulesRenderedForARollout renders the rules for a nosync cluster whose
-// soak stages take two days, checks them with promtool and runs their own
-// promtool unit tests: the alerts follow the options, not the defaults.
+// TestRulesRenderedForARollout renders each set's rules for a nosync
+// cluster (and, for the lanectl target, soak stages that take two days),
+// checks them with promtool and runs their own promtool unit tests: the
+// alerts follow the options, not the defaults.
 func TestRulesRenderedForARollout(t *testing.T) {
-	opts := RuleOptions{SyncMode: lanes.SyncModeNoSync, FlagDivergedFor: model.Duration(50 * time.Hour)}
-	data, err := Rules(opts)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		set       Set
+		opts      RuleOptions
+		testsName string
+		header    []string
+	}{
+		{
+			set:       lanectlSet(),
+			opts:      RuleOptions{SyncMode: lanes.SyncModeNoSync, FlagDivergedFor: model.Duration(50 * time.Hour)},
+			testsName: "lanes.rules.nosync-50h.test.yml",
+			header:    []string{"--sync-mode nosync", "--flag-diverged-for 50h"},
+		},
+		{
+			set:       elastickvSet(),
+			opts:      RuleOptions{SyncMode: lanes.SyncModeNoSync, FlagDivergedFor: model.Duration(50 * time.Hour)},
+			testsName: "elastickv.rules.nosync.test.yml",
+			header:    []string{"--sync-mode nosync"},
+		},
 	}
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "testdata"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	rulesPath := filepath.Join(dir, RulesFile)
-	if err := os.WriteFile(rulesPath, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out := promtool(t, "check", "rules", rulesPath); !strings.Contains(out, "SUCCESS") {
-		t.Errorf("promtool check rules: got\n%s\nwant SUCCESS", out)
-	}
-	const testsName = "lanes.rules.nosync-50h.test.yml"
-	tests, err := os.ReadFile(filepath.Join("testdata", testsName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testsPath := filepath.Join(dir, "testdata", testsName)
-	if err := os.WriteFile(testsPath, tests, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out := promtool(t, "test", "rules", testsPath); !strings.Contains(out, "SUCCESS") {
-		t.Errorf("promtool test rules: got\n%s\nwant SUCCESS", out)
-	}
-	for _, want := range []string{"--sync-mode nosync", "--flag-diverged-for 50h"} {
-		if !bytes.Contains(data, []byte(want)) {
-			t.Errorf("rendered header does not say %q", want)
-		}
-	}
-
-	exported, err := Export(filepath.Join(dir, "export"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range exported {
-		if filepath.Base(path) != RulesFile {
-			continue
-		}
-		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
-			t.Errorf("exported %s: %v; want the rules rendered for the options", path, err)
-		}
+	for _, tt := range tests {
+		t.Run(tt.set.Target, func(t *testing.T) {
+			data, err := tt.set.Rules(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rulesPath := filepath.Join(t.TempDir(), tt.set.RulesFile)
+			if err := os.WriteFile(rulesPath, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out := promtool(t, "check", "rules", rulesPath); !strings.Contains(out, "SUCCESS") {
+				t.Errorf("promtool check rules: got\n%s\nwant SUCCESS", out)
+			}
+			if out := promtoolTestRules(t, tt.set, data, tt.testsName); !strings.Contains(out, "SUCCESS") {
+				t.Errorf("promtool test rules: got\n%s\nwant SUCCESS", out)
+			}
+			for _, want := range tt.header {
+				if !bytes.Contains(data, []byte(want)) {
+					t.Errorf("rendered header does not say %q", want)
+				}
+			}
+			exported, err := tt.set.Export(filepath.Join(t.TempDir(), "export"), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, path := range exported {
+				if filepath.Base(path) != tt.set.RulesFile {
+					continue
+				}
+				found = true
+				if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
+					t.Errorf("exported %s: %v; want the rules rendered for the options", path, err)
+				}
+			}
+			if !found {
+				t.Errorf("export wrote %v, want %s among them", exported, tt.set.RulesFile)
+			}
+		})
 	}
 }
 
@@ -531,12 +645,24 @@ func TestRulesRefuseBadOptions(t *testing.T) {
 		{RuleOptions{SyncMode: lanes.SyncMode(7), FlagDivergedFor: model.Duration(time.Hour)}, "unknown sync mode 7"},
 		{RuleOptions{SyncMode: lanes.SyncModeSync}, "flag-diverged-for 0s must be positive"},
 	}
-	for _, tt := range tests {
-		if _, err := Rules(tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Rules(%+v): got %v, want an error containing %q", tt.opts, err, tt.want)
-		}
-		if _, err := Export(t.TempDir(), tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Export with %+v: got %v, want an error containing %q", tt.opts, err, tt.want)
+	for _, s := range Sets() {
+		for _, tt := range tests {
+			if _, err := s.Rules(tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), s.RulesFile) {
+				t.Errorf("%s Rules(%+v): got %v, want an error naming %s containing %q", s.Target, tt.opts, err, s.RulesFile, tt.want)
+			}
+			if _, err := s.Export(t.TempDir(), tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s Export with %+v: got %v, want an error containing %q", s.Target, tt.opts, err, tt.want)
+			}
 		}
 	}
+}
+
+// shippedDashboards lists every target's dashboards.
+func shippedDashboards(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, s := range Sets() {
+		names = append(names, dashboardFiles(t, s)...)
+	}
+	return names
 }

@@ -18,11 +18,13 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"go.uber.org/goleak"
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node/nodetest"
 	"github.com/lanectl/lanectl/query/promtest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 func TestMain(m *testing.M) {
@@ -87,21 +89,21 @@ func TestMetricNamesExported(t *testing.T) {
 	c := startCluster(t)
 	known := exportedMetrics(t, c)
 	for _, want := range []string{
-		"elastickv_raft_dispatch_dropped_total",
-		"elastickv_raft_dispatch_queue_wait_seconds_bucket",
-		"elastickv_fsm_apply_sync_mode",
-		"elastickv_raft_last_contact_seconds",
+		targets.LanectlDropped,
+		targets.LanectlQueueWait + "_bucket",
+		targets.LanectlSyncMode,
+		targets.LanectlLastContact,
 	} {
 		if !known[want] {
 			t.Fatalf("replica registry lacks %s (got %v): the gathering is broken, not the dashboards", want, known.sorted())
 		}
 	}
-	for n := range recordedNames(t) {
+	for n := range recordedNames(t, lanectlSet()) {
 		known[n] = true
 	}
 	vars := staticVars()
-	for _, q := range allQueries(t) {
-		if err := known.check(q, vars); err != nil {
+	for _, q := range allQueries(t, lanectlSet()) {
+		if err := known.check(q, vars, true); err != nil {
 			t.Error(err)
 		}
 	}
@@ -120,6 +122,7 @@ const liveScrapeInterval = time.Second
 // replica with the flag on as a rollout step does, and requires the
 // dashboards' annotations to mark it.
 func TestQueriesReturnDataLive(t *testing.T) {
+	set := lanectlSet()
 	c := startCluster(t)
 	var targets []string
 	for _, u := range c.URLs() {
@@ -128,7 +131,7 @@ func TestQueriesReturnDataLive(t *testing.T) {
 	prom := promtest.Start(t, promtest.Options{
 		Targets:        targets,
 		ScrapeInterval: liveScrapeInterval,
-		RuleFiles:      []string{writeRules(t)},
+		RuleFiles:      []string{writeRules(t, set)},
 	})
 	client, err := promapi.NewClient(promapi.Config{Address: prom.URL})
 	if err != nil {
@@ -155,36 +158,8 @@ func TestQueriesReturnDataLive(t *testing.T) {
 	})
 	defer func() { cancel(); wg.Wait() }()
 
-	var checks []liveCheck
-	for _, file := range dashboardFiles(t) {
-		d, err := decodeDashboard(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checks = append(checks, dashboardChecks(t, file, d)...)
-	}
-	for _, g := range rules(t).Groups {
-		for _, r := range g.Rules {
-			if r.Record == "" {
-				continue
-			}
-			where := fmt.Sprintf("%s record %s", RulesFile, r.Record)
-			// The rule's expression, and the series Prometheus recorded from
-			// it (which proves the file loads and evaluates).
-			checks = append(checks,
-				liveCheck{where: where + " expr", expr: r.Expr},
-				liveCheck{where: where + " recorded", expr: r.Record})
-		}
-	}
-
-	// $__rate_interval as Grafana computes it for a 1s scrape interval
-	// (four scrapes), plus one for slack.
-	builtins := map[string]string{
-		"__rate_interval": model.Duration(5 * liveScrapeInterval).String(),
-		"__interval":      model.Duration(liveScrapeInterval).String(),
-		"__range":         "30s",
-		"__range_s":       "30",
-	}
+	checks := setChecks(t, set)
+	builtins := liveBuiltins()
 	var steady, events []liveCheck
 	for _, ck := range checks {
 		if ck.event {
@@ -205,40 +180,106 @@ func TestQueriesReturnDataLive(t *testing.T) {
 		"LanectlHeartbeatLaneDrops":   nil,
 		"LanectlLeaderChangesSpiking": nil,
 	}
-	now := time.Now()
-	for _, g := range rules(t).Groups {
-		for _, r := range g.Rules {
-			want, ok := wantAlerting[r.Alert]
-			if !ok {
-				continue
-			}
-			v, _, _, err := api.Query(t.Context(), r.Expr, now)
-			if err != nil {
-				t.Errorf("alert %s: query: %v", r.Alert, err)
-				continue
-			}
-			vec, ok := v.(model.Vector)
-			if !ok {
-				t.Errorf("alert %s: got a %s, want an instant vector", r.Alert, v.Type())
-				continue
-			}
-			var got []string
-			for _, s := range vec {
-				m := s.Metric.Clone()
-				delete(m, model.MetricNameLabel)
-				got = append(got, m.String())
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, want) {
-				t.Errorf("alert %s: expression returned %v, want %v", r.Alert, got, want)
-			}
-		}
-	}
+	checkAlertExprs(t, api, rules(t, set), wantAlerting)
 
 	// A rollout step: n2 restarts with the flag on. The annotations mark it.
 	c.Restart(1, nodetest.FourLane())
 	c.WaitLeader(30 * time.Second)
 	pollLiveChecks(t, api, prom, events, builtins, 60*time.Second)
+}
+
+// setChecks are the live checks of a set: every dashboard query and
+// annotation, and every recording rule's expression and recorded series.
+func setChecks(t *testing.T, set Set) []liveCheck {
+	t.Helper()
+	var checks []liveCheck
+	for _, file := range dashboardFiles(t, set) {
+		d, err := decodeDashboard(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checks = append(checks, dashboardChecks(t, file, d)...)
+	}
+	for _, g := range rules(t, set).Groups {
+		for _, r := range g.Rules {
+			if r.Record == "" {
+				continue
+			}
+			where := fmt.Sprintf("%s record %s", set.RulesFile, r.Record)
+			// The rule's expression, and the series Prometheus recorded from
+			// it (which proves the file loads and evaluates).
+			checks = append(checks,
+				liveCheck{where: where + " expr", expr: r.Expr},
+				liveCheck{where: where + " recorded", expr: r.Record})
+		}
+	}
+	return checks
+}
+
+// liveBuiltins are Grafana's built-in variables for the live tests:
+// $__rate_interval as Grafana computes it for a 1s scrape interval (four
+// scrapes), plus one for slack.
+func liveBuiltins() map[string]string {
+	return map[string]string{
+		"__rate_interval": model.Duration(5 * liveScrapeInterval).String(),
+		"__interval":      model.Duration(liveScrapeInterval).String(),
+		"__range":         "30s",
+		"__range_s":       "30",
+	}
+}
+
+// checkAlertExprs runs the expression of each alert named in want and
+// compares the label sets it selects (without __name__), sorted.
+func checkAlertExprs(t *testing.T, api promv1.API, groups *rulefmt.RuleGroups, want map[string][]string) {
+	t.Helper()
+	now := time.Now()
+	seen := map[string]bool{}
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			w, ok := want[r.Alert]
+			if !ok {
+				continue
+			}
+			seen[r.Alert] = true
+			got, err := selected(t.Context(), api, r.Expr, now)
+			if err != nil {
+				t.Errorf("alert %s: %v", r.Alert, err)
+				continue
+			}
+			if !slices.Equal(got, w) {
+				t.Errorf("alert %s: expression returned %v, want %v", r.Alert, got, w)
+			}
+		}
+	}
+	for a := range want {
+		if !seen[a] {
+			t.Errorf("alert %s: not in the rules", a)
+		}
+	}
+}
+
+// selected runs an instant query and returns the label sets of its
+// result (without __name__), sorted; a warning is an error.
+func selected(ctx context.Context, api promv1.API, expr string, at time.Time) ([]string, error) {
+	v, warnings, _, err := api.Query(ctx, expr, at)
+	if err != nil {
+		return nil, fmt.Errorf("query %q: %w", expr, err)
+	}
+	if len(warnings) > 0 {
+		return nil, fmt.Errorf("query %q: warnings %v", expr, warnings)
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return nil, fmt.Errorf("query %q: got a %s, want an instant vector", expr, v.Type())
+	}
+	var got []string
+	for _, s := range vec {
+		m := s.Metric.Clone()
+		delete(m, model.MetricNameLabel)
+		got = append(got, m.String())
+	}
+	slices.Sort(got)
+	return got, nil
 }
 
 func hostOf(t *testing.T, rawURL string) string {
@@ -260,6 +301,9 @@ type liveCheck struct {
 	// event marks an annotation query, which has data only after a
 	// replica restarted or changed its flag.
 	event bool
+	// allowEmpty accepts an empty result: the check is only that the
+	// query evaluates without error or warning.
+	allowEmpty bool
 }
 
 func dashboardChecks(t *testing.T, file string, d *dashboard.Dashboard) []liveCheck {
@@ -335,23 +379,22 @@ func runLiveChecks(t *testing.T, api promv1.API, checks []liveCheck, builtins ma
 			failures = append(failures, fmt.Sprintf("%s: %v", c.where, err))
 			continue
 		}
-		var n int
+		var v model.Value
+		var warnings promv1.Warnings
 		if c.instant {
-			v, _, _, err := api.Query(ctx, expr, now)
-			if err != nil {
-				failures = append(failures, fmt.Sprintf("%s: query %q: %v", c.where, expr, err))
-				continue
-			}
-			n = seriesCount(v)
+			v, warnings, _, err = api.Query(ctx, expr, now)
 		} else {
-			v, _, _, err := api.QueryRange(ctx, expr, promv1.Range{Start: now.Add(-30 * time.Second), End: now, Step: time.Second})
-			if err != nil {
-				failures = append(failures, fmt.Sprintf("%s: query %q: %v", c.where, expr, err))
-				continue
-			}
-			n = seriesCount(v)
+			v, warnings, _, err = api.QueryRange(ctx, expr, promv1.Range{Start: now.Add(-30 * time.Second), End: now, Step: time.Second})
 		}
-		if n == 0 {
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: query %q: %v", c.where, expr, err))
+			continue
+		}
+		if len(warnings) > 0 {
+			failures = append(failures, fmt.Sprintf("%s: query %q: warnings %v", c.where, expr, warnings))
+			continue
+		}
+		if seriesCount(v) == 0 && !c.allowEmpty {
 			failures = append(failures, fmt.Sprintf("%s: %q returned no series", c.where, expr))
 		}
 	}

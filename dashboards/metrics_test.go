@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/lanectl/lanectl/targets"
 )
 
 // metricSet is the set of metric names a query may read.
@@ -24,8 +26,9 @@ func (s metricSet) addFamily(name, typ string) {
 }
 
 // check returns an error naming every metric a query reads that is not in
-// s, is not Prometheus' own up, and is not a process_* metric.
-func (s metricSet) check(q query, vars map[string]string) error {
+// s, is not Prometheus' own up, and (when allowProcess, for a target whose
+// replicas run a process collector) is not a process_* metric.
+func (s metricSet) check(q query, vars map[string]string, allowProcess bool) error {
 	expr, err := substitute(q.expr, vars)
 	if err != nil {
 		return fmt.Errorf("%s: %w", q.where, err)
@@ -40,12 +43,12 @@ func (s metricSet) check(q query, vars map[string]string) error {
 	}
 	var unknown []string
 	for _, n := range names {
-		if !s[n] && n != "up" && !strings.HasPrefix(n, "process_") {
+		if !s[n] && n != "up" && !(allowProcess && strings.HasPrefix(n, "process_")) {
 			unknown = append(unknown, n)
 		}
 	}
 	if len(unknown) > 0 {
-		return fmt.Errorf("%s: metric(s) %v are not exported by the replicas nor recorded by %s", q.where, unknown, RulesFile)
+		return fmt.Errorf("%s: metric(s) %v are not exported by the replicas nor recorded by a rule", q.where, unknown)
 	}
 	return nil
 }
@@ -62,27 +65,33 @@ func (s metricSet) sorted() []string {
 // TestMetricSetCheck shows the name check catches the bug it exists for: a
 // dashboard panel reading a metric nobody exports.
 func TestMetricSetCheck(t *testing.T) {
+	dropped, wait := targets.LanectlDropped, targets.LanectlQueueWait
+	// A misspelt real name, the mistake the check exists for.
+	typo := strings.Replace(dropped, "dropped", "drops", 1)
+	const recorded = "node_id_lane:dropped:rate5m"
 	s := metricSet{}
-	s.addFamily("elastickv_raft_dispatch_dropped_total", "counter")
-	s.addFamily("elastickv_raft_dispatch_queue_wait_seconds", "histogram")
-	s["node_id_lane:elastickv_raft_dispatch_dropped:rate5m"] = true
+	s.addFamily(dropped, "counter")
+	s.addFamily(wait, "histogram")
+	s[recorded] = true
 	tests := []struct {
-		expr    string
-		wantErr string
+		expr      string
+		wantErr   string
+		noProcess bool
 	}{
-		{expr: `sum(rate(elastickv_raft_dispatch_dropped_total{job=~"$job"}[$__rate_interval]))`},
-		{expr: `histogram_quantile(0.99, sum by (le) (rate(elastickv_raft_dispatch_queue_wait_seconds_bucket[5m])))`},
-		{expr: `node_id_lane:elastickv_raft_dispatch_dropped:rate5m > 0`},
+		{expr: fmt.Sprintf(`sum(rate(%s{job=~"$job"}[$__rate_interval]))`, dropped)},
+		{expr: fmt.Sprintf(`histogram_quantile(0.99, sum by (le) (rate(%s_bucket[5m])))`, wait)},
+		{expr: recorded + ` > 0`},
 		{expr: `up == 0 or process_resident_memory_bytes > 1e9`},
-		{expr: `{__name__="elastickv_raft_dispatch_dropped_total"}`},
-		{expr: `rate(elastickv_raft_dispatch_drops_total[5m])`, wantErr: "[elastickv_raft_dispatch_drops_total] are not exported"},
-		{expr: `elastickv_raft_dispatch_queue_wait_seconds`, wantErr: "[elastickv_raft_dispatch_queue_wait_seconds] are not exported"},
+		{expr: `process_resident_memory_bytes > 1e9`, noProcess: true, wantErr: "[process_resident_memory_bytes] are not exported"},
+		{expr: fmt.Sprintf(`{__name__=%q}`, dropped)},
+		{expr: fmt.Sprintf(`rate(%s[5m])`, typo), wantErr: "[" + typo + "] are not exported"},
+		{expr: wait, wantErr: "[" + wait + "] are not exported"},
 		{expr: `{__name__=~"elastickv_.+"}`, wantErr: "no fixed metric name"},
-		{expr: `rate(elastickv_raft_dispatch_dropped_total[5m]`, wantErr: "parse"},
+		{expr: fmt.Sprintf(`rate(%s[5m]`, dropped), wantErr: "parse"},
 	}
 	vars := staticVars()
 	for _, tt := range tests {
-		err := s.check(query{where: "test", expr: tt.expr}, vars)
+		err := s.check(query{where: "test", expr: tt.expr}, vars, !tt.noProcess)
 		if tt.wantErr == "" && err != nil {
 			t.Errorf("check(%q): got %v, want no error", tt.expr, err)
 		}

@@ -29,21 +29,24 @@ import (
 type query struct {
 	where string // "lanes-overview.json panel 5 \"Heartbeat-lane drops\" A"
 	expr  string // as written, with Grafana variables
+	rule  bool   // from the rules file rather than a dashboard
 }
 
-// dashboardFiles lists the shipped dashboards.
-func dashboardFiles(t *testing.T) []string {
+// dashboardFiles lists a set's dashboards, each of which must be embedded.
+func dashboardFiles(t *testing.T, s Set) []string {
 	t.Helper()
-	var names []string
-	for _, n := range Names() {
-		if strings.HasSuffix(n, ".json") {
-			names = append(names, n)
+	if len(s.Dashboards) == 0 {
+		t.Fatalf("target %s: no dashboards", s.Target)
+	}
+	for _, n := range s.Dashboards {
+		if !strings.HasSuffix(n, ".json") {
+			t.Fatalf("target %s: dashboard %q is not a .json file", s.Target, n)
+		}
+		if _, err := File(n); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if len(names) < 2 {
-		t.Fatalf("got dashboards %v, want at least lanes-overview.json and lanes-rollout.json", names)
-	}
-	return names
+	return s.Dashboards
 }
 
 // decodeDashboard decodes a shipped dashboard strictly into the foundation
@@ -192,6 +195,7 @@ func staticVars() map[string]string {
 		"node_id":            "(n1|n2|n3)",
 		"canary":             "n1",
 		"baseline":           "(n2|n3)",
+		"group":              "(1|2|3)",
 		"datasource":         "prometheus",
 		"__rate_interval":    model.Duration(rateIntervalSentinel).String(),
 		"__interval":         "30s",
@@ -240,16 +244,21 @@ func metricNames(e parser.Expr) ([]string, error) {
 	return names, nil
 }
 
-// rules parses the shipped rules file with Prometheus' own rule loader.
-func rules(t *testing.T) *rulefmt.RuleGroups {
+// rules parses a set's shipped rules file with Prometheus' own rule loader.
+func rules(t *testing.T, s Set) *rulefmt.RuleGroups {
 	t.Helper()
-	raw, err := File(RulesFile)
+	raw, err := File(s.RulesFile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return parseRuleGroups(t, s.RulesFile, raw)
+}
+
+func parseRuleGroups(t *testing.T, name string, raw []byte) *rulefmt.RuleGroups {
+	t.Helper()
 	groups, errs := rulefmt.Parse(raw, false, model.UTF8Validation, newParser(), slog.New(slog.DiscardHandler))
 	if len(errs) > 0 {
-		t.Fatalf("parse %s: %v", RulesFile, errs)
+		t.Fatalf("parse %s: %v", name, errs)
 	}
 	return groups
 }
@@ -261,23 +270,23 @@ func ruleName(r rulefmt.Rule) string {
 	return "record " + r.Record
 }
 
-// ruleQueries returns every rule expression.
-func ruleQueries(t *testing.T) []query {
+// ruleQueries returns every rule expression of a set.
+func ruleQueries(t *testing.T, s Set) []query {
 	t.Helper()
 	var qs []query
-	for _, g := range rules(t).Groups {
+	for _, g := range rules(t, s).Groups {
 		for _, r := range g.Rules {
-			qs = append(qs, query{where: fmt.Sprintf("%s group %s %s", RulesFile, g.Name, ruleName(r)), expr: r.Expr})
+			qs = append(qs, query{where: fmt.Sprintf("%s group %s %s", s.RulesFile, g.Name, ruleName(r)), expr: r.Expr, rule: true})
 		}
 	}
 	return qs
 }
 
-// recordedNames are the series the recording rules produce.
-func recordedNames(t *testing.T) map[string]bool {
+// recordedNames are the series a set's recording rules produce.
+func recordedNames(t *testing.T, s Set) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	for _, g := range rules(t).Groups {
+	for _, g := range rules(t, s).Groups {
 		for _, r := range g.Rules {
 			if r.Record != "" {
 				names[r.Record] = true
@@ -287,11 +296,11 @@ func recordedNames(t *testing.T) map[string]bool {
 	return names
 }
 
-// allQueries returns the queries of every dashboard and rule.
-func allQueries(t *testing.T) []query {
+// allQueries returns the queries of every dashboard and rule of a set.
+func allQueries(t *testing.T, s Set) []query {
 	t.Helper()
 	var qs []query
-	for _, f := range dashboardFiles(t) {
+	for _, f := range dashboardFiles(t, s) {
 		d, err := decodeDashboard(f)
 		if err != nil {
 			t.Fatal(err)
@@ -302,7 +311,7 @@ func allQueries(t *testing.T) []query {
 		}
 		qs = append(qs, dq...)
 	}
-	return append(qs, ruleQueries(t)...)
+	return append(qs, ruleQueries(t, s)...)
 }
 
 // prettyJSON is for failure messages.

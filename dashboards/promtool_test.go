@@ -35,10 +35,10 @@ type alertCase struct {
 	fires bool
 }
 
-// promtoolAlertCases reads testdata/lanes.rules.test.yml.
-func promtoolAlertCases(t *testing.T) []alertCase {
+// promtoolAlertCases reads a promtool unit test file in testdata.
+func promtoolAlertCases(t *testing.T, name string) []alertCase {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "lanes.rules.test.yml"))
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func promtoolAlertCases(t *testing.T) []alertCase {
 		} `yaml:"tests"`
 	}
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("parse lanes.rules.test.yml: %v", err)
+		t.Fatalf("parse %s: %v", name, err)
 	}
 	var cases []alertCase
 	for _, tc := range doc.Tests {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"strings"
 	"text/template"
 	"time"
 
@@ -12,48 +13,58 @@ import (
 	"github.com/lanectl/lanectl/lanes"
 )
 
-// The rules file is rendered from this template; the shipped lanes.rules.yml
-// is its rendering with DefaultRuleOptions (go generate ./dashboards). The
-// delimiters are [[ ]] because the alert annotations use Prometheus' own
-// {{ }} templates.
-//
-//go:embed lanes.rules.yml.tmpl
-var rulesTemplate string
+// The rules files are rendered from these templates; the shipped
+// lanes.rules.yml and elastickv.rules.yml are their renderings with
+// DefaultRuleOptions (go generate ./dashboards). The delimiters are [[ ]]
+// because the alert annotations use Prometheus' own {{ }} templates. The
+// templates take their metric names as data from package targets and spell
+// none themselves; base trims a counter's _total for the names of
+// recording rules.
+var (
+	//go:embed lanes.rules.yml.tmpl
+	lanectlRulesTemplate string
+	//go:embed elastickv.rules.yml.tmpl
+	elastickvRulesTemplate string
 
-var rulesTmpl = template.Must(template.New(RulesFile).Delims("[[", "]]").Option("missingkey=error").Parse(rulesTemplate))
+	lanectlRules   = parseRules(LanectlRulesFile, lanectlRulesTemplate)
+	elastickvRules = parseRules(ElastickvRulesFile, elastickvRulesTemplate)
+)
+
+func parseRules(name, text string) *template.Template {
+	funcs := template.FuncMap{"base": func(counter string) string { return strings.TrimSuffix(counter, "_total") }}
+	return template.Must(template.New(name).Delims("[[", "]]").Option("missingkey=error").Funcs(funcs).Parse(text))
+}
 
 // RuleOptions are the values of the rules that depend on a rollout.
 type RuleOptions struct {
-	// SyncMode is the FSM sync mode LanectlSyncModeUnexpected expects of
-	// every replica.
+	// SyncMode is the FSM sync mode LanectlSyncModeUnexpected and
+	// ElastickvSyncModeUnexpected expect of every replica.
 	SyncMode lanes.SyncMode
 	// FlagDivergedFor is how long the flag may differ across replicas
 	// before LanectlFlagStateDiverged fires: a soak stage plus the time an
-	// advance takes.
+	// advance takes. Only a set that SeesFlag reads it.
 	FlagDivergedFor model.Duration
 }
 
-// DefaultRuleOptions are what the shipped lanes.rules.yml was rendered
-// with: sync mode, and 26h (one 24h soak stage plus slack).
+// DefaultRuleOptions are what the shipped rules files were rendered with:
+// sync mode, and 26h (one 24h soak stage plus slack).
 func DefaultRuleOptions() RuleOptions {
 	return RuleOptions{SyncMode: lanes.SyncModeSync, FlagDivergedFor: model.Duration(26 * time.Hour)}
 }
 
-// Rules renders lanes.rules.yml for opts.
-func Rules(opts RuleOptions) ([]byte, error) {
+// Rules renders the set's rules file for opts. FlagDivergedFor must be
+// positive even for a set that does not read it, so one RuleOptions is
+// valid for every set.
+func (s Set) Rules(opts RuleOptions) ([]byte, error) {
 	if opts.SyncMode != lanes.SyncModeSync && opts.SyncMode != lanes.SyncModeNoSync {
-		return nil, fmt.Errorf("render %s: unknown sync mode %d", RulesFile, opts.SyncMode)
+		return nil, fmt.Errorf("render %s: unknown sync mode %d", s.RulesFile, opts.SyncMode)
 	}
 	if opts.FlagDivergedFor <= 0 {
-		return nil, fmt.Errorf("render %s: flag-diverged-for %v must be positive", RulesFile, opts.FlagDivergedFor)
+		return nil, fmt.Errorf("render %s: flag-diverged-for %v must be positive", s.RulesFile, opts.FlagDivergedFor)
 	}
 	var buf bytes.Buffer
-	err := rulesTmpl.Execute(&buf, struct{ SyncMode, FlagDivergedFor string }{
-		SyncMode:        opts.SyncMode.String(),
-		FlagDivergedFor: FormatRuleDuration(opts.FlagDivergedFor),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("render %s: %w", RulesFile, err)
+	if err := s.rules.Execute(&buf, s.data(opts)); err != nil {
+		return nil, fmt.Errorf("render %s: %w", s.RulesFile, err)
 	}
 	return buf.Bytes(), nil
 }

@@ -22,19 +22,38 @@ func runRoot(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestDashboardsExport(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		files []string
+	}{
+		{name: "default", files: []string{"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"}},
+		{name: "lanectl", args: []string{"--target", "lanectl"}, files: []string{"lanes-overview.json", "lanes-rollout.json", "lanes.rules.yml"}},
+		{name: "elastickv", args: []string{"--target", "elastickv"}, files: []string{"elastickv-overview.json", "elastickv-rollout.json", "elastickv.rules.yml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testDashboardsExport(t, tt.args, tt.files) })
+	}
+}
+
+func testDashboardsExport(t *testing.T, args, files []string) {
 	dir := filepath.Join(t.TempDir(), "grafana")
-	stdout, stderr, code := runRoot(t, "dashboards", "export", dir)
+	stdout, stderr, code := runRoot(t, append([]string{"dashboards", "export", dir}, args...)...)
 	if code != ExitOK || stderr != "" {
 		t.Fatalf("got exit %d, stderr %q, want 0 and nothing", code, stderr)
 	}
 	var want []string
-	for _, name := range dashboards.Names() {
+	for _, name := range files {
 		want = append(want, filepath.Join(dir, name))
 	}
 	if got := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("got stdout lines %q, want %q", got, want)
 	}
-	for _, name := range dashboards.Names() {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != len(files) {
+		t.Errorf("got %d entries in %s (%v), want exactly %v", len(entries), dir, err, files)
+	}
+	for _, name := range files {
 		got, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -68,6 +87,8 @@ func TestDashboardsExportErrors(t *testing.T) {
 		{name: "empty sync mode", args: []string{"dashboards", "export", "d", "--sync-mode", ""}, wantStderr: `--sync-mode "": want sync or nosync`},
 		{name: "duration without unit", args: []string{"dashboards", "export", "d", "--flag-diverged-for", "26"}, wantStderr: `--flag-diverged-for "26": want a positive duration`},
 		{name: "zero duration", args: []string{"dashboards", "export", "d", "--flag-diverged-for", "0h"}, wantStderr: `--flag-diverged-for "0h": want a positive duration`},
+		{name: "unknown target", args: []string{"dashboards", "export", "d", "--target", "etcd"}, wantStderr: `--target "etcd": dashboards: unknown target "etcd" (known targets: lanectl, elastickv)`},
+		{name: "flag alert on elastickv", args: []string{"dashboards", "export", "d", "--target", "elastickv", "--flag-diverged-for", "50h"}, wantStderr: "--flag-diverged-for: the elastickv target's metrics do not show the flag, so its rules have no flag alert"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,8 +113,8 @@ func TestDashboardsExportParsesArgs(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if got == nil || got.Dir != "out/dir" || got.Rules != dashboards.DefaultRuleOptions() {
-		t.Errorf("got options %+v, want Dir out/dir and the default rule options", got)
+	if got == nil || got.Dir != "out/dir" || got.Rules != dashboards.DefaultRuleOptions() || got.Set.Target != "lanectl" {
+		t.Errorf("got options %+v, want Dir out/dir, the lanectl set and the default rule options", got)
 	}
 	cmd.SetArgs([]string{"export", "out/dir", "--sync-mode", " NOSYNC ", "--flag-diverged-for", "2d"})
 	if err := cmd.Execute(); err != nil {
@@ -102,5 +123,14 @@ func TestDashboardsExportParsesArgs(t *testing.T) {
 	want := dashboards.RuleOptions{SyncMode: lanes.SyncModeNoSync, FlagDivergedFor: model.Duration(48 * time.Hour)}
 	if got.Rules != want {
 		t.Errorf("--sync-mode ' NOSYNC ' --flag-diverged-for 2d: got %+v, want %+v", got.Rules, want)
+	}
+	// A fresh command: flags set by the run above stay set on cmd.
+	cmd = NewCmdDashboards(&IOStreams{}, func(o *DashboardsExportOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"export", "out/ekv", "--target", "elastickv", "--sync-mode", "nosync"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Set.Target != "elastickv" || got.Set.RulesFile != dashboards.ElastickvRulesFile || got.Rules.SyncMode != lanes.SyncModeNoSync {
+		t.Errorf("--target elastickv --sync-mode nosync: got set %s (%s), rules %+v", got.Set.Target, got.Set.RulesFile, got.Rules)
 	}
 }

@@ -3,8 +3,10 @@
 //
 // It is the only place the dashboards are edited: the JSON next to it is its
 // output (go generate ./dashboards), and a test fails when the two drift
-// apart. Every query here names metrics from the DESIGN.md table and selects
-// replicas through the $job and $node_id variables; the package must never
+// apart. Every query here names metrics through package targets' constants
+// (the lanes-* dashboards the lanectl target's, elastickv-* stock
+// elastickv's) and selects replicas through the $job and $node_id variables
+// (and raft groups through $group on elastickv); the package must never
 // hard-code a datasource UID, a job name or a replica, because the files are
 // imported into other people's Grafana as they are.
 package gen
@@ -20,6 +22,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
+
+	"github.com/lanectl/lanectl/targets"
 )
 
 // File is one rendered dashboard.
@@ -38,6 +42,8 @@ func Files() ([]File, error) {
 	}{
 		{"lanes-overview.json", Overview},
 		{"lanes-rollout.json", Rollout},
+		{"elastickv-overview.json", ElastickvOverview},
+		{"elastickv-rollout.json", ElastickvRollout},
 	}
 	files := make([]File, 0, len(builders))
 	for _, b := range builders {
@@ -80,7 +86,7 @@ const (
 // presenceMetric is the series every replica exports from start-up (an
 // unlabelled gauge the dispatcher registers), so label_values over it lists
 // every job and replica even before any message was sent.
-const presenceMetric = "elastickv_raft_dispatcher_lanes_enabled"
+const presenceMetric = targets.LanectlLanesEnabled
 
 // datasource points panels and queries at the $datasource variable, so the
 // JSON carries no instance-specific UID.
@@ -222,7 +228,7 @@ func mapped(text, color string, index int32) dashboard.ValueMappingResult {
 	return dashboard.ValueMappingResult{Text: cog.ToPtr(text), Color: cog.ToPtr(color), Index: cog.ToPtr(index)}
 }
 
-// flagTimeline is a state timeline of elastickv_raft_dispatcher_lanes_enabled
+// flagTimeline is a state timeline of the lanes gauge
 // with its two values named; callers add title, description and queries.
 func flagTimeline() *statetimeline.PanelBuilder {
 	return statetimeline.NewPanelBuilder().
@@ -238,7 +244,7 @@ func flagTimeline() *statetimeline.PanelBuilder {
 		Tooltip(sharedTooltip())
 }
 
-// syncModeTimeline is a state timeline of elastickv_fsm_apply_sync_mode's
+// syncModeTimeline is a state timeline of the sync-mode gauge's
 // sync row (1 sync, 0 nosync).
 func syncModeTimeline() *statetimeline.PanelBuilder {
 	return statetimeline.NewPanelBuilder().
@@ -285,7 +291,7 @@ func rolloutAnnotations(b *board, selector string) {
 		Datasource(datasource()).
 		Enable(true).
 		IconColor("purple").
-		Expr(fmt.Sprintf("changes(elastickv_raft_dispatcher_lanes_enabled{%s}[$__rate_interval]) > 0", selector)).
+		Expr(fmt.Sprintf("changes(%s{%s}[$__rate_interval]) > 0", targets.LanectlLanesEnabled, selector)).
 		TitleFormat("{{node_id}}: four-lane flag changed").
 		TextFormat("ELASTICKV_RAFT_DISPATCHER_LANES changed on {{node_id}} ({{instance}}): the replica restarted with the four-lane layout switched on or off").
 		TagKeys("node_id").
@@ -295,7 +301,7 @@ func rolloutAnnotations(b *board, selector string) {
 		Datasource(datasource()).
 		Enable(true).
 		IconColor("orange").
-		Expr(fmt.Sprintf("max by (job, node_id) (resets(elastickv_raft_dispatch_sent_total{%s}[$__rate_interval])) > 0", selector)).
+		Expr(fmt.Sprintf("max by (job, node_id) (resets(%s{%s}[$__rate_interval])) > 0", targets.LanectlSent, selector)).
 		TitleFormat("{{node_id}} restarted").
 		TextFormat("{{node_id}}'s dispatcher counters started again from zero: the replica restarted").
 		TagKeys("node_id").

@@ -10,6 +10,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
+
+	"github.com/lanectl/lanectl/targets"
 )
 
 // OverviewUID is the stable uid of the overview dashboard: links and
@@ -47,13 +49,13 @@ func Overview() (dashboard.Dashboard, error) {
 	b.row("Rollout state")
 	b.panel(flagTimeline().
 		Title("Four-lane dispatcher (flag) per replica").
-		Description("elastickv_raft_dispatcher_lanes_enabled: four-lane when ELASTICKV_RAFT_DISPATCHER_LANES is on, legacy otherwise. During a rollout replicas differ on purpose, one stage at a time; a mix that outlives a soak stage means a rollout stalled half-way (advance it or roll it back), and a replica flipping back and forth means it is restarting with a different environment than planned.").
-		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_raft_dispatcher_lanes_enabled", "")), "{{node_id}}")).
+		Description(targets.LanectlLanesEnabled + ": four-lane when ELASTICKV_RAFT_DISPATCHER_LANES is on, legacy otherwise. During a rollout replicas differ on purpose, one stage at a time; a mix that outlives a soak stage means a rollout stalled half-way (advance it or roll it back), and a replica flipping back and forth means it is restarting with a different environment than planned.").
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel(targets.LanectlLanesEnabled, "")), "{{node_id}}")).
 		Span(12).Height(6))
 	b.panel(syncModeTimeline().
 		Title("FSM sync mode per replica").
-		Description("elastickv_fsm_apply_sync_mode: whether the replica fsyncs every applied entry (sync) or not (nosync). All replicas should run the mode the rollout plan expects (expect_sync_mode, usually sync). A nosync replica can lose acknowledged writes on power loss, and a soak compared across different modes compares disks, not lanes.").
-		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_fsm_apply_sync_mode", `mode="sync"`)), "{{node_id}}")).
+		Description(targets.LanectlSyncMode + ": whether the replica fsyncs every applied entry (sync) or not (nosync). All replicas should run the mode the rollout plan expects (expect_sync_mode, usually sync). A nosync replica can lose acknowledged writes on power loss, and a soak compared across different modes compares disks, not lanes.").
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel(targets.LanectlSyncMode, `mode="sync"`)), "{{node_id}}")).
 		Span(12).Height(6))
 
 	b.row("Drops and errors by lane")
@@ -61,7 +63,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Heartbeat-lane drops per replica").
 		Description("Heartbeats, votes and other liveness messages dropped before reaching the transport because the heartbeat lane was full or the peer was unknown. Anything above zero is a liveness threat: followers that miss heartbeats start elections, which is exactly what the four-lane layout exists to prevent. Alert LanectlHeartbeatLaneDrops pages on it.").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("sum by (node_id) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_dropped_total", `lane="heartbeat"`)), "{{node_id}}")).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id) (rate(%s[$__rate_interval]))", sel(targets.LanectlDropped, `lane="heartbeat"`)), "{{node_id}}")).
 		Unit(units.MessagesPerSecond).
 		Min(0).
 		ColorScheme(fixedColor("red")).
@@ -74,7 +76,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Drops by lane and replica").
 		Description("Messages dropped before the transport, by lane (heartbeat drawn thick red). Snapshot-lane drops are routine back-pressure while a multi-MiB snapshot is in flight; sustained replication or other drops slow followers down because raft must resend; any heartbeat drop is the alarm.").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_dropped_total", "")), "{{node_id}} {{lane}}")).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel(targets.LanectlDropped, "")), "{{node_id}} {{lane}}")).
 		Unit(units.MessagesPerSecond).
 		Min(0).
 		OverrideByRegexp(".* heartbeat$", emphasise()).
@@ -85,7 +87,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Transport errors by lane and replica").
 		Description("Sends the transport reported as failed, by lane (heartbeat drawn thick red). Short bursts while a peer restarts are expected during a rollout; errors that persist for minutes mean a peer is unreachable or its connection keeps failing, and raft is treating it as down.").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_errors_total", "")), "{{node_id}} {{lane}}")).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel(targets.LanectlErrors, "")), "{{node_id}} {{lane}}")).
 		Unit(units.MessagesPerSecond).
 		Min(0).
 		OverrideByRegexp(".* heartbeat$", emphasise()).
@@ -96,7 +98,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Sent by lane and replica").
 		Description("Messages handed to the transport successfully, by lane: the traffic that the drop and error rates above should be read against. A lane whose sent rate falls to zero while raft is busy is stalled; a heartbeat lane that stops sending on the leader means followers are about to time out.").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_sent_total", "")), "{{node_id}} {{lane}}")).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id, lane) (rate(%s[$__rate_interval]))", sel(targets.LanectlSent, "")), "{{node_id}} {{lane}}")).
 		Unit(units.MessagesPerSecond).
 		Min(0).
 		Legend(tableLegend("mean", "lastNotNull")).
@@ -108,7 +110,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Queue depth by lane (deepest peer)").
 		Description("Messages waiting in each lane, for the peer with the deepest queue. The heartbeat lane should stay near zero. A lane sitting near its buffer size (lanectl lanes prints them) is about to drop; a replication lane that stays deep means a follower or the network cannot keep up.").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("max by (node_id, lane) (%s)", sel("elastickv_raft_dispatch_queue_depth", "")), "{{node_id}} {{lane}}")).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id, lane) (%s)", sel(targets.LanectlQueueDepth, "")), "{{node_id}} {{lane}}")).
 		Unit(units.Short).
 		Min(0).
 		OverrideByRegexp(".* heartbeat$", emphasise()).
@@ -121,7 +123,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Queue wait distribution, heartbeat lane").
 		Description("How long heartbeat-lane messages waited before sending, all selected replicas. The mass should sit in the lowest buckets; a band creeping upwards towards the heartbeat interval is the early sign of the heartbeat loss the lanes are meant to prevent.").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("sum by (le) (increase(%s[$__rate_interval]))", sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", `lane="heartbeat"`)), "{{le}}").
+		WithTarget(series("A", fmt.Sprintf("sum by (le) (increase(%s[$__rate_interval]))", sel(targets.LanectlQueueWait+"_bucket", `lane="heartbeat"`)), "{{le}}").
 			Format("heatmap")).
 		Unit(units.Seconds).
 		Calculate(false).
@@ -135,7 +137,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Leader changes").
 		Description("Leader changes each replica saw per interval. Zero in steady state; one per deliberate restart of the leader during a rollout. Bursts mean repeated elections: lost heartbeats, an overloaded leader or a partitioned replica (alert LanectlLeaderChangesSpiking).").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("sum by (node_id) (increase(%s[$__rate_interval]))", sel("elastickv_raft_leader_changes_seen_total", "")), "{{node_id}}")).
+		WithTarget(series("A", fmt.Sprintf("sum by (node_id) (increase(%s[$__rate_interval]))", sel(targets.LanectlLeaderChanges, "")), "{{node_id}}")).
 		Unit(units.Short).
 		Min(0).
 		DrawStyle(common.GraphDrawStyleBars).
@@ -147,8 +149,8 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Raft term and leader").
 		Description("Current raft term per replica, and which replica is leader. Replicas should agree on the term; a term that keeps climbing means elections keep happening, and a replica whose term runs ahead of the others is campaigning without winning (usually it cannot hear the leader).").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_raft_term", "")), "term {{node_id}}")).
-		WithTarget(series("B", fmt.Sprintf("max by (node_id) (%s) == 1", sel("elastickv_raft_is_leader", "")), "leader {{node_id}}")).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s)", sel(targets.LanectlTerm, "")), "term {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (%s) == 1", sel(targets.LanectlIsLeader, "")), "leader {{node_id}}")).
 		Unit(units.NoUnit).
 		Decimals(0).
 		OverrideByQuery("B", []dashboard.DynamicConfigValue{
@@ -163,8 +165,8 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Max follower last contact").
 		Description("Seconds since a follower last heard from the leader, worst follower per job (the leader reports 0). It should stay below a few heartbeat intervals; as it approaches the election timeout the follower is about to campaign, which is what lost or delayed heartbeats look like from the receiving side.").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("max by (job) (%s)", sel("elastickv_raft_last_contact_seconds", "")), "worst follower {{job}}")).
-		WithTarget(series("B", fmt.Sprintf("max by (node_id) (%s)", sel("elastickv_raft_last_contact_seconds", "")), "{{node_id}}")).
+		WithTarget(series("A", fmt.Sprintf("max by (job) (%s)", sel(targets.LanectlLastContact, "")), "worst follower {{job}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (%s)", sel(targets.LanectlLastContact, "")), "{{node_id}}")).
 		Unit(units.Seconds).
 		Min(0).
 		OverrideByQuery("A", emphasise()).
@@ -177,8 +179,8 @@ func Overview() (dashboard.Dashboard, error) {
 		Title("Commit / applied lag").
 		Description("Raft entries committed but not yet applied to the state machine on each replica, and entries a replica's commit index trails the most advanced replica by. Apply lag that grows means the state machine (often fsync in sync mode) cannot keep up; commit lag that grows on one replica means it is not receiving appends fast enough (replication lane drops, slow network).").
 		Datasource(datasource()).
-		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s - %s)", sel("elastickv_raft_commit_index", ""), sel("elastickv_raft_applied_index", "")), "apply lag {{node_id}}")).
-		WithTarget(series("B", fmt.Sprintf("max by (node_id) (max by (job) (%s) - on (job) group_right () %s)", sel("elastickv_raft_commit_index", ""), sel("elastickv_raft_commit_index", "")), "commit lag {{node_id}}")).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s - %s)", sel(targets.LanectlCommitIndex, ""), sel(targets.LanectlAppliedIndex, "")), "apply lag {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (max by (job) (%s) - on (job) group_right () %s)", sel(targets.LanectlCommitIndex, ""), sel(targets.LanectlCommitIndex, "")), "commit lag {{node_id}}")).
 		Unit(units.Short).
 		Min(0).
 		Legend(tableLegend("max", "lastNotNull")).
@@ -212,7 +214,7 @@ func Overview() (dashboard.Dashboard, error) {
 // dispatcher's histogram, heartbeat lane emphasised.
 func queueWaitQuantile(name string, q float64, description string) *timeseries.PanelBuilder {
 	expr := fmt.Sprintf("histogram_quantile(%s, sum by (node_id, lane, le) (rate(%s[$__rate_interval])))",
-		strconv.FormatFloat(q, 'f', -1, 64), sel("elastickv_raft_dispatch_queue_wait_seconds_bucket", ""))
+		strconv.FormatFloat(q, 'f', -1, 64), sel(targets.LanectlQueueWait+"_bucket", ""))
 	return timeseries.NewPanelBuilder().
 		Title("Queue wait "+name+" by lane").
 		Description(description).

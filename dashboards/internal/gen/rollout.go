@@ -8,6 +8,8 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
+
+	"github.com/lanectl/lanectl/targets"
 )
 
 // RolloutUID is the stable uid of the rollout/soak dashboard.
@@ -53,35 +55,19 @@ func Rollout() (dashboard.Dashboard, error) {
 	b.panel(flagTimeline().
 		Title("flag: four-lane dispatcher, canary and baselines").
 		Description("Which layout each replica runs. The flag gate fails unless the canary ran four-lane and the baselines legacy for the whole window: a canary that is not four-lane is not being soaked at all, and one that flips back and forth was restarted (start the soak window after its last restart).").
-		WithTarget(series("A", fmt.Sprintf("max by (node_id) (elastickv_raft_dispatcher_lanes_enabled{%s})", canarySel), "canary {{node_id}}")).
-		WithTarget(series("B", fmt.Sprintf("max by (node_id) (elastickv_raft_dispatcher_lanes_enabled{%s})", baselineSel), "baseline {{node_id}}")).
+		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s{%s})", targets.LanectlLanesEnabled, canarySel), "canary {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (%s{%s})", targets.LanectlLanesEnabled, baselineSel), "baseline {{node_id}}")).
 		Span(12).Height(6))
 	b.panel(syncModeTimeline().
 		Title("sync_mode: FSM sync mode, canary and baselines").
 		Description("Whether each replica fsyncs applied entries (sync) or not (nosync). The sync_mode gate fails when any replica ran in another mode than the plan's expect_sync_mode for part of the window: a soak that compares a nosync canary with sync baselines measures disks, not lanes.").
-		WithTarget(series("A", fmt.Sprintf(`max by (node_id) (elastickv_fsm_apply_sync_mode{%s, mode="sync"})`, canarySel), "canary {{node_id}}")).
-		WithTarget(series("B", fmt.Sprintf(`max by (node_id) (elastickv_fsm_apply_sync_mode{%s, mode="sync"})`, baselineSel), "baseline {{node_id}}")).
+		WithTarget(series("A", fmt.Sprintf(`max by (node_id) (%s{%s, mode="sync"})`, targets.LanectlSyncMode, canarySel), "canary {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf(`max by (node_id) (%s{%s, mode="sync"})`, targets.LanectlSyncMode, baselineSel), "baseline {{node_id}}")).
 		Span(12).Height(6))
 
 	b.row("Gate signals: canary vs baseline")
 	for _, c := range rolloutComparisons() {
-		p := timeseries.NewPanelBuilder().
-			Title(c.title).
-			Description(c.description).
-			Datasource(datasource()).
-			WithTarget(series("A", c.expr(canarySel), "canary {{node_id}}")).
-			WithTarget(series("B", c.expr(baselineSel), "baseline {{node_id}}")).
-			Unit(c.unit).
-			Min(0).
-			OverrideByQuery("A", emphasise()).
-			Legend(tableLegend("max", "mean", "lastNotNull")).
-			Tooltip(sharedTooltip()).
-			Span(12).Height(8)
-		if c.threshold != nil {
-			p.Thresholds(thresholds("transparent", step(*c.threshold, "red"))).
-				ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))
-		}
-		b.panel(p)
+		b.panel(c.panel())
 	}
 
 	d, err := b.Build()
@@ -89,6 +75,28 @@ func Rollout() (dashboard.Dashboard, error) {
 		return dashboard.Dashboard{}, fmt.Errorf("rollout dashboard: %w", err)
 	}
 	return d, nil
+}
+
+// panel draws the canary (thick red) and its baselines, with the gate's
+// fixed limit as a red line when it has one.
+func (c comparison) panel() *timeseries.PanelBuilder {
+	p := timeseries.NewPanelBuilder().
+		Title(c.title).
+		Description(c.description).
+		Datasource(datasource()).
+		WithTarget(series("A", c.expr(canarySel), "canary {{node_id}}")).
+		WithTarget(series("B", c.expr(baselineSel), "baseline {{node_id}}")).
+		Unit(c.unit).
+		Min(0).
+		OverrideByQuery("A", emphasise()).
+		Legend(tableLegend("max", "mean", "lastNotNull")).
+		Tooltip(sharedTooltip()).
+		Span(12).Height(8)
+	if c.threshold != nil {
+		p.Thresholds(thresholds("transparent", step(*c.threshold, "red"))).
+			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))
+	}
+	return p
 }
 
 // rateOf is the per-replica rate of a counter over the selected replicas
@@ -116,7 +124,7 @@ func rolloutComparisons() []comparison {
 			description: "Heartbeat-lane messages dropped per second. The gate fails on any heartbeat-lane drop on the canary during the soak window: the four-lane layout exists so heartbeats never queue behind bulk traffic. Baselines on the legacy layout may drop here under snapshot load; that is the problem being fixed.",
 			unit:        units.MessagesPerSecond,
 			expr: func(s string) string {
-				return rateOf("elastickv_raft_dispatch_dropped_total", s, `lane="heartbeat"`)
+				return rateOf(targets.LanectlDropped, s, `lane="heartbeat"`)
 			},
 		},
 		{
@@ -124,7 +132,7 @@ func rolloutComparisons() []comparison {
 			description: "Share of replication and other-lane messages (normal lane on legacy replicas) dropped before the transport. The gate fails when the canary's ratio over the window is more than 10% (plus 0.1 point) worse than the worst baseline's: its lanes are too small for the traffic or a lane worker stalls.",
 			unit:        units.PercentUnit,
 			expr: func(s string) string {
-				return ratio("elastickv_raft_dispatch_dropped_total", "elastickv_raft_dispatch_sent_total", s, `lane=~"replication|other|normal"`)
+				return ratio(targets.LanectlDropped, targets.LanectlSent, s, `lane=~"replication|other|normal"`)
 			},
 		},
 		{
@@ -132,7 +140,7 @@ func rolloutComparisons() []comparison {
 			description: "Share of sends the transport failed, all lanes. The gate fails when the canary's ratio is more than 10% (plus 0.1 point) worse than the worst baseline's; errors on the canary alone point at its per-lane connections rather than at a peer that is down for everyone.",
 			unit:        units.PercentUnit,
 			expr: func(s string) string {
-				return ratio("elastickv_raft_dispatch_errors_total", "elastickv_raft_dispatch_sent_total", s, "")
+				return ratio(targets.LanectlErrors, targets.LanectlSent, s, "")
 			},
 		},
 		{
@@ -140,7 +148,7 @@ func rolloutComparisons() []comparison {
 			description: "Leader changes seen per interval. The gate fails when the canary saw more over the window than the worst baseline plus one (its own restart). A canary that sees elections its baselines do not is losing heartbeats.",
 			unit:        units.Short,
 			expr: func(s string) string {
-				return fmt.Sprintf("sum by (node_id) (increase(elastickv_raft_leader_changes_seen_total{%s}[$__rate_interval]))", s)
+				return fmt.Sprintf("sum by (node_id) (increase(%s{%s}[$__rate_interval]))", targets.LanectlLeaderChanges, s)
 			},
 		},
 		{
@@ -149,7 +157,7 @@ func rolloutComparisons() []comparison {
 			unit:        units.Seconds,
 			threshold:   cog.ToPtr(1.0),
 			expr: func(s string) string {
-				return fmt.Sprintf("max by (node_id) (elastickv_raft_last_contact_seconds{%s})", s)
+				return fmt.Sprintf("max by (node_id) (%s{%s})", targets.LanectlLastContact, s)
 			},
 		},
 		{
@@ -157,7 +165,7 @@ func rolloutComparisons() []comparison {
 			description: "99th percentile wait of heartbeat-lane messages before sending. With its own lane the canary's should sit at or below the baselines'; a canary whose heartbeats wait longer still has them queued behind something, and heartbeat drops or elections tend to follow.",
 			unit:        units.Seconds,
 			expr: func(s string) string {
-				return fmt.Sprintf(`histogram_quantile(0.99, sum by (node_id, le) (rate(elastickv_raft_dispatch_queue_wait_seconds_bucket{%s, lane="heartbeat"}[$__rate_interval])))`, s)
+				return fmt.Sprintf(`histogram_quantile(0.99, sum by (node_id, le) (rate(%s_bucket{%s, lane="heartbeat"}[$__rate_interval])))`, targets.LanectlQueueWait, s)
 			},
 		},
 	}

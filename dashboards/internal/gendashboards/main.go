@@ -1,6 +1,6 @@
 // Command gendashboards writes the dashboards built by dashboards/internal/gen
-// as JSON files, and lanes.rules.yml rendered with the default rule options,
-// into a directory (go generate ./dashboards runs it there).
+// as JSON files, and every target's rules file rendered with the default
+// rule options, into a directory (go generate ./dashboards runs it there).
 package main
 
 import (
@@ -27,11 +27,13 @@ func run(dir string) error {
 	if err != nil {
 		return err
 	}
-	rules, err := dashboards.Rules(dashboards.DefaultRuleOptions())
-	if err != nil {
-		return err
+	for _, s := range dashboards.Sets() {
+		rules, err := s.Rules(dashboards.DefaultRuleOptions())
+		if err != nil {
+			return err
+		}
+		files = append(files, gen.File{Name: s.RulesFile, Data: rules})
 	}
-	files = append(files, gen.File{Name: dashboards.RulesFile, Data: rules})
 	for _, f := range files {
 		path := filepath.Join(dir, f.Name)
 		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
