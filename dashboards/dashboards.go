@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/lanectl/lanectl/internal/atomicfile"
 )
 
 //go:embed lanes-overview.json lanes-rollout.json lanes.rules.yml elastickv-overview.json elastickv-rollout.json elastickv.rules.yml
@@ -52,39 +54,10 @@ func (s Set) Export(dir string, rules RuleOptions) ([]string, error) {
 			}
 		}
 		path := filepath.Join(dir, name)
-		if err := writeFile(path, data); err != nil {
+		if err := atomicfile.Write(path, data, 0o644); err != nil {
 			return written, fmt.Errorf("export dashboards: %w", err)
 		}
 		written = append(written, path)
 	}
 	return written, nil
-}
-
-func writeFile(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
