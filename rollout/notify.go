@@ -80,13 +80,13 @@ type NotifyStats struct {
 	Failed int `json:"failed"`
 }
 
-// Warning is the line a command prints when some notification failed; ""
-// when none did.
-func (s NotifyStats) Warning() string {
+// WarningLine is the line, newline included, a command prints when some
+// notification failed; "" when none did.
+func (s NotifyStats) WarningLine() string {
 	if s.Failed == 0 {
 		return ""
 	}
-	return fmt.Sprintf("warning: %d of %d notifications failed (see the log); the rollout is not affected", s.Failed, s.Sent+s.Failed)
+	return fmt.Sprintf("warning: %d of %d notifications failed (see the log); the rollout is not affected\n", s.Failed, s.Sent+s.Failed)
 }
 
 // NewNotifier builds the notifier of a plan's notify: block and flag; nil

@@ -208,7 +208,7 @@ func TestNotifyWebhookFailuresCounted(t *testing.T) {
 	if stats != (NotifyStats{Sent: 1, Failed: 2}) {
 		t.Errorf("stats = %+v, want 1 sent and 2 failed", stats)
 	}
-	if w := stats.Warning(); !strings.Contains(w, "2 of 3 notifications failed") {
+	if w := stats.WarningLine(); !strings.Contains(w, "2 of 3 notifications failed") {
 		t.Errorf("warning = %q", w)
 	}
 	for _, want := range []string{hang.URL + ": post soak_failed of c1: ", "context deadline exceeded", broken.URL + ": post soak_failed of c1: POST " + broken.URL + ": 500 Internal Server Error: receiver exploded"} {
