@@ -30,9 +30,9 @@ type Notification struct {
 	Version int        `json:"version"`
 	Kind    NotifyKind `json:"kind"`
 	// Plan is notify.plan_name.
-	Plan string    `json:"plan"`
-	Time time.Time `json:"time"`
-	Flag Flag      `json:"flag"`
+	Plan string     `json:"plan"`
+	Time time.Time  `json:"time"`
+	Flag NotifyFlag `json:"flag"`
 	// Replicas are the replicas the event is about: the judged batch, the
 	// replica rolled back, or every replica when the rollout completed.
 	Replicas []string `json:"replicas"`
@@ -50,13 +50,19 @@ type Notification struct {
 	Commands []CommandRun `json:"commands"`
 }
 
+// NotifyFlag is the plan's flag as a webhook document names it.
+type NotifyFlag struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
 func (d *Driver) notification(kind NotifyKind, replicas []string, verdict, reason string) Notification {
 	return Notification{
 		Version:  NotificationVersion,
 		Kind:     kind,
 		Plan:     d.Notifier.cfg.PlanName,
 		Time:     d.Now().UTC(),
-		Flag:     d.Plan.Flag,
+		Flag:     NotifyFlag{Name: d.Plan.Flag.Name, Value: d.Plan.Flag.Value},
 		Replicas: slices.Clone(replicas),
 		Verdict:  verdict,
 		Reason:   reason,

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -9,9 +10,12 @@ import (
 // postWebhook posts one event as a JSON document (see Notification and the
 // README's notify section for its schema). Any 2xx answer is a success.
 func postWebhook(ctx context.Context, c *http.Client, u string, ev Notification) error {
-	body, err := json.Marshal(ev)
-	if err != nil {
+	// Gate queries and commands are full of < > &: keep them readable.
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
 		return err
 	}
-	return notifyRequest(ctx, c, http.MethodPost, u, body, nil)
+	return notifyRequest(ctx, c, http.MethodPost, u, body.Bytes(), nil)
 }
