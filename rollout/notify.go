@@ -28,7 +28,6 @@ import (
 // The zero of *Notifier (nil) notifies nobody.
 type Notifier struct {
 	cfg       NotifyConfig
-	flag      Flag
 	receivers []*receiver
 	slots     chan struct{}
 
@@ -89,10 +88,10 @@ func (s NotifyStats) WarningLine() string {
 	return fmt.Sprintf("warning: %d of %d notifications failed (see the log); the rollout is not affected\n", s.Failed, s.Sent+s.Failed)
 }
 
-// NewNotifier builds the notifier of a plan's notify: block and flag; nil
-// when the block names no receiver. A receiver whose HTTP client cannot be
+// NewNotifier builds the notifier of a plan's notify: block; nil when the
+// block names no receiver. A receiver whose HTTP client cannot be
 // built (a missing CA file) is kept: each send to it fails and is counted.
-func NewNotifier(cfg NotifyConfig, flag Flag) *Notifier {
+func NewNotifier(cfg NotifyConfig) *Notifier {
 	if len(cfg.Alertmanager)+len(cfg.Webhook) == 0 {
 		return nil
 	}
@@ -102,7 +101,7 @@ func NewNotifier(cfg NotifyConfig, flag Flag) *Notifier {
 	if cfg.Hold <= 0 {
 		cfg.Hold = DefaultNotifyHold
 	}
-	n := &Notifier{cfg: cfg, flag: flag, slots: make(chan struct{}, MaxInFlight)}
+	n := &Notifier{cfg: cfg, slots: make(chan struct{}, MaxInFlight)}
 	add := func(kind string, rs []NotifyReceiver) {
 		for _, r := range rs {
 			c, err := config.NewClientFromConfig(r.HTTPConfig, "lanectl_notify_"+kind, config.WithUserAgent("lanectl"))

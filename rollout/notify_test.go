@@ -46,7 +46,7 @@ func notifyDriver(t *testing.T, cfg NotifyConfig) (*Driver, *bytes.Buffer) {
 	var log bytes.Buffer
 	p := testPlan(t)
 	p.Notify = cfg
-	return &Driver{Plan: p, Now: time.Now, Log: &log, Notifier: NewNotifier(cfg, p.Flag)}, &log
+	return &Driver{Plan: p, Now: time.Now, Log: &log, Notifier: NewNotifier(cfg)}, &log
 }
 
 func receiverAt(u string) NotifyReceiver {
@@ -272,6 +272,8 @@ func TestNotifyInFlightBounded(t *testing.T) {
 	if stats != (NotifyStats{Failed: 2 * MaxInFlight}) {
 		t.Errorf("stats = %+v, want all %d failed", stats, 2*MaxInFlight)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if peak > MaxInFlight || peak == 0 {
 		t.Errorf("peak requests in flight = %d, want 1..%d", peak, MaxInFlight)
 	}

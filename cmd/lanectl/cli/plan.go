@@ -66,7 +66,7 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 		}
 		d.Runner = r
 	}
-	d.Notifier = rollout.NewNotifier(plan.Notify, plan.Flag)
+	d.Notifier = rollout.NewNotifier(plan.Notify)
 	d.Runner = d.Notifier.Runner(d.Runner)
 	if deps.metrics {
 		switch {
