@@ -3,6 +3,7 @@ package rollout
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -295,5 +296,51 @@ func TestNotifyUnreachable(t *testing.T) {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// A rollback advance started itself says which enable failed; one that
+// did not verify is a fail, and its alert says the flag state is unknown.
+func TestNotifyRollbackReasons(t *testing.T) {
+	ctx := t.Context()
+	recv := &webhookRecorder{}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	am := alertmanagertest.Start(t, alertmanagertest.Options{})
+	d, log := notifyDriver(t, NotifyConfig{Timeout: 5 * time.Second, Webhook: []NotifyReceiver{receiverAt(srv.URL)}, Alertmanager: []NotifyReceiver{receiverAt(am.URL)}})
+	st, err := LoadState(d.Plan.StatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := st.Start(StepEnable, []string{"s1"}, at(0), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.End(en, PhaseFailed, at(1), "s1: "+LanesEnabledMetric+" = 0, want 1"); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := st.Start(StepDisable, []string{"s1"}, at(1), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.notifyRollback(ctx, st, rb, nil)
+	d.notifyFlush(new(NotifyStats))
+	doc, raw := recv.last(t, NotifyRollback)
+	if doc.Verdict != "pass" || doc.Reason != "automatic rollback: the enable did not verify: s1: "+LanesEnabledMetric+" = 0, want 1" {
+		t.Errorf("automatic rollback document:\n%s", raw)
+	}
+
+	d.notifyRollback(ctx, st, Event{Step: StepDisable, Replicas: []string{"c1"}}, errors.New("c1: timed out"))
+	d.notifyFlush(new(NotifyStats))
+	doc, raw = recv.last(t, NotifyRollback)
+	if doc.Verdict != "fail" || doc.Reason != "lanectl rollback; the disable did not verify: c1: timed out" {
+		t.Errorf("unverified rollback document:\n%s", raw)
+	}
+	alerts, err := am.Alerts(ctx, `replica="c1"`)
+	if err != nil || len(alerts) != 1 || !strings.Contains(alerts[0].Annotations["summary"], "did not verify") {
+		t.Errorf("alerts for c1: %+v (%v), want the unverified rollback", alerts, err)
+	}
+	if log.Len() != 0 {
+		t.Errorf("log has failures:\n%s", log)
 	}
 }
