@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lanectl/lanectl/rollout/alertmanagertest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // webhookRecorder keeps every document posted to it.
@@ -98,7 +99,7 @@ func TestE2ENotify(t *testing.T) {
 	// The failing soak: refused as ever, announced, and the two broken
 	// webhooks are logged and counted.
 	waitFor(t, 20*time.Second, "heartbeat-lane drops on n1 in Prometheus", func() bool {
-		return r.promCountIs(`count(sum(elastickv_raft_dispatch_dropped_total{lane="heartbeat",node_id="n1"}) > 0)`, 1)
+		return r.promCountIs(`count(sum(`+targets.LanectlDropped+`{lane="heartbeat",node_id="n1"}) > 0)`, 1)
 	})
 	_, since := r.state().LastBatch()
 	time.Sleep(time.Until(since.Add(2 * time.Second)))
