@@ -48,12 +48,58 @@ func (w *webhookRecorder) last(t *testing.T, kind NotifyKind) (Notification, []b
 	return Notification{}, nil
 }
 
+// lockProbe is a webhook that never answers. While lanectl waits on it, it
+// takes and drops the rollout lock, proving lanectl released the lock with
+// a notification still in flight.
+type lockProbe struct {
+	mu        sync.Mutex
+	statePath string
+	asked     int
+	free      int
+}
+
+func (p *lockProbe) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	// The server notices a client that went away only once the request
+	// body has been read.
+	_, _ = io.Copy(io.Discard, r.Body)
+	p.mu.Lock()
+	p.asked++
+	path := p.statePath
+	p.mu.Unlock()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if l, err := AcquireLock(path); err == nil {
+			_ = l.Unlock()
+			p.mu.Lock()
+			p.free++
+			p.mu.Unlock()
+			break
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+	<-r.Context().Done()
+}
+
+// counts returns how many sends arrived, and how many of them saw the
+// lock free before lanectl gave up on them.
+func (p *lockProbe) counts() (asked, free int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.asked, p.free
+}
+
 // The whole story through the lanectl binary, with a real Alertmanager and
 // three webhooks (one records, one hangs, one answers 500): a canary's soak
 // fails on real heartbeat-lane drops, it is rolled back, enabled again and
 // the rollout completes. Every verdict and exit code is what it is without
-// notifications; the two broken webhooks are counted in a warning; the
-// alerts fire, and resolve once the canary is enabled again.
+// notifications; the two broken webhooks are counted in a warning, and the
+// lock is free while lanectl still waits on the hanging one; the alerts
+// fire, and resolve once the canary is enabled again.
 func TestE2ENotify(t *testing.T) {
 	const window = 10 * time.Second
 	recv := alertmanagertest.StartReceiver(t)
@@ -61,7 +107,9 @@ func TestE2ENotify(t *testing.T) {
 	good := &webhookRecorder{}
 	goodSrv := httptest.NewServer(good)
 	t.Cleanup(goodSrv.Close)
-	hang := hangingServer(t)
+	probe := &lockProbe{}
+	hang := httptest.NewServer(probe)
+	t.Cleanup(hang.Close)
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "no", http.StatusInternalServerError)
 	}))
@@ -79,6 +127,9 @@ func TestE2ENotify(t *testing.T) {
 	// exists; disabling clears the env file.
 	setCommand(t, r, "enable", `f={{.EnvFile}} && echo {{.Flag.Name}}={{.Flag.Value}} > "$f" && if [ -e "$f.drops" ]; then echo SUPERVISE_EXTRA_ARGS=--inject-drops=heartbeat:5 >> "$f"; fi && `+r.restartCommand())
 	setCommand(t, r, "disable", `: > {{.EnvFile}} && `+r.restartCommand())
+	probe.mu.Lock()
+	probe.statePath = r.statePath()
+	probe.mu.Unlock()
 	drops := r.fleet.envFile(0) + ".drops"
 	if err := os.WriteFile(drops, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -173,6 +224,12 @@ func TestE2ENotify(t *testing.T) {
 		t.Errorf("alerts after the rollout: %+v (%v), want lanectl_rollout_complete alone", alerts, err)
 	}
 	r.requireFlags(ctx, true, true, true)
+	// The hanging webhook got the failed soak, the rollback and the end of
+	// the rollout, and each time the lock was already free while lanectl
+	// still waited for it.
+	if asked, free := probe.counts(); asked != 3 || free != 3 {
+		t.Errorf("hanging webhook: %d sends, %d saw the lock free; want 3 and 3", asked, free)
+	}
 }
 
 func indent(b []byte) string {
