@@ -41,6 +41,8 @@ type NotifyConfig struct {
 
 // NotifyReceiver is one Alertmanager or webhook endpoint.
 type NotifyReceiver struct {
+	// URL is an Alertmanager's base URL (without a trailing slash), or the
+	// exact URL a webhook document is posted to.
 	URL        string
 	HTTPConfig config.HTTPClientConfig
 }
@@ -99,7 +101,11 @@ func (v *validator) notifyReceivers(key string, raw []rawReceiver, dir string) [
 	for i, r := range raw {
 		at := []any{"notify", key, i}
 		who := fmt.Sprintf("notify.%s[%d]", key, i)
-		rec := NotifyReceiver{URL: strings.TrimRight(r.URL, "/"), HTTPConfig: config.DefaultHTTPClientConfig}
+		rec := NotifyReceiver{URL: r.URL, HTTPConfig: config.DefaultHTTPClientConfig}
+		if key == "alertmanager" {
+			// A base URL: the API paths are appended to it.
+			rec.URL = strings.TrimRight(rec.URL, "/")
+		}
 		if r.URL == "" {
 			v.errorf(at, "%s: url is missing", who)
 		} else if err := checkHTTPURL(r.URL); err != nil {

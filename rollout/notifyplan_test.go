@@ -21,6 +21,9 @@ func TestLoadPlanNotify(t *testing.T) {
 	if got, want := n.Alertmanager[0].URL, "http://alertmanager-1:9093"; got != want {
 		t.Errorf("alertmanager[0].url = %q, want %q (trailing slash dropped)", got, want)
 	}
+	if got, want := n.Webhook[0].URL, "https://hooks.example/lanectl/"; got != want {
+		t.Errorf("webhook[0].url = %q, want %q (as written)", got, want)
+	}
 	am := n.Alertmanager[1].HTTPConfig
 	if am.BasicAuth == nil || am.BasicAuth.Username != "lanectl" || am.BasicAuth.PasswordFile != filepath.Join("testdata/plans", "am-password") {
 		t.Errorf("alertmanager[1] basic_auth = %+v, want lanectl with the password file next to the plan", am.BasicAuth)
