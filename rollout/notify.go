@@ -199,7 +199,9 @@ func (n *Notifier) Flush() (NotifyStats, []string) {
 	case <-done:
 	case <-timer.C:
 		n.mu.Lock()
-		n.cancel()
+		if n.cancel != nil {
+			n.cancel()
+		}
 		n.mu.Unlock()
 		<-done
 	}
