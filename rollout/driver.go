@@ -45,6 +45,9 @@ type Driver struct {
 	Now     func() time.Time
 	// Log receives one line per action taken, as it happens.
 	Log io.Writer
+	// Notifier announces failed soaks, rollbacks and the end of the
+	// rollout; nil announces nothing.
+	Notifier *Notifier
 }
 
 func (d *Driver) logf(format string, args ...any) {
@@ -81,6 +84,8 @@ type AdvanceResult struct {
 	Batch []string
 	// Resumed are the interrupted steps this run finished.
 	Resumed []Event
+	// Notify counts the notifications this run sent and failed to send.
+	Notify NotifyStats
 }
 
 // Advance takes the next step of the rollout under the lock: finish an
@@ -89,6 +94,7 @@ type AdvanceResult struct {
 // it, rolling it back if it does not verify.
 func (d *Driver) Advance(ctx context.Context) (*AdvanceResult, error) {
 	res := &AdvanceResult{}
+	defer d.notifyFlush(&res.Notify)
 	lock, st, err := d.openJournal()
 	if err != nil {
 		return res, err
@@ -115,6 +121,7 @@ func (d *Driver) Advance(ctx context.Context) (*AdvanceResult, error) {
 		}
 		res.Outcome = OutcomeComplete
 		d.logf("rollout complete: every replica has %s=%s", d.Plan.Flag.Name, d.Plan.Flag.Value)
+		d.notifyComplete(ctx, res)
 		return res, nil
 	}
 	res.Batch = names(next)
@@ -283,6 +290,7 @@ func (d *Driver) judge(ctx context.Context, st *State, batch []string, since tim
 		}
 		res.Outcome = OutcomeRefused
 		d.logf("soak of %s failed: %s", strings.Join(batch, ", "), r.Reason)
+		d.notifySoakFailed(ctx, batch, r)
 		return nil, fmt.Errorf("%w: %s: %s", ErrSoakFailed, strings.Join(batch, ", "), r.Reason)
 	case !r.Complete:
 		res.Outcome = OutcomeSoaking
@@ -352,6 +360,7 @@ func (d *Driver) runEnable(ctx context.Context, st *State, started Event, batch 
 			res.Outcome = OutcomeEnabled
 		}
 		d.logf("enabled %s: verified; soak runs until %s", strings.Join(started.Replicas, ", "), d.Now().Add(d.Plan.Soak.Window).UTC().Format(time.RFC3339))
+		d.notifyStepSucceeded(ctx)
 		return nil
 	}
 	d.logf("enable of %s failed: %v; rolling back", strings.Join(started.Replicas, ", "), failure)
@@ -415,12 +424,14 @@ func (d *Driver) runDisable(ctx context.Context, st *State, started Event, batch
 	}
 	if failure != nil {
 		d.logf("disable of %s did not verify: %v", strings.Join(started.Replicas, ", "), failure)
+		d.notifyRollback(ctx, st, started, failure)
 		if err := st.End(started, PhaseFailed, d.Now(), failure.Error()); err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: %s: %w", ErrRollbackFailed, strings.Join(started.Replicas, ", "), failure)
 	}
 	d.logf("disabled %s: verified", strings.Join(started.Replicas, ", "))
+	d.notifyRollback(ctx, st, started, nil)
 	return st.End(started, PhaseFinished, d.Now(), "")
 }
 
@@ -459,6 +470,8 @@ type RollbackResult struct {
 	// the journal or their metrics and were only verified.
 	Disabled   []string
 	AlreadyOff []string
+	// Notify counts the notifications this run sent and failed to send.
+	Notify NotifyStats
 }
 
 // Rollback clears the flag on the named replicas (all of them, in reverse
@@ -466,6 +479,7 @@ type RollbackResult struct {
 // It stops at the first replica that does not verify.
 func (d *Driver) Rollback(ctx context.Context, replicaNames []string, all bool) (*RollbackResult, error) {
 	res := &RollbackResult{}
+	defer d.notifyFlush(&res.Notify)
 	var targets []Replica
 	if all {
 		targets = slices.Clone(d.Plan.Order())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/node/nodetest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // testPlan is a plan for five replicas: one staging, one canary, three in a
@@ -18,6 +19,7 @@ import (
 func testPlan(t *testing.T) *Plan {
 	t.Helper()
 	p := &Plan{
+		Target:   targets.Lanectl(),
 		Flag:     Flag{Name: "ELASTICKV_RAFT_DISPATCHER_LANES", Value: "1"},
 		Soak:     SoakConfig{Window: time.Hour, Interval: time.Minute},
 		Commands: Commands{Enable: "enable {{.Replica.Name}}", Disable: "disable {{.Replica.Name}}", EnvFile: "/etc/default/elastickv"},

@@ -59,6 +59,7 @@ type Plan struct {
 	Stages   []Stage
 	Commands Commands
 	Verify   VerifyConfig
+	Notify   NotifyConfig
 	// StatePath is the journal, resolved relative to the plan file.
 	StatePath string
 }
@@ -204,6 +205,7 @@ type rawPlan struct {
 	Stages         []rawStage     `yaml:"stages"`
 	Commands       *rawCommands   `yaml:"commands"`
 	Verify         *rawVerify     `yaml:"verify"`
+	Notify         *rawNotify     `yaml:"notify"`
 	State          string         `yaml:"state"`
 }
 
@@ -369,6 +371,8 @@ var rawTypeNames = map[string]string{
 	"rollout.rawStage":        "a stages entry",
 	"rollout.rawCommands":     "commands",
 	"rollout.rawVerify":       "verify",
+	"rollout.rawNotify":       "notify",
+	"rollout.rawReceiver":     "a notify.alertmanager or notify.webhook entry",
 	"config.HTTPClientConfig": "prometheus.http_config",
 	"config.plain":            "prometheus.http_config",
 	"gates.Override":          "a soak.gates entry",
@@ -479,6 +483,7 @@ func (v *validator) plan(path string, raw *rawPlan) *Plan {
 	v.replicas(p, raw.Replicas)
 	v.commands(p, raw.Commands)
 	v.verify(p, raw.Verify)
+	v.notify(p, raw.Notify, dir)
 
 	p.StatePath = raw.State
 	if p.StatePath == "" {

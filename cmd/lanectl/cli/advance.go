@@ -88,6 +88,7 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 	}
 	defer closeFn()
 	res, err := d.Advance(ctx)
+	fmt.Fprint(opts.Streams.ErrOut, res.Notify.WarningLine())
 	if res.NoBaseline {
 		fmt.Fprintln(out, "every replica has the flag: no baseline is left, so only the gates' absolute limits applied")
 	}

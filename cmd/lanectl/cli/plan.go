@@ -66,6 +66,8 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 		}
 		d.Runner = r
 	}
+	d.Notifier = rollout.NewNotifier(plan.Notify)
+	d.Runner = d.Notifier.Runner(d.Runner)
 	if deps.metrics {
 		switch {
 		case plan.Prometheus.URL != "":

@@ -63,6 +63,7 @@ func runRollback(cmd *cobra.Command, opts *RollbackOptions) error {
 	}
 	defer closeFn()
 	res, err := d.Rollback(cmd.Context(), opts.Replicas, opts.All)
+	fmt.Fprint(opts.Streams.ErrOut, res.Notify.WarningLine())
 	if len(res.Disabled) > 0 {
 		fmt.Fprintf(opts.Streams.Out, "rolled back %s: flag off, verified\n", strings.Join(res.Disabled, ", "))
 	}
