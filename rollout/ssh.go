@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -335,11 +336,16 @@ func (s *SSHRunner) Check(ctx context.Context, r Replica) error {
 	return c.Close()
 }
 
-// Run runs command on r. A non-zero exit or a timeout is a *CommandError
-// carrying the output; failing to connect is a plain error.
 // Describe names the SSH address commands for r go to.
 func (s *SSHRunner) Describe(r Replica) string { return "over ssh " + r.SSH }
 
+// Run runs command on r under /bin/sh. A non-zero exit or a timeout is a
+// *CommandError carrying the output; failing to connect is a plain error.
+//
+// The time left of ctx (and of CommandTimeout, which bounds connecting too)
+// is enforced twice: here, by closing the connection, and on the replica,
+// by running the command under timeout(1), because closing the connection
+// alone does not stop it there (see remoteLimit).
 func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output, error) {
 	out := Output{ExitStatus: -1}
 	if s.cfg.CommandTimeout > 0 {
@@ -353,6 +359,14 @@ func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output,
 		return out, err
 	}
 	defer c.Close()
+	remote, limit := command, time.Duration(0)
+	if deadline, ok := ctx.Deadline(); ok {
+		if limit = time.Until(deadline); limit <= 0 {
+			out.Duration = time.Since(start)
+			return out, &CommandError{Replica: r.Name, Command: command, Output: out, TimedOut: true, Reason: fmt.Sprintf("timed out after %v while connecting; not started", out.Duration.Round(time.Millisecond))}
+		}
+		remote, limit = remoteLimit(command, limit)
+	}
 	sess, err := c.NewSession()
 	if err != nil {
 		return out, fmt.Errorf("ssh session on %s: %w", r.Name, err)
@@ -360,37 +374,78 @@ func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output,
 	defer sess.Close()
 	var stdout, stderr boundedBuffer
 	sess.Stdout, sess.Stderr = &stdout, &stderr
-	if err := sess.Start(command); err != nil {
+	cmdStart := time.Now()
+	if err := sess.Start(remote); err != nil {
 		return out, fmt.Errorf("start command on %s: %w", r.Name, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
 	var werr error
-	var killed bool
+	var stopped bool
 	select {
 	case werr = <-done:
 	case <-ctx.Done():
-		killed = true
-		_ = sess.Signal(ssh.SIGKILL)
+		stopped = true
 		_ = c.Close()
 		werr = <-done
 	}
 	out.Stdout, out.Stderr, out.Duration = stdout.String(), stderr.String(), time.Since(start)
+	fail := &CommandError{Replica: r.Name, Command: command, Output: out}
 	var ee *ssh.ExitError
 	switch {
-	case killed:
-		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: fmt.Sprintf("killed after %v: %v", out.Duration.Round(time.Millisecond), ctx.Err())}
+	case stopped && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		fail.TimedOut = true
+		fail.Reason = fmt.Sprintf("timed out after %v and killed: connection closed, and timeout(1) on the replica kills it at %v", out.Duration.Round(time.Millisecond), limit)
+		return out, fail
+	case stopped:
+		fail.Reason = fmt.Sprintf("stopped after %v: %v; timeout(1) on the replica kills it at %v", out.Duration.Round(time.Millisecond), context.Cause(ctx), limit)
+		return out, fail
 	case werr == nil:
 		out.ExitStatus = 0
 		return out, nil
 	case errors.As(werr, &ee):
 		out.ExitStatus = ee.ExitStatus()
-		reason := fmt.Sprintf("exit status %d", ee.ExitStatus())
+		fail.Output = out
+		fail.Reason = fmt.Sprintf("exit status %d", ee.ExitStatus())
 		if ee.Signal() != "" {
-			reason = "killed by signal " + ee.Signal()
+			fail.Reason = "killed by signal " + ee.Signal()
 		}
-		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: reason}
+		// timeout(1) SIGKILLs its own process group, so the shell that
+		// sshd started reports either the signal or 128+9.
+		if limit > 0 && (ee.Signal() == "KILL" || ee.ExitStatus() == 128+9) && time.Since(cmdStart) >= limit {
+			fail.TimedOut = true
+			fail.Reason = fmt.Sprintf("timed out after %v: killed on the replica by timeout(1)", out.Duration.Round(time.Millisecond))
+		}
+		return out, fail
 	default:
-		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: werr.Error()}
+		fail.Reason = werr.Error()
+		return out, fail
 	}
+}
+
+// remoteLimit wraps command so that the replica itself kills it, and every
+// process it started in its process group, once limit is up, whether or not
+// this client is still connected. It returns the wrapped command and the
+// limit as enforced there, rounded up to whole seconds (the form every
+// timeout(1), GNU and busybox, accepts).
+//
+// The alternatives do not stop a command. Measured against OpenSSH 9.2 as
+// rollout/sshtest starts it, with 'sleep 3; echo late >> ran.txt':
+//
+//   - a "signal" channel request (RFC 4254 6.9), what ssh.Session.Signal
+//     sends, is refused: sshd logs "session signalling requires privilege
+//     separation" and the command writes "late";
+//   - closing the session and the connection, without a pty: the command
+//     runs on and writes "late";
+//   - closing a session that has a pty: the hangup kills the command's
+//     process group, so "late" is not written. But a command that ignores
+//     SIGHUP (nohup, trap) survives it, and a pty merges stderr into stdout
+//     and turns on pagers and prompts in the commands it runs, so it is not
+//     used;
+//   - timeout -s KILL N sh -c '...': timeout puts itself and the command in
+//     a new process group and SIGKILLs the group after N seconds; "late"
+//     is not written and no process is left.
+func remoteLimit(command string, limit time.Duration) (string, time.Duration) {
+	secs := max(int64(math.Ceil(limit.Seconds())), 1)
+	return fmt.Sprintf("timeout -s KILL %d sh -c %s", secs, ShellQuote(command)), time.Duration(secs) * time.Second
 }
