@@ -138,28 +138,12 @@ func (d *Driver) openJournal() (*Lock, *State, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := LoadState(d.Plan.StatePath)
-	if err == nil {
-		err = d.checkJournal(st)
-	}
+	st, err := LoadJournal(d.Plan, d.Now())
 	if err != nil {
 		lock.Unlock()
 		return nil, nil, err
 	}
 	return lock, st, nil
-}
-
-// checkJournal refuses a journal that speaks of replicas the plan no longer
-// has: the plan was edited under a running rollout.
-func (d *Driver) checkJournal(st *State) error {
-	for _, e := range st.Events {
-		for _, n := range e.Replicas {
-			if _, ok := d.Plan.Replica(n); !ok {
-				return fmt.Errorf("journal %s event %d names replica %q: %w (the plan was edited during the rollout; restore it or move the journal away)", st.Path, e.ID, n, ErrUnknownReplica)
-			}
-		}
-	}
-	return nil
 }
 
 func names(rs []Replica) []string {
