@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,11 +67,12 @@ type SSHRunnerConfig struct {
 	CommandTimeout time.Duration
 }
 
-// SSHRunner runs commands on replicas over SSH, one connection per command.
+// SSHRunner runs commands on replicas over SSH, one connection per command,
+// through the ProxyJump hops the SSH config file names for the replica.
 type SSHRunner struct {
 	cfg        SSHRunnerConfig
 	hostKeys   ssh.HostKeyCallback
-	sshConfig  *ssh_config.Config
+	sshConfig  *sshConfigFile
 	knownHosts string
 }
 
@@ -98,7 +100,7 @@ func NewSSHRunner(cfg SSHRunnerConfig) (*SSHRunner, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read ssh config %s: %w", path, err)
 			}
-			s.sshConfig = c
+			s.sshConfig = &sshConfigFile{path: path, cfg: c}
 		}
 	}
 	return s, nil
@@ -114,42 +116,58 @@ func expandHome(home, p string) string {
 	return p
 }
 
-// sshTarget is a replica's address after the SSH config was applied.
+// sshTarget is one host to connect to, a replica or a jump host, after the
+// SSH config was applied.
 type sshTarget struct {
+	// alias is the host as the plan or the ProxyJump line names it.
+	alias            string
 	user, host, port string
 	identityFiles    []string
 }
 
 func (t sshTarget) addr() string { return net.JoinHostPort(t.host, t.port) }
 
-func (s *SSHRunner) configValue(alias, key string) string {
-	if s.sshConfig == nil {
-		return ""
-	}
-	v, _ := s.sshConfig.Get(alias, key)
-	return v
-}
-
-func (s *SSHRunner) target(r Replica) (sshTarget, error) {
+// route is the chain of hosts that reaches r: the ProxyJump hops of its
+// host, in order, then the host itself. Each is resolved through the SSH
+// config file, and a directive lanectl would ignore, for any of them, is
+// refused.
+func (s *SSHRunner) route(r Replica) ([]sshTarget, error) {
 	a, err := ParseSSHAddress(r.SSH)
 	if err != nil {
-		return sshTarget{}, fmt.Errorf("replica %s: %w", r.Name, err)
+		return nil, fmt.Errorf("replica %s: %w", r.Name, err)
 	}
-	t := sshTarget{user: a.User, host: a.Host, port: a.Port}
-	if h := s.configValue(a.Host, "HostName"); h != "" {
-		t.host = h
+	final, jumps, err := s.target(a)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", r.Name, err)
 	}
-	if t.user == "" {
-		t.user = s.configValue(a.Host, "User")
+	var out []sshTarget
+	for _, j := range jumps {
+		t, nested, err := s.target(j)
+		if err == nil && len(nested) > 0 {
+			set, _ := s.sshConfig.get(j.Host, "ProxyJump")
+			err = s.sshConfig.refuse(j.Host, set, "lanectl follows the ProxyJump of the replica's host only: list every hop there, in order")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("replica %s: jump host %s: %w", r.Name, j.Host, err)
+		}
+		out = append(out, t)
 	}
+	return append(out, final), nil
+}
+
+// target applies the SSH config file to a, and returns it with its
+// ProxyJump hops.
+func (s *SSHRunner) target(a SSHAddress) (sshTarget, []SSHAddress, error) {
+	h, err := s.sshConfig.host(a, s.knownHosts, func(p string) string { return expandHome(s.cfg.Home, p) })
+	if err != nil {
+		return sshTarget{}, nil, err
+	}
+	t := sshTarget{alias: a.Host, user: h.user, host: h.hostName, port: h.port}
 	if t.user == "" {
 		t.user = s.cfg.LocalUser
 	}
 	if t.user == "" {
-		return t, fmt.Errorf("replica %s: no SSH user: write user@host in its ssh address", r.Name)
-	}
-	if t.port == "" {
-		t.port = s.configValue(a.Host, "Port")
+		return t, nil, fmt.Errorf("no SSH user for %s: write user@host in its ssh address", a.Host)
 	}
 	if t.port == "" {
 		t.port = "22"
@@ -157,12 +175,7 @@ func (s *SSHRunner) target(r Replica) (sshTarget, error) {
 	for _, f := range s.cfg.SSH.IdentityFiles {
 		t.identityFiles = append(t.identityFiles, expandHome(s.cfg.Home, f))
 	}
-	if s.sshConfig != nil {
-		files, _ := s.sshConfig.GetAll(a.Host, "IdentityFile")
-		for _, f := range files {
-			t.identityFiles = append(t.identityFiles, expandHome(s.cfg.Home, f))
-		}
-	}
+	t.identityFiles = append(t.identityFiles, h.identityFiles...)
 	if len(t.identityFiles) == 0 {
 		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			p := filepath.Join(s.cfg.Home, ".ssh", name)
@@ -171,7 +184,7 @@ func (s *SSHRunner) target(r Replica) (sshTarget, error) {
 			}
 		}
 	}
-	return t, nil
+	return t, h.jumps, nil
 }
 
 // signers collects the agent's keys and the identity files' keys. Keys that
@@ -262,18 +275,83 @@ func (s *SSHRunner) knownAlgorithms(addr string) []string {
 	return algos
 }
 
-func (s *SSHRunner) dial(ctx context.Context, r Replica) (*ssh.Client, error) {
-	t, err := s.target(r)
+// sshConn is a connection to a replica and the connections to the jump
+// hosts it goes through, closed together.
+type sshConn struct {
+	*ssh.Client
+	// via are the jump hosts' connections, in the order they were made.
+	via []*ssh.Client
+}
+
+// Close closes the replica's connection, then each jump host's, last first.
+func (c *sshConn) Close() error {
+	err := c.Client.Close()
+	for _, v := range slices.Backward(c.via) {
+		_ = v.Close()
+	}
+	return err
+}
+
+// dial connects to r along its route: TCP to the first host, then, for
+// each next host, a direct-tcpip channel through the previous one (what
+// ssh -J does), each host authenticated and its host key checked against
+// known_hosts.
+func (s *SSHRunner) dial(ctx context.Context, r Replica) (*sshConn, error) {
+	route, err := s.route(r)
 	if err != nil {
 		return nil, err
 	}
+	var hops []*ssh.Client
+	fail := func(err error) (*sshConn, error) {
+		for _, h := range slices.Backward(hops) {
+			_ = h.Close()
+		}
+		return nil, err
+	}
+	for i, t := range route {
+		what := fmt.Sprintf("replica %s", r.Name)
+		if i < len(route)-1 {
+			what = fmt.Sprintf("jump host %s, hop %d of %d to replica %s", t.alias, i+1, len(route)-1, r.Name)
+		} else if len(route) > 1 {
+			what = fmt.Sprintf("replica %s via %s", r.Name, route[i-1].alias)
+		}
+		c, err := s.connect(ctx, t, hops)
+		if err != nil {
+			var refused *HostKeyError
+			if errors.As(err, &refused) {
+				return fail(fmt.Errorf("ssh %s (%s): %w", t.addr(), what, refused))
+			}
+			return fail(fmt.Errorf("ssh %s@%s (%s): %w", t.user, t.addr(), what, err))
+		}
+		hops = append(hops, c)
+	}
+	return &sshConn{Client: hops[len(hops)-1], via: hops[:len(hops)-1]}, nil
+}
+
+// connect opens a connection to t, through the last of hops when there are
+// any, and authenticates, all within the connect timeout and ctx.
+func (s *SSHRunner) connect(ctx context.Context, t sshTarget, hops []*ssh.Client) (*ssh.Client, error) {
 	signers, closeAgent, err := s.signers(t)
 	if err != nil {
-		return nil, fmt.Errorf("ssh %s@%s: %w", t.user, t.addr(), err)
+		return nil, err
 	}
 	defer closeAgent()
-
+	if s.cfg.SSH.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.SSH.ConnectTimeout)
+		defer cancel()
+	}
 	addr := t.addr()
+	var conn net.Conn
+	if len(hops) == 0 {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = hops[len(hops)-1].DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
 	var refused *HostKeyError
 	cfg := &ssh.ClientConfig{
 		User: t.user,
@@ -302,28 +380,30 @@ func (s *SSHRunner) dial(ctx context.Context, r Replica) (*ssh.Client, error) {
 			return he
 		},
 		HostKeyAlgorithms: s.knownAlgorithms(addr),
-		Timeout:           s.cfg.SSH.ConnectTimeout,
 	}
-
-	d := net.Dialer{Timeout: s.cfg.SSH.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("ssh %s@%s (replica %s): %w", t.user, addr, r.Name, err)
-	}
-	// The handshake gets the connect timeout too, and gives up when ctx is
-	// cancelled.
-	_ = conn.SetDeadline(time.Now().Add(s.cfg.SSH.ConnectTimeout))
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	// A connection through a jump host is an SSH channel, which has no
+	// deadlines: the handshake is bounded by closing the connection when
+	// ctx (with the connect timeout) ends.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close(); close(closed) })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
-	stop()
+	if !stop() {
+		<-closed
+		if err == nil {
+			_ = c.Close()
+			err = ctx.Err()
+		}
+	}
 	if err != nil {
 		_ = conn.Close()
 		if refused != nil {
-			return nil, fmt.Errorf("ssh %s (replica %s): %w", addr, r.Name, refused)
+			return nil, refused
 		}
-		return nil, fmt.Errorf("ssh %s@%s (replica %s): %w", t.user, addr, r.Name, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("handshake: %w (%w)", ctx.Err(), err)
+		}
+		return nil, err
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
@@ -336,8 +416,20 @@ func (s *SSHRunner) Check(ctx context.Context, r Replica) error {
 	return c.Close()
 }
 
-// Describe names the SSH address commands for r go to.
-func (s *SSHRunner) Describe(r Replica) string { return "over ssh " + r.SSH }
+// Describe names the SSH address commands for r go to, and the jump hosts
+// on the way.
+func (s *SSHRunner) Describe(r Replica) string {
+	d := "over ssh " + r.SSH
+	route, err := s.route(r)
+	if err != nil || len(route) < 2 {
+		return d
+	}
+	var via []string
+	for _, t := range route[:len(route)-1] {
+		via = append(via, t.user+"@"+t.addr())
+	}
+	return d + " via " + strings.Join(via, ", ")
+}
 
 // Run runs command on r under /bin/sh. A non-zero exit or a timeout is a
 // *CommandError carrying the output; failing to connect is a plain error.
