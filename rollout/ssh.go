@@ -489,8 +489,11 @@ func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output,
 		fail.TimedOut = true
 		fail.Reason = fmt.Sprintf("timed out after %v and killed: connection closed, and timeout(1) on the replica kills it at %v", out.Duration.Round(time.Millisecond), limit)
 		return out, fail
-	case stopped:
+	case stopped && limit > 0:
 		fail.Reason = fmt.Sprintf("stopped after %v: %v; timeout(1) on the replica kills it at %v", out.Duration.Round(time.Millisecond), context.Cause(ctx), limit)
+		return out, fail
+	case stopped:
+		fail.Reason = fmt.Sprintf("stopped after %v: %v; with no timeout it may still be running on the replica", out.Duration.Round(time.Millisecond), context.Cause(ctx))
 		return out, fail
 	case werr == nil:
 		out.ExitStatus = 0
