@@ -3,8 +3,10 @@ package rollout
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,4 +54,58 @@ func TestE2ERollbackRunsDisableOnReplicaShowingOff(t *testing.T) {
 	if err != nil || on {
 		t.Errorf("n2 after a restart: lanes_enabled = %v (%v), want off", on, err)
 	}
+}
+
+// An enable command that outlives commands.timeout is killed on the replica,
+// not only abandoned by lanectl: advance fails with the timeout, rolls the
+// replica back, and the command never gets to write "late".
+func TestE2EEnableTimeoutKillsRemoteCommand(t *testing.T) {
+	r := newRig(t, rigOptions{noProm: true})
+	ctx := t.Context()
+	file := filepath.Join(t.TempDir(), "late.txt")
+	setCommand(t, r, "enable", "sleep 30; echo late >> "+file)
+	plan, err := os.ReadFile(r.planPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shorter := strings.Replace(string(plan), "  timeout: 30s\n", "  timeout: 2s\n", 1)
+	if shorter == string(plan) {
+		t.Fatal("the rig's plan has no commands.timeout of 30s to shorten")
+	}
+	if err := os.WriteFile(r.planPath, []byte(shorter), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	res := r.advance(ctx, 1, "timed out after")
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("advance took %v with a 2s command timeout", took)
+	}
+	if !strings.Contains(res.stdout, "disabled n1: verified") {
+		t.Errorf("advance did not roll n1 back:\n%v", res)
+	}
+	var got []string
+	for _, e := range r.state().Events {
+		got = append(got, e.Step+" "+e.Phase)
+		if e.Step == StepEnable && e.Phase == PhaseFailed && !strings.Contains(e.Reason, "timed out") {
+			t.Errorf("failed enable's reason %q does not say it timed out", e.Reason)
+		}
+	}
+	if want := "enable started, enable failed, disable started, disable finished"; strings.Join(got, ", ") != want {
+		t.Errorf("journal: got %s, want %s", strings.Join(got, ", "), want)
+	}
+	// Its shell is the only process naming the file; once it is gone,
+	// "late" can never be written.
+	waitFor(t, 10*time.Second, "the timed-out enable command to be gone from the replica", func() bool {
+		err := exec.Command("pgrep", "-f", file).Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("pgrep: %v", err)
+		}
+		return ee != nil && ee.ExitCode() == 1
+	})
+	if data, _ := os.ReadFile(file); len(data) > 0 {
+		t.Errorf("the timed-out enable command went on and wrote %q", data)
+	}
+	r.requireFlags(ctx, false, false, false)
 }
