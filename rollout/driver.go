@@ -145,28 +145,12 @@ func (d *Driver) openJournal() (*Lock, *State, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := LoadState(d.Plan.StatePath)
-	if err == nil {
-		err = d.checkJournal(st)
-	}
+	st, err := LoadJournal(d.Plan, d.Now())
 	if err != nil {
 		lock.Unlock()
 		return nil, nil, err
 	}
 	return lock, st, nil
-}
-
-// checkJournal refuses a journal that speaks of replicas the plan no longer
-// has: the plan was edited under a running rollout.
-func (d *Driver) checkJournal(st *State) error {
-	for _, e := range st.Events {
-		for _, n := range e.Replicas {
-			if _, ok := d.Plan.Replica(n); !ok {
-				return fmt.Errorf("journal %s event %d names replica %q: %w (the plan was edited during the rollout; restore it or move the journal away)", st.Path, e.ID, n, ErrUnknownReplica)
-			}
-		}
-	}
-	return nil
 }
 
 func names(rs []Replica) []string {
@@ -378,20 +362,27 @@ func (d *Driver) runEnable(ctx context.Context, st *State, started Event, batch 
 	return fmt.Errorf("%w: %w; rolled back %s", ErrVerifyFailed, failure, strings.Join(started.Replicas, ", "))
 }
 
-// runCommands runs the enable (or disable) command on each replica that
-// does not already show the wanted state. It returns the first failure.
+// runCommands runs the enable (or disable) command on each replica of
+// batch. It returns the first failure.
+//
+// An enable is skipped on a replica that already shows the flag. A disable
+// never is: /metrics shows what the running process has, not what its env
+// file will give it at the next restart, and the disable command is what
+// clears the file.
 func (d *Driver) runCommands(ctx context.Context, batch []Replica, enable bool) error {
 	verb := "disable"
 	if enable {
 		verb = "enable"
 	}
 	for _, r := range batch {
-		// The replica's own metrics decide whether the command is needed;
+		// The replica's own metrics decide whether an enable is needed;
 		// whether it is healthy is left to the verification that follows,
 		// which waits for it.
-		if pr := d.Prober.Probe(ctx, r, d.Now()); pr.LanesEnabled != nil && *pr.LanesEnabled == enable {
-			d.logf("%s: already %sd (%s = %d on its /metrics); verifying instead of running the command", r.Name, verb, LanesEnabledMetric, b2i(enable))
-			continue
+		if enable {
+			if pr := d.Prober.Probe(ctx, r, d.Now()); pr.LanesEnabled != nil && *pr.LanesEnabled {
+				d.logf("%s: already enabled (%s = 1 on its /metrics); verifying instead of running the command", r.Name, LanesEnabledMetric)
+				continue
+			}
 		}
 		cmd, err := d.command(r, enable)
 		if err != nil {
@@ -412,8 +403,9 @@ func (d *Driver) command(r Replica, enable bool) (string, error) {
 	return d.Plan.DisableCommand(r)
 }
 
-// runDisable runs and verifies a started disable step and journals how it
-// ended.
+// runDisable runs the disable command on every replica of a started
+// disable step, whatever their /metrics show, verifies them, and journals
+// how it ended and what ran.
 func (d *Driver) runDisable(ctx context.Context, st *State, started Event, batch []Replica) error {
 	failure := d.runCommands(ctx, batch, false)
 	if failure == nil {
@@ -430,13 +422,14 @@ func (d *Driver) runDisable(ctx context.Context, st *State, started Event, batch
 		}
 		return fmt.Errorf("%w: %s: %w", ErrRollbackFailed, strings.Join(started.Replicas, ", "), failure)
 	}
-	d.logf("disabled %s: verified", strings.Join(started.Replicas, ", "))
+	d.logf("disabled %s: verified, after running the disable command on each", strings.Join(started.Replicas, ", "))
 	d.notifyRollback(ctx, st, started, nil)
-	return st.End(started, PhaseFinished, d.Now(), "")
+	return st.End(started, PhaseFinished, d.Now(), fmt.Sprintf("ran the disable command on %s, then verified the flag off", strings.Join(started.Replicas, ", ")))
 }
 
-// resume finishes interrupted steps, oldest first. Enabling or disabling a
-// replica that already shows the wanted state runs nothing and is verified.
+// resume finishes interrupted steps, oldest first. Enabling a replica that
+// already shows the flag runs nothing and is verified; a disable always
+// runs its command.
 func (d *Driver) resume(ctx context.Context, st *State, pending []Event, res *AdvanceResult) error {
 	for _, p := range pending {
 		batch := d.replicas(p.Replicas)
@@ -464,19 +457,22 @@ func (d *Driver) resume(ctx context.Context, st *State, pending []Event, res *Ad
 	return nil
 }
 
-// RollbackResult is what Rollback did per replica.
+// RollbackResult is what Rollback did per replica. The disable command ran
+// on every one of them, and each verified off.
 type RollbackResult struct {
-	// Disabled were disabled and verified; AlreadyOff showed no flag in
-	// the journal or their metrics and were only verified.
-	Disabled   []string
+	// Disabled had the flag by the journal or by their /metrics.
+	Disabled []string
+	// AlreadyOff had it by neither; the disable command ran anyway, as
+	// their env files may still hold the flag for the next restart.
 	AlreadyOff []string
 	// Notify counts the notifications this run sent and failed to send.
 	Notify NotifyStats
 }
 
 // Rollback clears the flag on the named replicas (all of them, in reverse
-// rollout order, with all), one at a time, verifying each before the next.
-// It stops at the first replica that does not verify.
+// rollout order, with all), one at a time: it runs the idempotent disable
+// command on each, whatever the journal and its /metrics say, and verifies
+// it before the next. It stops at the first replica that does not verify.
 func (d *Driver) Rollback(ctx context.Context, replicaNames []string, all bool) (*RollbackResult, error) {
 	res := &RollbackResult{}
 	defer d.notifyFlush(&res.Notify)
@@ -512,12 +508,11 @@ func (d *Driver) Rollback(ctx context.Context, replicaNames []string, all bool) 
 		}
 	}
 	for _, r := range targets {
-		rs := st.Replica(r.Name)
-		if !rs.Enabled {
-			if ok, why := d.Prober.Probe(ctx, r, d.Now()).Check(false); ok {
-				d.logf("%s: flag already off (%s)", r.Name, why)
-				res.AlreadyOff = append(res.AlreadyOff, r.Name)
-				continue
+		wasOff := false
+		if !st.Replica(r.Name).Enabled {
+			var why string
+			if wasOff, why = d.Prober.Probe(ctx, r, d.Now()).Check(false); wasOff {
+				d.logf("%s: flag already off (%s); running the disable command anyway", r.Name, why)
 			}
 		}
 		started, err := st.Start(StepDisable, []string{r.Name}, d.Now(), false)
@@ -527,7 +522,11 @@ func (d *Driver) Rollback(ctx context.Context, replicaNames []string, all bool) 
 		if err := d.runDisable(ctx, st, started, []Replica{r}); err != nil {
 			return res, err
 		}
-		res.Disabled = append(res.Disabled, r.Name)
+		if wasOff {
+			res.AlreadyOff = append(res.AlreadyOff, r.Name)
+		} else {
+			res.Disabled = append(res.Disabled, r.Name)
+		}
 	}
 	return res, nil
 }

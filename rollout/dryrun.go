@@ -36,11 +36,8 @@ type PlannedStep struct {
 // the rollout, assuming every soak passes. It reads the journal, takes no
 // lock, connects to nothing and changes nothing.
 func (d *Driver) DryRun() ([]PlannedStep, error) {
-	st, err := LoadState(d.Plan.StatePath)
+	st, err := LoadJournal(d.Plan, d.Now())
 	if err != nil {
-		return nil, err
-	}
-	if err := d.checkJournal(st); err != nil {
 		return nil, err
 	}
 	var steps []PlannedStep

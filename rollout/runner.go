@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -52,6 +53,11 @@ type Output struct {
 // command ran and exited non-zero, or was killed by its timeout.
 var ErrCommandFailed = errors.New("remote command failed")
 
+// ErrCommandTimeout is returned (wrapped in a *CommandError, together with
+// ErrCommandFailed) when a command did not end within its timeout and was
+// killed.
+var ErrCommandTimeout = errors.New("remote command timed out")
+
 // CommandError says which command failed on which replica, with its exit
 // status and the tail of its stderr.
 type CommandError struct {
@@ -60,6 +66,8 @@ type CommandError struct {
 	Output  Output
 	// Reason is "exit status N" or why it never exited.
 	Reason string
+	// TimedOut is true when the command was killed by its timeout.
+	TimedOut bool
 }
 
 func (e *CommandError) Error() string {
@@ -70,7 +78,12 @@ func (e *CommandError) Error() string {
 	return msg
 }
 
-func (e *CommandError) Unwrap() error { return ErrCommandFailed }
+func (e *CommandError) Unwrap() []error {
+	if e.TimedOut {
+		return []error{ErrCommandFailed, ErrCommandTimeout}
+	}
+	return []error{ErrCommandFailed}
+}
 
 // lastLines keeps the end of a command's stderr, where the error usually is.
 func lastLines(s string, n int) string {
@@ -117,10 +130,12 @@ type LocalRunner struct {
 	Env     []string
 }
 
-// Run runs command with sh -c and reports its output like the SSH runner.
 // Describe says that commands run in a local shell.
 func (l LocalRunner) Describe(Replica) string { return "in a local shell" }
 
+// Run runs command with sh -c and reports its output like the SSH runner.
+// The command gets its own process group, and a timeout or cancellation
+// kills the whole group, as timeout(1) does for the SSH runner.
 func (l LocalRunner) Run(ctx context.Context, r Replica, command string) (Output, error) {
 	if l.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -131,6 +146,8 @@ func (l LocalRunner) Run(ctx context.Context, r Replica, command string) (Output
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	cmd.Env = l.Env
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// The command may start a service that inherits stdout/stderr; do not
 	// wait for it to close them.
 	cmd.WaitDelay = time.Second
@@ -144,7 +161,7 @@ func (l LocalRunner) Run(ctx context.Context, r Replica, command string) (Output
 	case err == nil, errors.Is(err, exec.ErrWaitDelay) && out.ExitStatus == 0:
 		return out, nil
 	case ctx.Err() != nil:
-		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: fmt.Sprintf("killed: %v", ctx.Err())}
+		return out, &CommandError{Replica: r.Name, Command: command, Output: out, TimedOut: errors.Is(ctx.Err(), context.DeadlineExceeded), Reason: fmt.Sprintf("killed after %v: %v", out.Duration.Round(time.Millisecond), ctx.Err())}
 	case out.ExitStatus > 0:
 		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: fmt.Sprintf("exit status %d", out.ExitStatus)}
 	default:

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,11 +67,12 @@ type SSHRunnerConfig struct {
 	CommandTimeout time.Duration
 }
 
-// SSHRunner runs commands on replicas over SSH, one connection per command.
+// SSHRunner runs commands on replicas over SSH, one connection per command,
+// through the ProxyJump hops the SSH config file names for the replica.
 type SSHRunner struct {
 	cfg        SSHRunnerConfig
 	hostKeys   ssh.HostKeyCallback
-	sshConfig  *ssh_config.Config
+	sshConfig  *sshConfigFile
 	knownHosts string
 }
 
@@ -97,7 +100,7 @@ func NewSSHRunner(cfg SSHRunnerConfig) (*SSHRunner, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read ssh config %s: %w", path, err)
 			}
-			s.sshConfig = c
+			s.sshConfig = &sshConfigFile{path: path, cfg: c}
 		}
 	}
 	return s, nil
@@ -113,42 +116,58 @@ func expandHome(home, p string) string {
 	return p
 }
 
-// sshTarget is a replica's address after the SSH config was applied.
+// sshTarget is one host to connect to, a replica or a jump host, after the
+// SSH config was applied.
 type sshTarget struct {
+	// alias is the host as the plan or the ProxyJump line names it.
+	alias            string
 	user, host, port string
 	identityFiles    []string
 }
 
 func (t sshTarget) addr() string { return net.JoinHostPort(t.host, t.port) }
 
-func (s *SSHRunner) configValue(alias, key string) string {
-	if s.sshConfig == nil {
-		return ""
-	}
-	v, _ := s.sshConfig.Get(alias, key)
-	return v
-}
-
-func (s *SSHRunner) target(r Replica) (sshTarget, error) {
+// route is the chain of hosts that reaches r: the ProxyJump hops of its
+// host, in order, then the host itself. Each is resolved through the SSH
+// config file, and a directive lanectl would ignore, for any of them, is
+// refused.
+func (s *SSHRunner) route(r Replica) ([]sshTarget, error) {
 	a, err := ParseSSHAddress(r.SSH)
 	if err != nil {
-		return sshTarget{}, fmt.Errorf("replica %s: %w", r.Name, err)
+		return nil, fmt.Errorf("replica %s: %w", r.Name, err)
 	}
-	t := sshTarget{user: a.User, host: a.Host, port: a.Port}
-	if h := s.configValue(a.Host, "HostName"); h != "" {
-		t.host = h
+	final, jumps, err := s.target(a)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", r.Name, err)
 	}
-	if t.user == "" {
-		t.user = s.configValue(a.Host, "User")
+	var out []sshTarget
+	for _, j := range jumps {
+		t, nested, err := s.target(j)
+		if err == nil && len(nested) > 0 {
+			set, _ := s.sshConfig.get(j.Host, "ProxyJump")
+			err = s.sshConfig.refuse(j.Host, set, "lanectl follows the ProxyJump of the replica's host only: list every hop there, in order")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("replica %s: jump host %s: %w", r.Name, j.Host, err)
+		}
+		out = append(out, t)
 	}
+	return append(out, final), nil
+}
+
+// target applies the SSH config file to a, and returns it with its
+// ProxyJump hops.
+func (s *SSHRunner) target(a SSHAddress) (sshTarget, []SSHAddress, error) {
+	h, err := s.sshConfig.host(a, s.knownHosts, func(p string) string { return expandHome(s.cfg.Home, p) })
+	if err != nil {
+		return sshTarget{}, nil, err
+	}
+	t := sshTarget{alias: a.Host, user: h.user, host: h.hostName, port: h.port}
 	if t.user == "" {
 		t.user = s.cfg.LocalUser
 	}
 	if t.user == "" {
-		return t, fmt.Errorf("replica %s: no SSH user: write user@host in its ssh address", r.Name)
-	}
-	if t.port == "" {
-		t.port = s.configValue(a.Host, "Port")
+		return t, nil, fmt.Errorf("no SSH user for %s: write user@host in its ssh address", a.Host)
 	}
 	if t.port == "" {
 		t.port = "22"
@@ -156,12 +175,7 @@ func (s *SSHRunner) target(r Replica) (sshTarget, error) {
 	for _, f := range s.cfg.SSH.IdentityFiles {
 		t.identityFiles = append(t.identityFiles, expandHome(s.cfg.Home, f))
 	}
-	if s.sshConfig != nil {
-		files, _ := s.sshConfig.GetAll(a.Host, "IdentityFile")
-		for _, f := range files {
-			t.identityFiles = append(t.identityFiles, expandHome(s.cfg.Home, f))
-		}
-	}
+	t.identityFiles = append(t.identityFiles, h.identityFiles...)
 	if len(t.identityFiles) == 0 {
 		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			p := filepath.Join(s.cfg.Home, ".ssh", name)
@@ -170,7 +184,7 @@ func (s *SSHRunner) target(r Replica) (sshTarget, error) {
 			}
 		}
 	}
-	return t, nil
+	return t, h.jumps, nil
 }
 
 // signers collects the agent's keys and the identity files' keys. Keys that
@@ -261,18 +275,83 @@ func (s *SSHRunner) knownAlgorithms(addr string) []string {
 	return algos
 }
 
-func (s *SSHRunner) dial(ctx context.Context, r Replica) (*ssh.Client, error) {
-	t, err := s.target(r)
+// sshConn is a connection to a replica and the connections to the jump
+// hosts it goes through, closed together.
+type sshConn struct {
+	*ssh.Client
+	// via are the jump hosts' connections, in the order they were made.
+	via []*ssh.Client
+}
+
+// Close closes the replica's connection, then each jump host's, last first.
+func (c *sshConn) Close() error {
+	err := c.Client.Close()
+	for _, v := range slices.Backward(c.via) {
+		_ = v.Close()
+	}
+	return err
+}
+
+// dial connects to r along its route: TCP to the first host, then, for
+// each next host, a direct-tcpip channel through the previous one (what
+// ssh -J does), each host authenticated and its host key checked against
+// known_hosts.
+func (s *SSHRunner) dial(ctx context.Context, r Replica) (*sshConn, error) {
+	route, err := s.route(r)
 	if err != nil {
 		return nil, err
 	}
+	var hops []*ssh.Client
+	fail := func(err error) (*sshConn, error) {
+		for _, h := range slices.Backward(hops) {
+			_ = h.Close()
+		}
+		return nil, err
+	}
+	for i, t := range route {
+		what := fmt.Sprintf("replica %s", r.Name)
+		if i < len(route)-1 {
+			what = fmt.Sprintf("jump host %s, hop %d of %d to replica %s", t.alias, i+1, len(route)-1, r.Name)
+		} else if len(route) > 1 {
+			what = fmt.Sprintf("replica %s via %s", r.Name, route[i-1].alias)
+		}
+		c, err := s.connect(ctx, t, hops)
+		if err != nil {
+			var refused *HostKeyError
+			if errors.As(err, &refused) {
+				return fail(fmt.Errorf("ssh %s (%s): %w", t.addr(), what, refused))
+			}
+			return fail(fmt.Errorf("ssh %s@%s (%s): %w", t.user, t.addr(), what, err))
+		}
+		hops = append(hops, c)
+	}
+	return &sshConn{Client: hops[len(hops)-1], via: hops[:len(hops)-1]}, nil
+}
+
+// connect opens a connection to t, through the last of hops when there are
+// any, and authenticates, all within the connect timeout and ctx.
+func (s *SSHRunner) connect(ctx context.Context, t sshTarget, hops []*ssh.Client) (*ssh.Client, error) {
 	signers, closeAgent, err := s.signers(t)
 	if err != nil {
-		return nil, fmt.Errorf("ssh %s@%s: %w", t.user, t.addr(), err)
+		return nil, err
 	}
 	defer closeAgent()
-
+	if s.cfg.SSH.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.SSH.ConnectTimeout)
+		defer cancel()
+	}
 	addr := t.addr()
+	var conn net.Conn
+	if len(hops) == 0 {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = hops[len(hops)-1].DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
 	var refused *HostKeyError
 	cfg := &ssh.ClientConfig{
 		User: t.user,
@@ -301,28 +380,30 @@ func (s *SSHRunner) dial(ctx context.Context, r Replica) (*ssh.Client, error) {
 			return he
 		},
 		HostKeyAlgorithms: s.knownAlgorithms(addr),
-		Timeout:           s.cfg.SSH.ConnectTimeout,
 	}
-
-	d := net.Dialer{Timeout: s.cfg.SSH.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("ssh %s@%s (replica %s): %w", t.user, addr, r.Name, err)
-	}
-	// The handshake gets the connect timeout too, and gives up when ctx is
-	// cancelled.
-	_ = conn.SetDeadline(time.Now().Add(s.cfg.SSH.ConnectTimeout))
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	// A connection through a jump host is an SSH channel, which has no
+	// deadlines: the handshake is bounded by closing the connection when
+	// ctx (with the connect timeout) ends.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close(); close(closed) })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
-	stop()
+	if !stop() {
+		<-closed
+		if err == nil {
+			_ = c.Close()
+			err = ctx.Err()
+		}
+	}
 	if err != nil {
 		_ = conn.Close()
 		if refused != nil {
-			return nil, fmt.Errorf("ssh %s (replica %s): %w", addr, r.Name, refused)
+			return nil, refused
 		}
-		return nil, fmt.Errorf("ssh %s@%s (replica %s): %w", t.user, addr, r.Name, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("handshake: %w (%w)", ctx.Err(), err)
+		}
+		return nil, err
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
@@ -335,11 +416,28 @@ func (s *SSHRunner) Check(ctx context.Context, r Replica) error {
 	return c.Close()
 }
 
-// Run runs command on r. A non-zero exit or a timeout is a *CommandError
-// carrying the output; failing to connect is a plain error.
-// Describe names the SSH address commands for r go to.
-func (s *SSHRunner) Describe(r Replica) string { return "over ssh " + r.SSH }
+// Describe names the SSH address commands for r go to, and the jump hosts
+// on the way.
+func (s *SSHRunner) Describe(r Replica) string {
+	d := "over ssh " + r.SSH
+	route, err := s.route(r)
+	if err != nil || len(route) < 2 {
+		return d
+	}
+	var via []string
+	for _, t := range route[:len(route)-1] {
+		via = append(via, t.user+"@"+t.addr())
+	}
+	return d + " via " + strings.Join(via, ", ")
+}
 
+// Run runs command on r under /bin/sh. A non-zero exit or a timeout is a
+// *CommandError carrying the output; failing to connect is a plain error.
+//
+// The time left of ctx (and of CommandTimeout, which bounds connecting too)
+// is enforced twice: here, by closing the connection, and on the replica,
+// by running the command under timeout(1), because closing the connection
+// alone does not stop it there (see remoteLimit).
 func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output, error) {
 	out := Output{ExitStatus: -1}
 	if s.cfg.CommandTimeout > 0 {
@@ -353,6 +451,14 @@ func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output,
 		return out, err
 	}
 	defer c.Close()
+	remote, limit := command, time.Duration(0)
+	if deadline, ok := ctx.Deadline(); ok {
+		if limit = time.Until(deadline); limit <= 0 {
+			out.Duration = time.Since(start)
+			return out, &CommandError{Replica: r.Name, Command: command, Output: out, TimedOut: true, Reason: fmt.Sprintf("timed out after %v while connecting; not started", out.Duration.Round(time.Millisecond))}
+		}
+		remote, limit = remoteLimit(command, limit)
+	}
 	sess, err := c.NewSession()
 	if err != nil {
 		return out, fmt.Errorf("ssh session on %s: %w", r.Name, err)
@@ -360,37 +466,81 @@ func (s *SSHRunner) Run(ctx context.Context, r Replica, command string) (Output,
 	defer sess.Close()
 	var stdout, stderr boundedBuffer
 	sess.Stdout, sess.Stderr = &stdout, &stderr
-	if err := sess.Start(command); err != nil {
+	cmdStart := time.Now()
+	if err := sess.Start(remote); err != nil {
 		return out, fmt.Errorf("start command on %s: %w", r.Name, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
 	var werr error
-	var killed bool
+	var stopped bool
 	select {
 	case werr = <-done:
 	case <-ctx.Done():
-		killed = true
-		_ = sess.Signal(ssh.SIGKILL)
+		stopped = true
 		_ = c.Close()
 		werr = <-done
 	}
 	out.Stdout, out.Stderr, out.Duration = stdout.String(), stderr.String(), time.Since(start)
+	fail := &CommandError{Replica: r.Name, Command: command, Output: out}
 	var ee *ssh.ExitError
 	switch {
-	case killed:
-		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: fmt.Sprintf("killed after %v: %v", out.Duration.Round(time.Millisecond), ctx.Err())}
+	case stopped && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		fail.TimedOut = true
+		fail.Reason = fmt.Sprintf("timed out after %v and killed: connection closed, and timeout(1) on the replica kills it at %v", out.Duration.Round(time.Millisecond), limit)
+		return out, fail
+	case stopped && limit > 0:
+		fail.Reason = fmt.Sprintf("stopped after %v: %v; timeout(1) on the replica kills it at %v", out.Duration.Round(time.Millisecond), context.Cause(ctx), limit)
+		return out, fail
+	case stopped:
+		fail.Reason = fmt.Sprintf("stopped after %v: %v; with no timeout it may still be running on the replica", out.Duration.Round(time.Millisecond), context.Cause(ctx))
+		return out, fail
 	case werr == nil:
 		out.ExitStatus = 0
 		return out, nil
 	case errors.As(werr, &ee):
 		out.ExitStatus = ee.ExitStatus()
-		reason := fmt.Sprintf("exit status %d", ee.ExitStatus())
+		fail.Output = out
+		fail.Reason = fmt.Sprintf("exit status %d", ee.ExitStatus())
 		if ee.Signal() != "" {
-			reason = "killed by signal " + ee.Signal()
+			fail.Reason = "killed by signal " + ee.Signal()
 		}
-		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: reason}
+		// timeout(1) SIGKILLs its own process group, so the shell that
+		// sshd started reports either the signal or 128+9.
+		if limit > 0 && (ee.Signal() == "KILL" || ee.ExitStatus() == 128+9) && time.Since(cmdStart) >= limit {
+			fail.TimedOut = true
+			fail.Reason = fmt.Sprintf("timed out after %v: killed on the replica by timeout(1)", out.Duration.Round(time.Millisecond))
+		}
+		return out, fail
 	default:
-		return out, &CommandError{Replica: r.Name, Command: command, Output: out, Reason: werr.Error()}
+		fail.Reason = werr.Error()
+		return out, fail
 	}
+}
+
+// remoteLimit wraps command so that the replica itself kills it, and every
+// process it started in its process group, once limit is up, whether or not
+// this client is still connected. It returns the wrapped command and the
+// limit as enforced there, rounded up to whole seconds (the form every
+// timeout(1), GNU and busybox, accepts).
+//
+// The alternatives do not stop a command. Measured against OpenSSH 9.2 as
+// rollout/sshtest starts it, with 'sleep 3; echo late >> ran.txt':
+//
+//   - a "signal" channel request (RFC 4254 6.9), what ssh.Session.Signal
+//     sends, is refused: sshd logs "session signalling requires privilege
+//     separation" and the command writes "late";
+//   - closing the session and the connection, without a pty: the command
+//     runs on and writes "late";
+//   - closing a session that has a pty: the hangup kills the command's
+//     process group, so "late" is not written. But a command that ignores
+//     SIGHUP (nohup, trap) survives it, and a pty merges stderr into stdout
+//     and turns on pagers and prompts in the commands it runs, so it is not
+//     used;
+//   - timeout -s KILL N sh -c '...': timeout puts itself and the command in
+//     a new process group and SIGKILLs the group after N seconds; "late"
+//     is not written and no process is left.
+func remoteLimit(command string, limit time.Duration) (string, time.Duration) {
+	secs := max(int64(math.Ceil(limit.Seconds())), 1)
+	return fmt.Sprintf("timeout -s KILL %d sh -c %s", secs, ShellQuote(command)), time.Duration(secs) * time.Second
 }

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,16 +78,68 @@ func TestSSHRunnerRun(t *testing.T) {
 	}
 }
 
-func TestSSHRunnerCommandTimeout(t *testing.T) {
+// A command that outlives its timeout is killed on the replica, not only
+// abandoned: sshd refuses the signal request and a closed session leaves the
+// command running (see remoteLimit), so without the remote limit this
+// command would write "late" 30 s later.
+func TestSSHRunnerCommandTimeoutKillsRemote(t *testing.T) {
 	srv := sshtest.Start(t)
-	run := newTestRunner(t, srv, func(c *SSHRunnerConfig) { c.CommandTimeout = 300 * time.Millisecond })
-	out, err := run.Run(t.Context(), Replica{Name: "n1", SSH: srv.SSHAddress()}, "sleep 30")
+	run := newTestRunner(t, srv, func(c *SSHRunnerConfig) { c.CommandTimeout = 2 * time.Second })
+	dir := t.TempDir()
+	file, pgidFile := filepath.Join(dir, "ran.txt"), filepath.Join(dir, "pgid")
+	// The shell notes its process group first, so the test can tell when
+	// every process of the command (shell, sleep) is gone.
+	command := fmt.Sprintf("cut -d' ' -f5 /proc/$$/stat > %s; sleep 30; echo late >> %s", ShellQuote(pgidFile), ShellQuote(file))
+	start := time.Now()
+	out, err := run.Run(t.Context(), Replica{Name: "n1", SSH: srv.SSHAddress()}, command)
+	took := time.Since(start)
 	var ce *CommandError
-	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("got %v, want a *CommandError saying the command was killed", err)
+	if !errors.As(err, &ce) || !errors.Is(err, ErrCommandTimeout) || !errors.Is(err, ErrCommandFailed) || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("got %v, want a *CommandError that is ErrCommandTimeout and says it timed out", err)
 	}
-	if out.ExitStatus != -1 {
-		t.Errorf("exit status: got %d, want -1 (never exited)", out.ExitStatus)
+	if out.ExitStatus != -1 && out.ExitStatus != 128+9 {
+		t.Errorf("exit status: got %d, want -1 (never exited) or 137 (killed on the replica)", out.ExitStatus)
+	}
+	if took > 10*time.Second {
+		t.Errorf("Run took %v with a 2s timeout", took)
+	}
+	data, err := os.ReadFile(pgidFile)
+	if err != nil {
+		t.Fatalf("the command did not start: %v", err)
+	}
+	pgid := strings.TrimSpace(string(data))
+	waitFor(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
+		err := exec.Command("pgrep", "-g", pgid).Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("pgrep: %v", err)
+		}
+		return ee != nil && ee.ExitCode() == 1 // no process matched
+	})
+	// Its shell, the only writer of the file, is dead: "late" can never come.
+	if data, _ := os.ReadFile(file); strings.Contains(string(data), "late") {
+		t.Errorf("the timed-out command went on and wrote %q", data)
+	}
+}
+
+// The replica enforces the time left after connecting, in whole seconds,
+// and the command keeps its quoting.
+func TestRemoteLimit(t *testing.T) {
+	const wrapped = `sh -c 'echo '\''a b'\'''`
+	tests := []struct {
+		limit     time.Duration
+		want      string
+		wantLimit time.Duration
+	}{
+		{1500 * time.Millisecond, "timeout -s KILL 2 " + wrapped, 2 * time.Second},
+		{10 * time.Millisecond, "timeout -s KILL 1 " + wrapped, time.Second},
+		{90 * time.Second, "timeout -s KILL 90 " + wrapped, 90 * time.Second},
+	}
+	for _, tt := range tests {
+		got, gotLimit := remoteLimit("echo 'a b'", tt.limit)
+		if got != tt.want || gotLimit != tt.wantLimit {
+			t.Errorf("remoteLimit(%v) = %q, %v; want %q, %v", tt.limit, got, gotLimit, tt.want, tt.wantLimit)
+		}
 	}
 }
 
@@ -246,5 +299,33 @@ func TestLocalRunner(t *testing.T) {
 	var ce *CommandError
 	if !errors.As(err, &ce) || out.ExitStatus != 4 || out.Stdout != "hi\n" || !strings.Contains(err.Error(), "err") {
 		t.Fatalf("got %+v, %v; want exit 4 with stdout and stderr", out, err)
+	}
+}
+
+// A local command's timeout kills what it started in the background too,
+// as timeout(1) does on a replica.
+func TestLocalRunnerTimeoutKillsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	file, pgidFile := filepath.Join(dir, "ran.txt"), filepath.Join(dir, "pgid")
+	command := fmt.Sprintf("cut -d' ' -f5 /proc/$$/stat > %s; (sleep 30; echo late >> %s) & wait", ShellQuote(pgidFile), ShellQuote(file))
+	_, err := LocalRunner{Timeout: 500 * time.Millisecond}.Run(t.Context(), Replica{Name: "n1"}, command)
+	if !errors.Is(err, ErrCommandTimeout) {
+		t.Fatalf("got %v, want ErrCommandTimeout", err)
+	}
+	data, err := os.ReadFile(pgidFile)
+	if err != nil {
+		t.Fatalf("the command did not start: %v", err)
+	}
+	pgid := strings.TrimSpace(string(data))
+	waitFor(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
+		err := exec.Command("pgrep", "-g", pgid).Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("pgrep: %v", err)
+		}
+		return ee != nil && ee.ExitCode() == 1
+	})
+	if data, _ := os.ReadFile(file); len(data) > 0 {
+		t.Errorf("the timed-out command's background job wrote %q", data)
 	}
 }

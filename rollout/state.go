@@ -1,13 +1,17 @@
 package rollout
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -65,15 +69,50 @@ type State struct {
 	// Path is where the journal lives.
 	Path   string  `json:"-"`
 	Events []Event `json:"events"`
+	// lines maps an event ID to its line in the file as loaded, for errors.
+	lines map[int]int
 }
 
+// stateFile is the journal on disk. LoadState decodes it strictly: a field
+// it does not know is an error, not something to drop.
 type stateFile struct {
 	Version int     `json:"version"`
 	Events  []Event `json:"events"`
 }
 
-// LoadState reads the journal at path. A missing file is an empty journal:
-// nothing has been done yet.
+// ErrBadJournal is returned (in a *JournalError) when the journal file is
+// malformed, contradicts itself, or does not belong to the plan: it is
+// refused rather than trusted, and the rollout stops until a person looks.
+var ErrBadJournal = errors.New("journal refused")
+
+// JournalError says where a journal is wrong.
+type JournalError struct {
+	Path string
+	// Line is the line of the event (or of the problem) in the file, 0
+	// when unknown.
+	Line int
+	// Event is the ID of the offending event, 0 for the file as a whole.
+	Event int
+	Err   error
+}
+
+func (e *JournalError) Error() string {
+	where := e.Path
+	if e.Line > 0 {
+		where += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Event > 0 {
+		where += ": event " + strconv.Itoa(e.Event)
+	}
+	return fmt.Sprintf("journal %s: %v (the journal is not trusted: fix it or move it away)", where, e.Err)
+}
+
+func (e *JournalError) Unwrap() []error { return []error{ErrBadJournal, e.Err} }
+
+// LoadState reads the journal at path and checks that it is well-formed
+// and consistent in itself (see check). A missing file is an empty journal:
+// nothing has been done yet. LoadJournal also checks it against a plan and
+// the clock; code that acts on a plan reads the journal through it.
 func LoadState(path string) (*State, error) {
 	s := &State{Path: path}
 	data, err := os.ReadFile(path)
@@ -83,26 +122,120 @@ func LoadState(path string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	var f stateFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("read state %s: %w", path, err)
+	f, lines, err := decodeStateFile(data)
+	if err != nil {
+		var je *JournalError
+		if errors.As(err, &je) {
+			je.Path = path
+			return nil, je
+		}
+		return nil, &JournalError{Path: path, Err: err}
 	}
-	if f.Version != stateVersion {
-		return nil, fmt.Errorf("read state %s: version %d, this lanectl reads version %d", path, f.Version, stateVersion)
-	}
+	s.lines = map[int]int{}
 	for i, e := range f.Events {
 		if err := s.check(e); err != nil {
-			return nil, fmt.Errorf("read state %s: event %d: %w", path, i, err)
+			return nil, &JournalError{Path: path, Line: lines[i], Event: e.ID, Err: err}
 		}
 		s.Events = append(s.Events, e)
+		s.lines[e.ID] = lines[i]
 	}
 	return s, nil
 }
 
-// check validates e as the next event of s.
+// decodeStateFile decodes a journal strictly, and returns the line each
+// event starts on so errors can point at it. encoding/json reports neither
+// positions of unknown fields nor keys repeated at the top, so the top
+// object is walked token by token.
+func decodeStateFile(data []byte) (stateFile, []int, error) {
+	var f stateFile
+	var lines []int
+	lineAt := func(off int64) int {
+		for off < int64(len(data)) && strings.ContainsRune(" \t\r\n,", rune(data[off])) {
+			off++
+		}
+		return 1 + bytes.Count(data[:off], []byte("\n"))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := expectDelim(dec, '{'); err != nil {
+		return f, nil, err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		off := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return f, nil, err
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return f, nil, &JournalError{Line: lineAt(off), Err: fmt.Errorf("field %q twice", key)}
+		}
+		seen[key] = true
+		switch key {
+		case "version":
+			// Checked first: a newer journal is refused as newer, not for
+			// the fields this lanectl does not know.
+			if err := dec.Decode(&f.Version); err != nil {
+				return f, nil, &JournalError{Line: lineAt(off), Err: fmt.Errorf("version: %w", err)}
+			}
+			if f.Version != stateVersion {
+				return f, nil, &JournalError{Line: lineAt(off), Err: fmt.Errorf("version %d, this lanectl reads version %d", f.Version, stateVersion)}
+			}
+		case "events":
+			if err := expectDelim(dec, '['); err != nil {
+				return f, nil, &JournalError{Line: lineAt(off), Err: fmt.Errorf("events: %w", err)}
+			}
+			for dec.More() {
+				line := lineAt(dec.InputOffset())
+				var e Event
+				if err := dec.Decode(&e); err != nil {
+					return f, nil, &JournalError{Line: line, Err: fmt.Errorf("event %d: %w", len(f.Events)+1, err)}
+				}
+				f.Events = append(f.Events, e)
+				lines = append(lines, line)
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return f, nil, err
+			}
+		default:
+			return f, nil, &JournalError{Line: lineAt(off), Err: fmt.Errorf("unknown field %q", key)}
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return f, nil, err
+	}
+	if !seen["version"] {
+		return f, nil, errors.New("no version")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return f, nil, errors.New("data after the journal object")
+	}
+	return f, lines, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return err
+	}
+	if tok != want {
+		return fmt.Errorf("got %v, want %q", tok, want)
+	}
+	return nil
+}
+
+// check validates e as the next event of s: a journal that breaks any of
+// these rules was not written by lanectl, or was edited by hand.
 func (s *State) check(e Event) error {
 	if want := s.nextID(); e.ID != want {
 		return fmt.Errorf("id %d, want %d", e.ID, want)
+	}
+	if e.Time.IsZero() {
+		return errors.New("no time")
 	}
 	switch e.Step {
 	case StepEnable, StepDisable, StepSoak:
@@ -116,6 +249,14 @@ func (s *State) check(e Event) error {
 	}
 	if len(e.Replicas) == 0 {
 		return errors.New("no replicas")
+	}
+	for i, n := range e.Replicas {
+		if n == "" {
+			return errors.New("an empty replica name")
+		}
+		if slices.Contains(e.Replicas[:i], n) {
+			return fmt.Errorf("replica %q twice in one event", n)
+		}
 	}
 	switch {
 	case e.Step == StepSoak:
@@ -134,8 +275,53 @@ func (s *State) check(e Event) error {
 		if slices.ContainsFunc(s.Events, func(o Event) bool { return o.Of == e.Of }) {
 			return fmt.Errorf("event %d already ended", e.Of)
 		}
+		started := s.Events[i].Replicas
+		for _, n := range e.Replicas {
+			if !slices.Contains(started, n) {
+				return fmt.Errorf("%s %s names replica %q, which its started event %d does not", e.Step, e.Phase, n, e.Of)
+			}
+		}
+		for _, n := range started {
+			if !slices.Contains(e.Replicas, n) {
+				return fmt.Errorf("%s %s leaves out replica %q, which its started event %d names", e.Step, e.Phase, n, e.Of)
+			}
+		}
 	}
 	return nil
+}
+
+// MaxClockSkew is how far in the future of this machine's clock a journal
+// event may be dated: the journal may have been written on another
+// operator's machine whose clock runs a little ahead. Anything later is a
+// clock badly wrong or a hand-edited journal, and would make soak windows
+// look older or younger than they are.
+const MaxClockSkew = 5 * time.Minute
+
+// LoadJournal reads p's journal and checks it: against itself (LoadState),
+// against the clock (no event later than now plus MaxClockSkew) and against
+// the plan (every replica it names is one of p's). It is the one way
+// commands that act on or report about a plan read its journal; any
+// refusal is a *JournalError wrapping ErrBadJournal.
+func LoadJournal(p *Plan, now time.Time) (*State, error) {
+	st, err := LoadState(p.StatePath)
+	if err != nil {
+		return nil, err
+	}
+	latest := now.Add(MaxClockSkew)
+	for _, e := range st.Events {
+		bad := func(err error) error {
+			return &JournalError{Path: st.Path, Line: st.lines[e.ID], Event: e.ID, Err: err}
+		}
+		if e.Time.After(latest) {
+			return nil, bad(fmt.Errorf("dated %s, %v after this machine's clock (%s); more than the %v of clock skew allowed", e.Time.UTC().Format(time.RFC3339), e.Time.Sub(now).Round(time.Second), now.UTC().Format(time.RFC3339), MaxClockSkew))
+		}
+		for _, n := range e.Replicas {
+			if _, ok := p.Replica(n); !ok {
+				return nil, bad(fmt.Errorf("names replica %q: %w (the plan was edited during the rollout, or this is another plan's journal; restore the plan or move the journal away)", n, ErrUnknownReplica))
+			}
+		}
+	}
+	return st, nil
 }
 
 func (s *State) nextID() int {

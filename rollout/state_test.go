@@ -29,29 +29,6 @@ func TestLoadStateMissingIsEmpty(t *testing.T) {
 	}
 }
 
-func TestLoadStateBad(t *testing.T) {
-	tests := []struct{ name, content, want string }{
-		{"garbage", "{", "unexpected end of JSON input"},
-		{"future version", `{"version": 9, "events": []}`, "version 9"},
-		{"unknown step", `{"version": 1, "events": [{"id": 1, "step": "explode", "phase": "started", "replicas": ["n1"]}]}`, `event 0: unknown step "explode"`},
-		{"no replicas", `{"version": 1, "events": [{"id": 1, "step": "enable", "phase": "started"}]}`, "event 0: no replicas"},
-		{"ids out of order", `{"version": 1, "events": [{"id": 2, "step": "enable", "phase": "started", "replicas": ["n1"]}]}`, "event 0: id 2, want 1"},
-		{"end without start", `{"version": 1, "events": [{"id": 1, "of": 1, "step": "enable", "phase": "finished", "replicas": ["n1"]}]}`, "not a started enable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "state.json")
-			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := LoadState(path)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("got error %v, want one naming %s and containing %q", err, path, tt.want)
-			}
-		})
-	}
-}
-
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func at(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }

@@ -67,7 +67,7 @@ type StatusReport struct {
 // for its view. It takes no lock and changes nothing: the journal is only
 // ever replaced whole, so reading it is always consistent.
 func (d *Driver) Status(ctx context.Context) (*StatusReport, error) {
-	st, err := LoadState(d.Plan.StatePath)
+	st, err := LoadJournal(d.Plan, d.Now())
 	if err != nil {
 		return nil, err
 	}

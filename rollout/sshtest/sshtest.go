@@ -46,18 +46,32 @@ type Server struct {
 	// IdentityFile is an unencrypted private key the server accepts.
 	IdentityFile string
 
-	t       testing.TB
-	hostKey string // path of the host private key
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	logs    *lockedBuffer
-	waited  chan struct{}
+	t        testing.TB
+	hostKey  string // path of the host private key
+	logLevel string
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	logs     *lockedBuffer
+	waited   chan struct{}
+}
+
+// Options change how Start configures sshd.
+type Options struct {
+	// LogLevel is sshd's LogLevel, VERBOSE when empty. DEBUG1 also logs
+	// every direct-tcpip channel: what a jump host forwards, and where to.
+	LogLevel string
 }
 
 // Start generates keys, writes sshd_config and starts sshd, failing t if it
 // does not accept connections within a few seconds. The server stops when
 // the test ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	if _, err := os.Stat(SSHD); err != nil {
 		t.Fatalf("sshtest: %s not found (%v): install openssh-server", SSHD, err)
@@ -67,7 +81,10 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("sshtest: create /run/sshd: %v", err)
 	}
 	dir := t.TempDir()
-	s := &Server{t: t, Dir: dir, Host: "127.0.0.1", User: currentUser(t)}
+	s := &Server{t: t, Dir: dir, Host: "127.0.0.1", User: currentUser(t), logLevel: o.LogLevel}
+	if s.logLevel == "" {
+		s.logLevel = "VERBOSE"
+	}
 	s.hostKey = filepath.Join(dir, "ssh_host_ed25519_key")
 	hostPub := writeKey(t, s.hostKey)
 	s.IdentityFile = filepath.Join(dir, "id_ed25519")
@@ -140,7 +157,7 @@ func (s *Server) writeConfig() {
 		"UsePAM no",
 		"UseDNS no",
 		"AllowUsers " + s.User,
-		"LogLevel VERBOSE",
+		"LogLevel " + s.logLevel,
 		"",
 	}, "\n")
 	if err := os.WriteFile(filepath.Join(s.Dir, "sshd_config"), []byte(conf), 0o600); err != nil {
