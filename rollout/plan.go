@@ -20,6 +20,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/targets"
 )
 
@@ -70,6 +71,9 @@ type PrometheusConfig struct {
 	URL        string
 	HTTPConfig config.HTTPClientConfig
 	Targets    []string
+	// QueryTimeout bounds each query to URL (prometheus.query_timeout,
+	// default query.DefaultQueryTimeout).
+	QueryTimeout time.Duration
 }
 
 // Flag is the environment variable the rollout sets on each replica.
@@ -208,9 +212,10 @@ type rawPlan struct {
 }
 
 type rawPrometheus struct {
-	URL        string                   `yaml:"url"`
-	HTTPConfig *config.HTTPClientConfig `yaml:"http_config"`
-	Targets    []string                 `yaml:"targets"`
+	URL          string                   `yaml:"url"`
+	HTTPConfig   *config.HTTPClientConfig `yaml:"http_config"`
+	Targets      []string                 `yaml:"targets"`
+	QueryTimeout *yamlDuration            `yaml:"query_timeout"`
 }
 
 type rawFlag struct {
@@ -518,6 +523,13 @@ func (v *validator) prometheus(p *Plan, raw *rawPrometheus, dir string) {
 	}
 	p.Prometheus.URL = raw.URL
 	p.Prometheus.Targets = raw.Targets
+	p.Prometheus.QueryTimeout = query.DefaultQueryTimeout
+	if raw.QueryTimeout != nil {
+		p.Prometheus.QueryTimeout = time.Duration(*raw.QueryTimeout)
+		if p.Prometheus.QueryTimeout <= 0 {
+			v.errorf([]any{"prometheus", "query_timeout"}, "prometheus.query_timeout %v: want a duration > 0", p.Prometheus.QueryTimeout)
+		}
+	}
 	switch {
 	case raw.URL != "" && len(raw.Targets) > 0:
 		v.errorf(at, "prometheus: set url or targets, not both")

@@ -286,19 +286,21 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set
 
 	promURL, targets := opts.Prometheus, opts.Targets
 	httpCfg := config.DefaultHTTPClientConfig
+	var promOpts []query.PrometheusOption
 	if plan != nil {
 		httpCfg = plan.Prometheus.HTTPConfig
+		promOpts = append(promOpts, query.WithQueryTimeout(plan.Prometheus.QueryTimeout))
 		if promURL == "" && len(targets) == 0 {
 			promURL, targets = plan.Prometheus.URL, plan.Prometheus.Targets
 		}
 	}
 	switch {
 	case promURL != "":
-		q, err := query.NewPrometheus(promURL, httpCfg)
+		q, err := query.NewPrometheus(promURL, httpCfg, promOpts...)
 		if err != nil {
 			return nil, err
 		}
-		run.querier, run.source = q, promURL
+		run.querier, run.source = q, q.URL()
 	case len(targets) > 0:
 		// With a plan the store keeps its history next to the journal;
 		// without one there is nowhere to keep it, so it is temporary.
