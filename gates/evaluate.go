@@ -267,7 +267,7 @@ func evalGate(ctx context.Context, q Querier, g Spec, rs replicaSet, data templa
 				continue
 			}
 			if _, dup := values[name]; dup {
-				return GateResult{}, fmt.Errorf("gate %q: %w: answer has more than one series for replica %q (%s); aggregate by (%s)", g.Name, ErrBadSpec, name, s, label)
+				return GateResult{}, fmt.Errorf("gate %q: %w: answer has more than one series for replica %q (%s); aggregate by (%s)", g.Name, ErrBadSpec, name, s, query.LabelName(label))
 			}
 			values[name] = s.Value
 		}

@@ -296,7 +296,9 @@ func (t *scrapeTarget) fetch(ctx context.Context) (map[string]*dto.MetricFamily,
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	// allow-utf-8 keeps label names such as service.name as exported
+	// instead of escaped to service_name, as Prometheus 3 scrapes them.
+	req.Header.Set("Accept", "text/plain;version=0.0.4;escaping=allow-utf-8")
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return nil, err
