@@ -79,7 +79,7 @@ var errQueryTimeout = errors.New("query timeout")
 func NewPrometheus(rawURL string, cfg config.HTTPClientConfig, opts ...PrometheusOption) (*Prometheus, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("prometheus url %s: %w", RedactURL(rawURL), URLParseError(err))
+		return nil, fmt.Errorf("prometheus url %s: %w", RedactURL(rawURL), URLErrorCause(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("prometheus url %s: scheme must be http or https", RedactURL(rawURL))

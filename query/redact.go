@@ -33,9 +33,11 @@ func RedactURL(raw string) string {
 	return raw[:start] + "xxxxx" + raw[start+at:]
 }
 
-// URLParseError is err from url.Parse without the URL it repeats, which
-// may hold a password; the caller names the URL through RedactURL.
-func URLParseError(err error) error {
+// URLErrorCause is the cause of a *url.Error (from url.Parse or from
+// net/http) without the URL it repeats, which may hold a password; the
+// caller names the URL through RedactURL. Other errors are returned as
+// they are.
+func URLErrorCause(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err

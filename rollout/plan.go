@@ -556,10 +556,10 @@ func (v *validator) prometheus(p *Plan, raw *rawPrometheus, dir string) {
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("bad URL %q: %w", s, err)
+		return fmt.Errorf("bad URL %s: %w", query.RedactURL(s), query.URLErrorCause(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("bad URL %q: want http://host:port or https://host:port", s)
+		return fmt.Errorf("bad URL %s: want http://host:port or https://host:port", query.RedactURL(s))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lanectl/lanectl/internal/testport"
 	"github.com/lanectl/lanectl/query"
 )
 
@@ -60,5 +61,34 @@ func TestStatusQueryTimeout(t *testing.T) {
 		if strings.Contains(s, "s3cret") {
 			t.Errorf("output holds the password:\n%s", s)
 		}
+	}
+}
+
+// TestSoakHidesThePassword: soak's messages about a --prometheus URL with
+// a password, unreachable or answering 500, do not repeat the password.
+func TestSoakHidesThePassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "upstream exploded", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	for name, u := range map[string]string{
+		"unreachable": "http://" + testport.For(t).Addr(),
+		"500 answer":  srv.URL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			u := strings.Replace(u, "http://", "http://admin:s3cret@", 1)
+			stdout, stderr, err := runSoakCmd(context.Background(), "--canary", "n2", "--window", "1h", "--prometheus", u)
+			if err == nil {
+				t.Fatal("soak: got no error")
+			}
+			for _, s := range []string{err.Error(), stdout, stderr} {
+				if strings.Contains(s, "s3cret") {
+					t.Errorf("output holds the password:\n%s", s)
+				}
+			}
+			if !strings.Contains(err.Error(), "admin:xxxxx@") {
+				t.Errorf("soak error: got %q, want it to name the server as admin:xxxxx@", err)
+			}
+		})
 	}
 }
