@@ -55,8 +55,9 @@ func WithQueryTimeout(d time.Duration) PrometheusOption {
 }
 
 // WithResponseHeaderTimeout bounds how long the server may take to send
-// its answer's headers; it defaults to the query timeout. Prometheus
-// sends them once it has evaluated the query.
+// its answer's headers; it defaults to the query timeout plus
+// headerTimeoutMargin. Prometheus sends them once it has evaluated the
+// query.
 func WithResponseHeaderTimeout(d time.Duration) PrometheusOption {
 	return func(l *prometheusLimits) { l.headerTimeout = d }
 }
@@ -66,6 +67,11 @@ func WithResponseHeaderTimeout(d time.Duration) PrometheusOption {
 func WithMaxAnswerBytes(n int64) PrometheusOption {
 	return func(l *prometheusLimits) { l.maxBytes = n }
 }
+
+// headerTimeoutMargin puts the default response header timeout just past
+// the query timeout: the query timeout ends a query first and says so, and
+// the transport's limit is the backstop for a request it did not bound.
+const headerTimeoutMargin = time.Second
 
 // errQueryTimeout is the cause of a query's context ending at the query
 // timeout, which tells it from a deadline of the caller's.
@@ -92,7 +98,7 @@ func NewPrometheus(rawURL string, cfg config.HTTPClientConfig, opts ...Prometheu
 		o(&lim)
 	}
 	if lim.headerTimeout == 0 {
-		lim.headerTimeout = lim.queryTimeout
+		lim.headerTimeout = lim.queryTimeout + headerTimeoutMargin
 	}
 	switch {
 	case lim.queryTimeout <= 0:
