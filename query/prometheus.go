@@ -14,7 +14,8 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Defaults of a Prometheus querier's limits (see the Limits options).
+// Defaults of a Prometheus querier's limits (see WithQueryTimeout and
+// WithMaxAnswerBytes).
 const (
 	// DefaultQueryTimeout bounds each query. Gate queries over a day of
 	// one fleet's series take well under a second on a healthy server;
