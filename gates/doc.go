@@ -21,6 +21,8 @@
 //     appears inside the window counts from zero, so the first drops that
 //     created it are not lost.
 //  3. A window that is not over yet is at best inconclusive.
+//  4. An answer that came with warnings (Prometheus's sign of partial
+//     data) makes a passing gate inconclusive; it never changes a fail.
 //
 // The package never talks to Prometheus itself and never reads flags or
 // files: it is pure over the one-method Querier it declares.

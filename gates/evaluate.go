@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -276,11 +277,31 @@ func evalGate(ctx context.Context, q Querier, g Spec, rs replicaSet, data templa
 				continue
 			}
 			if _, dup := values[name]; dup {
-				return GateResult{}, fmt.Errorf("gate %q: %w: answer has more than one series for replica %q (%s); aggregate by (%s)", g.Name, ErrBadSpec, name, s, label)
+				return GateResult{}, fmt.Errorf("gate %q: %w: answer has more than one series for replica %q (%s); aggregate by (%s)", g.Name, ErrBadSpec, name, s, query.LabelName(label))
 			}
 			values[name] = s.Value
 		}
 	}
 	judge(&gr, g, rs.replicas, values, w.Duration())
+	demoteOnWarnings(&gr)
 	return gr, nil
+}
+
+// demoteOnWarnings makes a passing gate inconclusive when its answer came
+// with warnings: Prometheus warns when the answer may be partial (a remote
+// read or a federated store that did not answer), and a pass on partial
+// data is not a pass. A worse verdict stays as it is; the warnings are
+// added to the reason either way.
+func demoteOnWarnings(gr *GateResult) {
+	gr.Warnings = slices.Compact(slices.Sorted(slices.Values(gr.Warnings)))
+	if len(gr.Warnings) == 0 {
+		return
+	}
+	warned := "the answer came with warnings (" + strings.Join(gr.Warnings, "; ") + ")"
+	if gr.Verdict == Pass {
+		gr.Verdict = Inconclusive
+		gr.Reason = warned + ", so a pass cannot be trusted: " + gr.Reason
+		return
+	}
+	gr.Reason += "; " + warned
 }

@@ -293,7 +293,7 @@ next:
 // layoutPerReplica.
 func (s replicaSet) queries(g Spec, d templateData, l layout) ([]string, error) {
 	if l == layoutGrouped && s.layout == layoutGrouped {
-		d.By, d.Selector = s.label, s.selector
+		d.By, d.Selector = query.LabelName(s.label), s.selector
 		q, err := render(g.Name, g.Query, d)
 		if err != nil {
 			return nil, err

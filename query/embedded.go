@@ -102,14 +102,15 @@ func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, 
 	for _, raw := range targets {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("embedded store: target %q: want an http(s) URL of a /metrics endpoint", raw)
+			return nil, fmt.Errorf("embedded store: target %s: want an http(s) URL of a /metrics endpoint", RedactURL(raw))
 		}
 		if seen[u.String()] {
-			return nil, fmt.Errorf("embedded store: target %q listed twice", raw)
+			return nil, fmt.Errorf("embedded store: target %s listed twice", RedactURL(raw))
 		}
 		seen[u.String()] = true
 		sts = append(sts, &scrapeTarget{
 			url:      u.String(),
+			name:     u.Redacted(),
 			instance: u.Host,
 			client:   opts.Client,
 			logger:   opts.Logger,
@@ -222,7 +223,9 @@ func (e *Embedded) Close() error {
 }
 
 type scrapeTarget struct {
-	url      string
+	url string
+	// name is url without its password, for logs and errors.
+	name     string
 	instance string
 	client   *http.Client
 	logger   *slog.Logger
@@ -248,7 +251,7 @@ func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now t
 	a := app.Appender(ctx)
 	cur := map[string]labels.Labels{}
 	if err != nil {
-		t.logger.Debug("scrape failed", "target", t.url, "err", err)
+		t.logger.Debug("scrape failed", "target", t.name, "err", err)
 	} else {
 		for _, mf := range fams {
 			for _, s := range flatten(mf) {
@@ -265,7 +268,7 @@ func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now t
 					_, _ = a.Append(0, lbls, t.prevTs+1, 0)
 				}
 				if _, aerr := a.Append(0, lbls, sts, s.value); aerr != nil {
-					t.logger.Debug("append failed", "target", t.url, "series", lbls.String(), "err", aerr)
+					t.logger.Debug("append failed", "target", t.name, "series", lbls.String(), "err", aerr)
 					continue
 				}
 				cur[key] = lbls
@@ -283,7 +286,7 @@ func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now t
 	}
 	_, _ = a.Append(0, labels.FromStrings(model.MetricNameLabel, "up", model.JobLabel, EmbeddedJob, model.InstanceLabel, t.instance), ts, up)
 	if cerr := a.Commit(); cerr != nil {
-		t.logger.Debug("commit failed", "target", t.url, "err", cerr)
+		t.logger.Debug("commit failed", "target", t.name, "err", cerr)
 		return
 	}
 	t.prev = cur
@@ -296,20 +299,24 @@ func (t *scrapeTarget) fetch(ctx context.Context) (map[string]*dto.MetricFamily,
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	// allow-utf-8 keeps label names such as service.name as exported
+	// instead of escaped to service_name, as Prometheus 3 scrapes them.
+	req.Header.Set("Accept", "text/plain;version=0.0.4;escaping=allow-utf-8")
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return nil, err
+		// net/http's error repeats the URL with the password as "***";
+		// the target's own name says which one it was.
+		return nil, fmt.Errorf("GET %s: %w", t.name, URLErrorCause(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("GET %s: %s", t.url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", t.name, resp.Status)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", t.url, err)
+		return nil, fmt.Errorf("parse %s: %w", t.name, err)
 	}
 	return fams, nil
 }

@@ -52,10 +52,11 @@ func (e *Engine) Query(ctx context.Context, expr string, at time.Time) (Vector, 
 	}
 	defer q.Close()
 	res := q.Exec(ctx)
-	var warns Warnings
-	for _, w := range res.Warnings.AsErrors() {
-		warns = append(warns, w.Error())
-	}
+	// Only warnings are returned: an info annotation ("metric might not
+	// be a counter") says nothing about whether the data is complete, and
+	// Prometheus's API keeps infos apart from warnings the same way.
+	w, _ := res.Warnings.AsStrings(expr, 0, 0)
+	warns := Warnings(w)
 	if res.Err != nil {
 		return nil, warns, classifyEngineErr(expr, res.Err)
 	}

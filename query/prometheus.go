@@ -14,28 +14,106 @@ import (
 	"github.com/prometheus/common/model"
 )
 
+// Defaults of a Prometheus querier's limits (see WithQueryTimeout and
+// WithMaxAnswerBytes).
+const (
+	// DefaultQueryTimeout bounds each query. Gate queries over a day of
+	// one fleet's series take well under a second on a healthy server;
+	// one that has not answered in 30s is not going to.
+	DefaultQueryTimeout = 30 * time.Second
+	// DefaultMaxAnswerBytes bounds the size of one answer. A gate's answer
+	// is one sample per replica, a few hundred bytes each.
+	DefaultMaxAnswerBytes int64 = 64 << 20
+)
+
 // Prometheus answers queries through the Prometheus HTTP API. It works
 // unchanged against API-compatible servers (Thanos Query, Mimir,
 // VictoriaMetrics), which is how a user scales past one Prometheus.
+//
+// Every query is bounded, whoever calls it: it ends after the query
+// timeout (also sent to the server as the API's timeout parameter), after
+// the response header timeout if the server has not started its answer,
+// and as soon as the answer grows past the size limit.
 type Prometheus struct {
-	url string
-	api v1.API
+	url     string
+	api     v1.API
+	timeout time.Duration
 }
+
+// PrometheusOption changes one of a Prometheus querier's limits.
+type PrometheusOption func(*prometheusLimits)
+
+type prometheusLimits struct {
+	queryTimeout  time.Duration
+	headerTimeout time.Duration
+	maxBytes      int64
+}
+
+// WithQueryTimeout bounds each query to d (DefaultQueryTimeout when not
+// given). A shorter deadline on the caller's context still wins.
+func WithQueryTimeout(d time.Duration) PrometheusOption {
+	return func(l *prometheusLimits) { l.queryTimeout = d }
+}
+
+// WithResponseHeaderTimeout bounds how long the server may take to send
+// its answer's headers; it defaults to the query timeout plus
+// headerTimeoutMargin. Prometheus sends them once it has evaluated the
+// query.
+func WithResponseHeaderTimeout(d time.Duration) PrometheusOption {
+	return func(l *prometheusLimits) { l.headerTimeout = d }
+}
+
+// WithMaxAnswerBytes bounds the size of one answer's body
+// (DefaultMaxAnswerBytes when not given).
+func WithMaxAnswerBytes(n int64) PrometheusOption {
+	return func(l *prometheusLimits) { l.maxBytes = n }
+}
+
+// headerTimeoutMargin puts the default response header timeout just past
+// the query timeout: the query timeout ends a query first and says so, and
+// the transport's limit is the backstop for a request it did not bound.
+const headerTimeoutMargin = time.Second
+
+// newPrometheusLimits applies opts to the defaults.
+func newPrometheusLimits(opts []PrometheusOption) prometheusLimits {
+	lim := prometheusLimits{queryTimeout: DefaultQueryTimeout, maxBytes: DefaultMaxAnswerBytes}
+	for _, o := range opts {
+		o(&lim)
+	}
+	if lim.headerTimeout == 0 {
+		lim.headerTimeout = lim.queryTimeout + headerTimeoutMargin
+	}
+	return lim
+}
+
+// errQueryTimeout is the cause of a query's context ending at the query
+// timeout, which tells it from a deadline of the caller's.
+var errQueryTimeout = errors.New("query timeout")
 
 // NewPrometheus returns a querier for the server at rawURL (for example
 // http://prometheus:9090, or a path prefix such as
 // http://mimir/prometheus). cfg is the http_config block users already
 // write in prometheus.yml: bearer token or file, basic auth, TLS, proxy.
-func NewPrometheus(rawURL string, cfg config.HTTPClientConfig) (*Prometheus, error) {
+// Limits not set by an option take their defaults.
+func NewPrometheus(rawURL string, cfg config.HTTPClientConfig, opts ...PrometheusOption) (*Prometheus, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("prometheus url %q: %w", rawURL, err)
+		return nil, fmt.Errorf("prometheus url %s: %w", RedactURL(rawURL), URLErrorCause(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("prometheus url %q: scheme must be http or https", rawURL)
+		return nil, fmt.Errorf("prometheus url %s: scheme must be http or https", RedactURL(rawURL))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("prometheus url %q: no host", rawURL)
+		return nil, fmt.Errorf("prometheus url %s: no host", RedactURL(rawURL))
+	}
+	lim := newPrometheusLimits(opts)
+	switch {
+	case lim.queryTimeout <= 0:
+		return nil, fmt.Errorf("prometheus query timeout %s: want a duration > 0", lim.queryTimeout)
+	case lim.headerTimeout <= 0:
+		return nil, fmt.Errorf("prometheus response header timeout %s: want a duration > 0", lim.headerTimeout)
+	case lim.maxBytes <= 0:
+		return nil, fmt.Errorf("prometheus answer size limit %d: want a size > 0", lim.maxBytes)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("prometheus http_config: %w", err)
@@ -44,25 +122,28 @@ func NewPrometheus(rawURL string, cfg config.HTTPClientConfig) (*Prometheus, err
 	if err != nil {
 		return nil, fmt.Errorf("prometheus http_config: %w", err)
 	}
+	rt = &boundedTransport{next: rt, headerTimeout: lim.headerTimeout, maxBytes: lim.maxBytes}
+	redacted := RedactURL(rawURL)
 	c, err := api.NewClient(api.Config{Address: rawURL, RoundTripper: rt})
 	if err != nil {
-		return nil, fmt.Errorf("prometheus client for %s: %w", rawURL, err)
+		return nil, fmt.Errorf("prometheus client for %s: %w", redacted, err)
 	}
-	return &Prometheus{url: rawURL, api: v1.NewAPI(c)}, nil
+	return &Prometheus{url: redacted, api: v1.NewAPI(c), timeout: lim.queryTimeout}, nil
 }
 
-// URL is the server address the querier was built with.
+// URL is the server address the querier was built with, its password
+// replaced by "xxxxx", fit for printing.
 func (p *Prometheus) URL() string { return p.url }
 
-// Query evaluates expr as an instant query at time at. The context's
-// deadline, if any, is also sent as the query timeout so the server stops
-// working when the caller stops waiting.
+// Query evaluates expr as an instant query at time at, within the query
+// timeout. The deadline is also sent as the query timeout so the server
+// stops working when the caller stops waiting.
 func (p *Prometheus) Query(ctx context.Context, expr string, at time.Time) (Vector, Warnings, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, p.timeout, errQueryTimeout)
+	defer cancel()
 	var opts []v1.Option
 	if dl, ok := ctx.Deadline(); ok {
-		// Prometheus parses the timeout as one of its own durations,
-		// which take whole units: "59s", not "59.9996s".
-		if d := time.Until(dl).Truncate(time.Second); d >= time.Second {
+		if d := serverTimeout(time.Until(dl)); d > 0 {
 			opts = append(opts, v1.WithTimeout(d))
 		}
 	}
@@ -77,11 +158,24 @@ func (p *Prometheus) Query(ctx context.Context, expr string, at time.Time) (Vect
 	return vec, Warnings(warns), nil
 }
 
+// serverTimeout rounds d down to what Prometheus parses as a duration:
+// whole units, so "59s" and "300ms", never "59.9996s". Zero means too
+// little is left to send.
+func serverTimeout(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Truncate(time.Second)
+	}
+	return d.Truncate(time.Millisecond)
+}
+
 // classify turns a client error into one of the package's sentinel errors,
 // keeping the server's own words.
 func (p *Prometheus) classify(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(context.Cause(ctx), errQueryTimeout):
+			return fmt.Errorf("query %s: %w: no answer within the %s query timeout", p.url, ErrTimeout, p.timeout)
+		case errors.Is(ctxErr, context.DeadlineExceeded):
 			return fmt.Errorf("query %s: %w: %w", p.url, ErrTimeout, ctxErr)
 		}
 		return fmt.Errorf("query %s: %w", p.url, ctxErr)
@@ -102,6 +196,16 @@ func (p *Prometheus) classify(ctx context.Context, err error) error {
 			}
 			return fmt.Errorf("query %s: %w: %s", p.url, ErrBadResponse, msg)
 		}
+	}
+	// net/http names the request's URL in its errors; the querier's
+	// redacted one is named instead.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	// The transport's own limits: headers too late, an answer too large.
+	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrBadResponse) {
+		return fmt.Errorf("query %s: %w", p.url, err)
 	}
 	// Anything else happened before an HTTP response arrived.
 	return fmt.Errorf("query %s: %w: %w", p.url, ErrUnreachable, err)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -54,8 +55,23 @@ type Matcher struct {
 	Value string
 }
 
-// String renders the matcher as PromQL, quoting the value.
-func (m Matcher) String() string { return m.Name + m.Op + strconv.Quote(m.Value) }
+// String renders the matcher as PromQL, quoting the value, and the name
+// where LabelName says it must be.
+func (m Matcher) String() string { return LabelName(m.Name) + m.Op + strconv.Quote(m.Value) }
+
+// LabelName renders a label name for a place PromQL expects one: in a
+// selector, by (...), on (...). A name outside [a-zA-Z_][a-zA-Z0-9_]* (a
+// dotted OpenTelemetry name such as service.name, or anything else UTF-8)
+// is written as a quoted string, as Prometheus 3 prints it, so it stays
+// one label name whatever characters it holds and cannot change the
+// structure of the query around it. Servers older than Prometheus 3 reject
+// quoted names with a parse error.
+func LabelName(name string) string {
+	if model.LegacyValidation.IsValidLabelName(name) {
+		return name
+	}
+	return strconv.Quote(name)
+}
 
 // ParseMatchers parses label matchers written without braces, as a plan
 // file's replica selector is: `node_id="n2"` or `job="kv", instance="a:9101"`.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -22,10 +23,9 @@ func (s Sample) String() string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(k)
-		b.WriteString(`="`)
-		b.WriteString(s.Labels[k])
-		b.WriteByte('"')
+		b.WriteString(LabelName(k))
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(s.Labels[k]))
 	}
 	b.WriteByte('}')
 	return b.String()

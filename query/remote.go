@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -23,7 +24,8 @@ const (
 	BackendVictoriaMetrics Backend = "victoriametrics"
 )
 
-// probeTimeout bounds the one request that tells the backends apart.
+// probeTimeout bounds the one request that tells the backends apart (or
+// the query timeout, when shorter).
 const probeTimeout = 10 * time.Second
 
 // Remote is the querier for a metrics server given by URL: it finds out on
@@ -31,8 +33,9 @@ const probeTimeout = 10 * time.Second
 // answers through a VictoriaMetrics querier or a Prometheus one. This is
 // the one place that decides how a remote server is read.
 type Remote struct {
-	url string
-	cfg config.HTTPClientConfig
+	url  string
+	cfg  config.HTTPClientConfig
+	opts []PrometheusOption
 
 	prom *Prometheus
 
@@ -42,17 +45,18 @@ type Remote struct {
 }
 
 // NewRemote returns a querier for the server at rawURL; cfg is its
-// http_config. It does not connect until the first query.
-func NewRemote(rawURL string, cfg config.HTTPClientConfig) (*Remote, error) {
-	p, err := NewPrometheus(rawURL, cfg)
+// http_config and opts its limits, whichever kind it turns out to be. It
+// does not connect until the first query.
+func NewRemote(rawURL string, cfg config.HTTPClientConfig, opts ...PrometheusOption) (*Remote, error) {
+	p, err := NewPrometheus(rawURL, cfg, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &Remote{url: rawURL, cfg: cfg, prom: p}, nil
+	return &Remote{url: rawURL, cfg: cfg, opts: opts, prom: p}, nil
 }
 
 // URL is the server's address, with any password redacted.
-func (r *Remote) URL() string { return redactedURL(r.url) }
+func (r *Remote) URL() string { return RedactURL(r.url) }
 
 // Backend says what the server turned out to be; empty before the first
 // successful query.
@@ -82,17 +86,21 @@ func (r *Remote) detect(ctx context.Context) (*VictoriaMetrics, error) {
 	if r.backend != "" {
 		return r.vm, nil
 	}
-	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	timeout := min(probeTimeout, newPrometheusLimits(r.opts).queryTimeout)
+	pctx, cancel := context.WithTimeoutCause(ctx, timeout, errQueryTimeout)
 	defer cancel()
 	isVM, err := IsVictoriaMetrics(pctx, r.url, r.cfg)
 	if err != nil {
+		if errors.Is(context.Cause(pctx), errQueryTimeout) {
+			return nil, fmt.Errorf("ask %s what it is: %w: no answer within the %s query timeout", r.URL(), ErrTimeout, timeout)
+		}
 		return nil, err
 	}
 	if !isVM {
 		r.backend = BackendPrometheus
 		return nil, nil
 	}
-	vm, err := NewVictoriaMetrics(r.url, r.cfg)
+	vm, err := NewVictoriaMetrics(r.url, r.cfg, r.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("victoriametrics at %s: %w", r.URL(), err)
 	}

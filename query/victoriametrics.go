@@ -35,6 +35,8 @@ type VictoriaMetrics struct {
 	url    string
 	client *http.Client
 	engine *Engine
+	// timeout bounds each query, all its exports included.
+	timeout time.Duration
 	// maxExport bounds the raw samples one selector may bring back.
 	maxExport int64
 }
@@ -45,28 +47,39 @@ const DefaultMaxExportBytes = 256 << 20
 
 // NewVictoriaMetrics returns a querier for the VictoriaMetrics server (or
 // vmselect path) at rawURL, e.g. http://vm:8428 or
-// http://vmselect:8481/select/0/prometheus.
-func NewVictoriaMetrics(rawURL string, cfg config.HTTPClientConfig) (*VictoriaMetrics, error) {
+// http://vmselect:8481/select/0/prometheus. The query timeout and the
+// response header timeout of opts apply as they do to Prometheus; an
+// answer's size is bounded per export at DefaultMaxExportBytes, since raw
+// samples are larger than a gate's answer.
+func NewVictoriaMetrics(rawURL string, cfg config.HTTPClientConfig, opts ...PrometheusOption) (*VictoriaMetrics, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("victoriametrics url %q: want http(s)://host[:port][/path]", redactedURL(rawURL))
+		return nil, fmt.Errorf("victoriametrics url %s: want http(s)://host[:port][/path]", RedactURL(rawURL))
 	}
-	client, err := config.NewClientFromConfig(cfg, "lanectl")
+	lim := newPrometheusLimits(opts)
+	rt, err := config.NewRoundTripperFromConfig(cfg, "lanectl")
 	if err != nil {
-		return nil, fmt.Errorf("victoriametrics http config: %w", err)
+		return nil, fmt.Errorf("victoriametrics http_config: %w", err)
 	}
-	v := &VictoriaMetrics{url: strings.TrimRight(u.String(), "/"), client: client, maxExport: DefaultMaxExportBytes}
+	client := &http.Client{Transport: &boundedTransport{next: rt, headerTimeout: lim.headerTimeout, maxBytes: DefaultMaxExportBytes}}
+	v := &VictoriaMetrics{url: strings.TrimRight(u.String(), "/"), client: client, timeout: lim.queryTimeout, maxExport: DefaultMaxExportBytes}
 	v.engine = NewEngine(exportQueryable{v}, nil)
 	return v, nil
 }
 
 // URL is the server's base URL, with any password redacted.
-func (v *VictoriaMetrics) URL() string { return redactedURL(v.url) }
+func (v *VictoriaMetrics) URL() string { return RedactURL(v.url) }
 
 // Query evaluates expr at time at with Prometheus' engine over the raw
 // samples the server exports.
 func (v *VictoriaMetrics) Query(ctx context.Context, expr string, at time.Time) (Vector, Warnings, error) {
-	return v.engine.Query(ctx, expr, at)
+	ctx, cancel := context.WithTimeoutCause(ctx, v.timeout, errQueryTimeout)
+	defer cancel()
+	vec, warns, err := v.engine.Query(ctx, expr, at)
+	if err != nil && errors.Is(context.Cause(ctx), errQueryTimeout) {
+		return nil, warns, fmt.Errorf("query %s: %w: no answer within the %s query timeout", v.URL(), ErrTimeout, v.timeout)
+	}
+	return vec, warns, err
 }
 
 // Close stops the engine.
@@ -87,11 +100,14 @@ func IsVictoriaMetrics(ctx context.Context, rawURL string, cfg config.HTTPClient
 	}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return false, fmt.Errorf("probe %s: %w", redactedURL(rawURL), err)
+		return false, fmt.Errorf("probe %s: %w", RedactURL(rawURL), err)
 	}
 	resp, err := client.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("probe %s: %w: %s", redactedURL(rawURL), ErrUnreachable, redactError(err))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return false, fmt.Errorf("probe %s: %w", RedactURL(rawURL), ctx.Err())
+	case err != nil:
+		return false, fmt.Errorf("probe %s: %w: %w", RedactURL(rawURL), ErrUnreachable, URLErrorCause(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
@@ -162,11 +178,11 @@ func (v *VictoriaMetrics) export(ctx context.Context, ms []*labels.Matcher, mint
 	if err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("export %s: %w: %s", match, ErrTimeout, redactError(err))
+			return nil, fmt.Errorf("export %s: %w: %w", match, ErrTimeout, URLErrorCause(err))
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("export %s: %w", match, ctx.Err())
 		}
-		return nil, fmt.Errorf("export %s from %s: %w: %s", match, v.URL(), ErrUnreachable, redactError(err))
+		return nil, fmt.Errorf("export %s from %s: %w: %w", match, v.URL(), ErrUnreachable, URLErrorCause(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -244,20 +260,3 @@ func formatUnix(ms int64) string {
 	return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
 }
 
-// redactedURL hides a password in rawURL.
-func redactedURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "<unparsable url>"
-	}
-	return u.Redacted()
-}
-
-// redactError is err's text with the URL of a *url.Error redacted.
-func redactError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return (&url.Error{Op: ue.Op, URL: redactedURL(ue.URL), Err: ue.Err}).Error()
-	}
-	return err.Error()
-}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/targets"
 )
 
@@ -71,6 +72,9 @@ type PrometheusConfig struct {
 	URL        string
 	HTTPConfig config.HTTPClientConfig
 	Targets    []string
+	// QueryTimeout bounds each query to URL (prometheus.query_timeout,
+	// default query.DefaultQueryTimeout).
+	QueryTimeout time.Duration
 }
 
 // Flag is the environment variable the rollout sets on each replica.
@@ -210,9 +214,10 @@ type rawPlan struct {
 }
 
 type rawPrometheus struct {
-	URL        string                   `yaml:"url"`
-	HTTPConfig *config.HTTPClientConfig `yaml:"http_config"`
-	Targets    []string                 `yaml:"targets"`
+	URL          string                   `yaml:"url"`
+	HTTPConfig   *config.HTTPClientConfig `yaml:"http_config"`
+	Targets      []string                 `yaml:"targets"`
+	QueryTimeout *yamlDuration            `yaml:"query_timeout"`
 }
 
 type rawFlag struct {
@@ -523,6 +528,13 @@ func (v *validator) prometheus(p *Plan, raw *rawPrometheus, dir string) {
 	}
 	p.Prometheus.URL = raw.URL
 	p.Prometheus.Targets = raw.Targets
+	p.Prometheus.QueryTimeout = query.DefaultQueryTimeout
+	if raw.QueryTimeout != nil {
+		p.Prometheus.QueryTimeout = time.Duration(*raw.QueryTimeout)
+		if p.Prometheus.QueryTimeout <= 0 {
+			v.errorf([]any{"prometheus", "query_timeout"}, "prometheus.query_timeout %v: want a duration > 0", p.Prometheus.QueryTimeout)
+		}
+	}
 	switch {
 	case raw.URL != "" && len(raw.Targets) > 0:
 		v.errorf(at, "prometheus: set url or targets, not both")
@@ -549,10 +561,10 @@ func (v *validator) prometheus(p *Plan, raw *rawPrometheus, dir string) {
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("bad URL %q: %w", s, err)
+		return fmt.Errorf("bad URL %s: %w", query.RedactURL(s), query.URLErrorCause(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("bad URL %q: want http://host:port or https://host:port", s)
+		return fmt.Errorf("bad URL %s: want http://host:port or https://host:port", query.RedactURL(s))
 	}
 	return nil
 }

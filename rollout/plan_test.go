@@ -84,6 +84,7 @@ func TestLoadPlanFull(t *testing.T) {
 		got, want any
 	}{
 		{"prometheus.url", p.Prometheus.URL, "http://127.0.0.1:9090"},
+		{"prometheus.query_timeout", p.Prometheus.QueryTimeout, 45 * time.Second},
 		{"basic_auth.username", p.Prometheus.HTTPConfig.BasicAuth.Username, "ops"},
 		{"follow_redirects default", p.Prometheus.HTTPConfig.FollowRedirects, true},
 		{"flag", p.Flag, Flag{Name: "ELASTICKV_RAFT_DISPATCHER_LANES", Value: "1"}},
@@ -143,6 +144,7 @@ func TestLoadPlanDefaults(t *testing.T) {
 		{"commands.env_file", p.Commands.EnvFile, "/etc/default/elastickv"},
 		{"state", p.StatePath, filepath.Join("testdata/plans", "lanectl-state.json")},
 		{"http_config.enable_http2", p.Prometheus.HTTPConfig.EnableHTTP2, true},
+		{"prometheus.query_timeout", p.Prometheus.QueryTimeout, 30 * time.Second},
 	}
 	for _, c := range checks {
 		if got, want := fmtAny(c.got), fmtAny(c.want); got != want {

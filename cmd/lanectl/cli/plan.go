@@ -71,7 +71,7 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 	if deps.metrics {
 		switch {
 		case plan.Prometheus.URL != "":
-			q, err := query.NewRemote(plan.Prometheus.URL, plan.Prometheus.HTTPConfig)
+			q, err := query.NewRemote(plan.Prometheus.URL, plan.Prometheus.HTTPConfig, query.WithQueryTimeout(plan.Prometheus.QueryTimeout))
 			if err != nil {
 				return nil, nil, err
 			}

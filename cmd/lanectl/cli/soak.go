@@ -298,15 +298,17 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set
 
 	promURL, targets := opts.Prometheus, opts.Targets
 	httpCfg := config.DefaultHTTPClientConfig
+	var promOpts []query.PrometheusOption
 	if plan != nil {
 		httpCfg = plan.Prometheus.HTTPConfig
+		promOpts = append(promOpts, query.WithQueryTimeout(plan.Prometheus.QueryTimeout))
 		if promURL == "" && len(targets) == 0 {
 			promURL, targets = plan.Prometheus.URL, plan.Prometheus.Targets
 		}
 	}
 	switch {
 	case promURL != "":
-		q, err := query.NewRemote(promURL, httpCfg)
+		q, err := query.NewRemote(promURL, httpCfg, promOpts...)
 		if err != nil {
 			return nil, err
 		}

@@ -41,8 +41,9 @@ func NewCmdStatus(streams *IOStreams, getenv Getenv, runF func(*StatusOptions) e
 
 status reads the journal without taking the lock and changes nothing. When
 a live 'lanectl soak' holds the plan's embedded store, status reads what it
-has stored so far. It exits 3 when the metrics source cannot be reached
-(after printing what it knows), 0 otherwise.`,
+has stored so far. It exits 3 when the metrics source cannot be reached or
+does not answer within prometheus.query_timeout (after printing what it
+knows), 0 otherwise.`,
 		Example: `  lanectl status
   lanectl status -o json | jq '.replicas[] | select(.mismatch)'`,
 		Args: cobra.NoArgs,
@@ -153,7 +154,7 @@ func runStatus(cmd *cobra.Command, opts *StatusOptions) error {
 		}
 		if r.DropsErr != nil {
 			row.DropsErr = r.DropsErr.Error()
-			if metricsErr == nil && errors.Is(r.DropsErr, query.ErrUnreachable) {
+			if metricsErr == nil && (errors.Is(r.DropsErr, query.ErrUnreachable) || errors.Is(r.DropsErr, query.ErrTimeout)) {
 				metricsErr = r.DropsErr
 			}
 		}
