@@ -181,6 +181,7 @@ func (r Record) Judge(set Set) (Result, error) {
 		}
 		gr := GateResult{Name: g.Name, Query: rg.Query, Threshold: g.Threshold(), Warnings: rg.Warnings}
 		judge(&gr, g, rs, values, r.Window.Duration())
+		demoteOnWarnings(&gr)
 		res.Gates = append(res.Gates, gr)
 	}
 	res.conclude(r.Requested.Duration())

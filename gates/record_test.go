@@ -103,3 +103,34 @@ func TestReadRecordRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestJudgeKeepsWarnings: a recorded answer that came with warnings
+// (partial data) is no more a pass when judged again than it was.
+func TestJudgeKeepsWarnings(t *testing.T) {
+	rec := gates.Record{
+		Format:    gates.RecordFormat,
+		Window:    gates.Window{Start: at(0), End: at(60)},
+		Requested: gates.Window{Start: at(0), End: at(60)},
+		Complete:  true,
+		Canaries:  targets("n2"),
+		Baselines: targets("n1"),
+	}
+	set := gates.DefaultSet()
+	for _, g := range set {
+		rg := gates.RecordedGate{Name: g.Name, Template: g.Query, Values: []gates.RecordedValue{{Replica: "n2", Value: "1"}, {Replica: "n1", Value: "1"}}}
+		if g.Name == "last_contact" {
+			rg.Values = []gates.RecordedValue{{Replica: "n2", Value: "0.2"}, {Replica: "n1", Value: "0.2"}}
+			rg.Warnings = []string{"remote read of one shard failed"}
+		}
+		rec.Gates = append(rec.Gates, rg)
+	}
+	got, err := rec.Judge(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range got.Gates {
+		if g.Name == "last_contact" && (g.Verdict != gates.Inconclusive || !strings.Contains(g.Reason, "remote read of one shard failed")) {
+			t.Errorf("last_contact: got %s (%s), want inconclusive with the warning", g.Verdict, g.Reason)
+		}
+	}
+}
