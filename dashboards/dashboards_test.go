@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/lanectl/lanectl/dashboards/internal/gen"
-	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/targets"
 )
 
 var update = flag.Bool("update", false, "rewrite the dashboard JSON from dashboards/internal/gen (same as go generate ./dashboards)")
@@ -399,7 +399,7 @@ func TestRolloutDashboardCoversDefaultGates(t *testing.T) {
 		t.Fatal(err)
 	}
 	gateNames := map[string]bool{}
-	for _, g := range gates.DefaultSet() {
+	for _, g := range targets.Lanectl().Gates() {
 		gateNames[g.Name] = true
 	}
 	shown := map[string]bool{}

@@ -50,6 +50,11 @@ type Request struct {
 	// ExpectSyncMode is "sync" or "nosync"; empty means "sync", the
 	// store's default.
 	ExpectSyncMode string
+	// PresenceMetric is a series every replica exports at every scrape,
+	// named by the target the gate set belongs to. A replica with a sample
+	// of it in the window reported, so {{increase}} reads a counter it
+	// never created as zero rather than as missing.
+	PresenceMetric string
 	// Step is the coverage resolution; zero means DefaultStep.
 	Step time.Duration
 	// Now is the evaluation clock; zero means time.Now().
@@ -129,6 +134,9 @@ func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (R
 	if err != nil {
 		return Result{}, err
 	}
+	if !metricName.MatchString(req.PresenceMetric) {
+		return Result{}, fmt.Errorf("%w: presence metric %q is not a metric name (the target names it)", ErrBadRequest, req.PresenceMetric)
+	}
 	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -168,7 +176,7 @@ func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (R
 	if mode != "sync" && mode != "nosync" {
 		return Result{}, fmt.Errorf("%w: expected sync mode %q: want sync or nosync", ErrBadRequest, mode)
 	}
-	data := newTemplateData(span, step, mode)
+	data := newTemplateData(span, step, mode, req.PresenceMetric)
 
 	eff := l
 	if l == layoutGrouped {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // series is a synthetic data set in the promtool input_series notation,
@@ -73,7 +74,7 @@ func cluster() series {
 	return s
 }
 
-func targets(names ...string) []gates.Target {
+func replicaTargets(names ...string) []gates.Target {
 	var out []gates.Target
 	for _, n := range names {
 		out = append(out, gates.Target{Name: n, Selector: `node_id="` + n + `"`})
@@ -123,7 +124,7 @@ func TestEvaluateSyntheticSeries(t *testing.T) {
 	}
 	all := func(v gates.Verdict) map[string]gates.Verdict {
 		m := map[string]gates.Verdict{}
-		for _, n := range gates.DefaultSet().Names() {
+		for _, n := range targets.Lanectl().Gates().Names() {
 			m[n] = v
 		}
 		return m
@@ -377,21 +378,21 @@ func TestEvaluateSyntheticSeries(t *testing.T) {
 				tt.now = tt.end
 			}
 			q := &countingQuerier{Querier: engineOver(t, s)}
-			req := gates.Request{
-				Canaries:       targets(tt.canaries...),
-				Baselines:      targets(tt.baselines...),
+			req := gates.Request{PresenceMetric: targets.LanectlLanesEnabled,
+				Canaries:       replicaTargets(tt.canaries...),
+				Baselines:      replicaTargets(tt.baselines...),
 				Window:         gates.Window{Start: at(tt.start), End: at(tt.end)},
 				ExpectSyncMode: tt.syncMode,
 				Now:            at(tt.now),
 			}
-			res, err := gates.Evaluate(context.Background(), q, gates.DefaultSet(), req)
+			res, err := gates.Evaluate(context.Background(), q, targets.Lanectl().Gates(), req)
 			if err != nil {
 				t.Fatalf("Evaluate: %v", err)
 			}
 			if res.Verdict != tt.want {
 				t.Errorf("verdict: got %s (%s), want %s", res.Verdict, res.Reason, tt.want)
 			}
-			if got, want := len(q.queries), len(gates.DefaultSet()); got != want {
+			if got, want := len(q.queries), len(targets.Lanectl().Gates()); got != want {
 				t.Errorf("queries issued: got %d, want %d (one per gate)", got, want)
 			}
 			byName := map[string]gates.GateResult{}
@@ -427,7 +428,7 @@ func TestEvaluateSyntheticSeries(t *testing.T) {
 // started with the soak) is fully covered, while one first scraped more than
 // the lookback after the start is short of data.
 func TestCoverageFromTheFirstSample(t *testing.T) {
-	coverage, ok := gates.DefaultSet().Lookup("coverage")
+	coverage, ok := targets.Lanectl().Gates().Lookup("coverage")
 	if !ok {
 		t.Fatal("no coverage gate in the default set")
 	}
@@ -474,9 +475,9 @@ func TestCoverageFromTheFirstSample(t *testing.T) {
 			e := query.NewEngine(st, nil)
 			t.Cleanup(func() { _ = e.Close() })
 			epoch := time.Unix(0, 0).UTC()
-			res, err := gates.Evaluate(context.Background(), e, gates.Set{coverage}, gates.Request{
-				Canaries:  targets("n2"),
-				Baselines: targets("n1"),
+			res, err := gates.Evaluate(context.Background(), e, gates.Set{coverage}, gates.Request{PresenceMetric: targets.LanectlLanesEnabled,
+				Canaries:  replicaTargets("n2"),
+				Baselines: replicaTargets("n1"),
 				Window:    gates.Window{Start: epoch.Add(start), End: epoch.Add(end)},
 				Step:      time.Minute,
 				Now:       epoch.Add(end),

@@ -14,6 +14,7 @@ import (
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/query/promtest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // TestBackfilled24h evaluates 24h windows over history written with promtool
@@ -70,14 +71,14 @@ func TestBackfilled24h(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.canary, func(t *testing.T) {
-			req := gates.Request{Canaries: targets(tt.canary), Baselines: targets("n1", "n3"), Window: window}
+			req := gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: replicaTargets(tt.canary), Baselines: replicaTargets("n1", "n3"), Window: window}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			fromProm, err := gates.Evaluate(ctx, pq, gates.DefaultSet(), req)
+			fromProm, err := gates.Evaluate(ctx, pq, targets.Lanectl().Gates(), req)
 			if err != nil {
 				t.Fatalf("Evaluate via Prometheus: %v", err)
 			}
-			fromEngine, err := gates.Evaluate(ctx, eq, gates.DefaultSet(), req)
+			fromEngine, err := gates.Evaluate(ctx, eq, targets.Lanectl().Gates(), req)
 			if err != nil {
 				t.Fatalf("Evaluate via embedded engine: %v", err)
 			}

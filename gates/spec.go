@@ -51,6 +51,7 @@ const (
 //	{{.By}}              the replica label to group by, e.g. node_id
 //	{{.Selector}}        matchers selecting every replica, without braces
 //	{{.ExpectSyncMode}}  sync or nosync
+//	{{.PresenceMetric}}  the target's series every replica always exports
 //	{{sel `lane="x"`}}   {lane="x", <replica matchers>}: a full selector
 //	{{increase "metric" `lane="x"`}}
 //	                     per-replica increase of a counter over the window,

@@ -17,6 +17,7 @@ import (
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/rollout"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // SoakOptions are the inputs of 'lanectl soak'.
@@ -39,8 +40,11 @@ type SoakOptions struct {
 	// store scrapes); zero means the plan's, else 1m.
 	Interval       time.Duration
 	ExpectSyncMode string
-	ListGates      bool
-	Output         string
+	// Target names what lanectl assumes about the replicas; empty means
+	// the plan's, else lanectl.
+	Target    string
+	ListGates bool
+	Output    string
 	// Now is the clock; tests pin it.
 	Now func() time.Time
 }
@@ -159,6 +163,7 @@ window is not over), 3 bad input or metrics unreachable.`,
 	f.StringSliceVar(&opts.Targets, "targets", nil, "replica /metrics URLs for the embedded store, instead of --prometheus")
 	f.DurationVar(&opts.Interval, "interval", 0, "live re-evaluation and scrape interval, at least Prometheus's scrape interval (default: the plan's, else 1m)")
 	f.StringVar(&opts.ExpectSyncMode, "expect-sync-mode", "", "sync mode every replica must be in: sync or nosync (default: the plan's, else sync)")
+	f.StringVar(&opts.Target, "target", "", "what the replicas are: "+strings.Join(targets.Names(), " or ")+" (default: the plan's, else "+targets.Default+")")
 	f.BoolVar(&opts.ListGates, "list-gates", false, "list the gates with their limits and exit")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -166,6 +171,7 @@ window is not over), 3 bad input or metrics unreachable.`,
 
 // soakRun is everything resolved from flags and plan before evaluating.
 type soakRun struct {
+	target    targets.Target
 	set       gates.Set
 	req       gates.Request
 	interval  time.Duration
@@ -184,7 +190,11 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 		}
 		plan = p
 	}
-	set := gates.DefaultSet()
+	target, err := soakTarget(opts, plan)
+	if err != nil {
+		return err
+	}
+	set := target.Gates()
 	if plan != nil {
 		s, err := plan.GateSet()
 		if err != nil {
@@ -193,9 +203,9 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 		set = s
 	}
 	if opts.ListGates {
-		return writeGateList(opts, set)
+		return writeGateList(opts, target, set)
 	}
-	run, err := resolveSoak(cmd.Context(), opts, plan, set)
+	run, err := resolveSoak(cmd.Context(), opts, plan, target, set)
 	if err != nil {
 		return err
 	}
@@ -203,9 +213,10 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 	return watchSoak(cmd.Context(), opts, run)
 }
 
-func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set gates.Set) (*soakRun, error) {
-	run := &soakRun{set: set, interval: opts.Interval, close: func() {}}
+func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, target targets.Target, set gates.Set) (*soakRun, error) {
+	run := &soakRun{target: target, set: set, interval: opts.Interval, close: func() {}}
 	req := &run.req
+	req.PresenceMetric = target.PresenceMetric
 	req.ExpectSyncMode = opts.ExpectSyncMode
 	window := opts.Window
 	var state *rollout.State
@@ -348,7 +359,7 @@ func discoverReplicas(ctx context.Context, opts *SoakOptions, run *soakRun) erro
 	if span < query.DefaultLookback {
 		span = query.DefaultLookback
 	}
-	expr := fmt.Sprintf(`max by (%s) (max_over_time(elastickv_raft_dispatcher_lanes_enabled[%ds]))`, gates.DefaultReplicaLabel, int64(math.Ceil(span.Seconds())))
+	expr := fmt.Sprintf(`max by (%s) (max_over_time(%s[%ds]))`, gates.DefaultReplicaLabel, run.target.PresenceMetric, int64(math.Ceil(span.Seconds())))
 	qctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	vec, _, err := run.querier.Query(qctx, expr, end)
@@ -525,6 +536,7 @@ func writeSoakTable(w io.Writer, run *soakRun, res gates.Result, canaries, basel
 		if err := writeSoakGates(w, res); err != nil {
 			return err
 		}
+		writeBlind(w, run.target)
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "verdict: %s: %s\n", res.Verdict, res.Reason)
@@ -593,7 +605,7 @@ type gateListJSON struct {
 	Query     string `json:"query"`
 }
 
-func writeGateList(opts *SoakOptions, set gates.Set) error {
+func writeGateList(opts *SoakOptions, target targets.Target, set gates.Set) error {
 	var doc []gateListJSON
 	for _, g := range set {
 		doc = append(doc, gateListJSON{Name: g.Name, Help: g.Help, Threshold: g.Threshold(), Violation: string(g.Violation), Disabled: g.Disabled, Query: g.Query})
@@ -609,9 +621,11 @@ func writeGateList(opts *SoakOptions, set gates.Set) error {
 		}
 		rows = append(rows, []string{g.Name, g.Threshold, v, g.Help})
 	}
+	fmt.Fprintf(opts.Streams.Out, "target %s: %s\n\n", target.Name, target.Summary)
 	if err := writeTable(opts.Streams.Out, []string{"GATE", "LIMIT", "BROKEN LIMIT IS", "CHECKS"}, rows); err != nil {
 		return err
 	}
+	writeBlind(opts.Streams.Out, target)
 	fmt.Fprintln(opts.Streams.Out, "\nOverride limits per gate in the plan file's soak.gates block (min, max, factor, slack, query, disabled);\n'-o json' shows each gate's PromQL template.")
 	return nil
 }
