@@ -65,7 +65,7 @@ func TestBackfilled24h(t *testing.T) {
 		wantGate   string
 		wantReason string
 	}{
-		{"n2", gates.Pass, "", "all 8 gates pass over 24h"},
+		{"n2", gates.Pass, "", "all 9 gates pass over 24h"},
 		{"n4", gates.Fail, "heartbeat_drops", "canary n4: 4 heartbeat-lane drops in 24h, limit 0"},
 		{"n5", gates.Fail, "replication_drop_ratio", "canary n5: replication/other-lane drop ratio 4.762% over 24h"},
 	}

@@ -37,6 +37,7 @@ type templateData struct {
 	ExpectSyncMode string
 	PresenceMetric string
 	window         time.Duration
+	step           time.Duration
 }
 
 func (d templateData) funcs() template.FuncMap {
@@ -125,6 +126,7 @@ func newTemplateData(window, step time.Duration, syncMode, presenceMetric string
 		ExpectSyncMode: syncMode,
 		PresenceMetric: presenceMetric,
 		window:         window,
+		step:           step,
 	}
 }
 

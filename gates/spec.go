@@ -82,6 +82,16 @@ type Spec struct {
 	// Inconclusive for gates that measure whether there is enough data.
 	Violation Verdict
 	Disabled  bool
+	// External, when set, says what decides the gate outside PromQL ("the
+	// journal and commands.read"): Query is empty, and Evaluate takes each
+	// replica's value from Request.External[Name] and judges it against
+	// the limits like any other value. A replica without one is
+	// inconclusive, never a pass.
+	External string
+	// Events marks a KindCount gate whose values count events (restarts):
+	// a replica over its limit gets the time of each event in its reason,
+	// found by evaluating the same query over shorter windows.
+	Events bool
 }
 
 // Set is an ordered list of gates.
@@ -147,6 +157,9 @@ func (s Set) With(o Overrides) (Set, error) {
 		g := out[i]
 		if ov.Query != nil {
 			g.Query = *ov.Query
+			// A query given for a gate decided outside PromQL moves it
+			// into PromQL.
+			g.External = ""
 		}
 		if ov.Min != nil {
 			g.Min = ptr(*ov.Min)
@@ -219,6 +232,18 @@ func (g Spec) validate() error {
 	case ScopeCanary, ScopeAll:
 	default:
 		return fmt.Errorf("%w: scope %q: want canary or all", ErrBadSpec, g.Scope)
+	}
+	if g.Events && g.Kind != KindCount {
+		return fmt.Errorf("%w: events are counted, so an events gate has kind count, not %q", ErrBadSpec, g.Kind)
+	}
+	if g.External != "" {
+		if strings.TrimSpace(g.Query) != "" {
+			return fmt.Errorf("%w: decided from %s, so it has no query", ErrBadSpec, g.External)
+		}
+		if g.Events {
+			return fmt.Errorf("%w: decided from %s, so its events cannot be timed by a query", ErrBadSpec, g.External)
+		}
+		return nil
 	}
 	return checkTemplate(g.Query)
 }

@@ -38,7 +38,18 @@ func lanectlGates() gates.Set {
 			BaselineMax: ptr(0),
 			Violation:   gates.Fail,
 		},
-		syncModeGate(),
+		syncModeGate(LanectlSyncMode),
+		{
+			Name:      "restarts",
+			Help:      "a canary did not restart inside the window (the restart that picks up the flag comes before it)",
+			What:      "restarts",
+			Kind:      gates.KindCount,
+			Scope:     gates.ScopeCanary,
+			Query:     `max by ({{.By}}) (changes(` + LanectlProcessStartTime + `{{sel}}[{{.Window}}]))`,
+			Max:       ptr(0),
+			Events:    true,
+			Violation: gates.Fail,
+		},
 		{
 			Name:      "heartbeat_drops",
 			Help:      "no heartbeat-lane message dropped on a canary",
@@ -99,15 +110,15 @@ func lanectlGates() gates.Set {
 }
 
 // syncModeGate judges the sync-mode gauge, which both targets export.
-func syncModeGate() gates.Spec {
+func syncModeGate(metric string) gates.Spec {
 	return gates.Spec{
 		Name:  "sync_mode",
 		Help:  "every replica applied entries in the expected sync mode for the whole window",
 		What:  "in the expected sync mode for",
 		Kind:  gates.KindFraction,
 		Scope: gates.ScopeAll,
-		Query: `avg by ({{.By}}) (avg_over_time(` + LanectlSyncMode + `{{sel (printf "mode=%q" .ExpectSyncMode)}}[{{.Window}}]))
-  or 0 * group by ({{.By}}) (last_over_time(` + LanectlSyncMode + `{{sel}}[{{.Window}}]))`,
+		Query: `avg by ({{.By}}) (avg_over_time(` + metric + `{{sel (printf "mode=%q" .ExpectSyncMode)}}[{{.Window}}]))
+  or 0 * group by ({{.By}}) (last_over_time(` + metric + `{{sel}}[{{.Window}}]))`,
 		Min:       ptr(1),
 		Violation: gates.Fail,
 	}
