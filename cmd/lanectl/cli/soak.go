@@ -603,12 +603,14 @@ type gateListJSON struct {
 	Violation string `json:"on_violation"`
 	Disabled  bool   `json:"disabled,omitempty"`
 	Query     string `json:"query"`
+	// DecidedFrom is what decides a gate that has no query.
+	DecidedFrom string `json:"decided_from,omitempty"`
 }
 
 func writeGateList(opts *SoakOptions, target targets.Target, set gates.Set) error {
 	var doc []gateListJSON
 	for _, g := range set {
-		doc = append(doc, gateListJSON{Name: g.Name, Help: g.Help, Threshold: g.Threshold(), Violation: string(g.Violation), Disabled: g.Disabled, Query: g.Query})
+		doc = append(doc, gateListJSON{Name: g.Name, Help: g.Help, Threshold: g.Threshold(), Violation: string(g.Violation), Disabled: g.Disabled, Query: g.Query, DecidedFrom: g.External})
 	}
 	if opts.Output == outputJSON {
 		return writeJSON(opts.Streams.Out, doc)
