@@ -76,6 +76,41 @@ func TestSetWith(t *testing.T) {
 			wantErr: []string{`gate "heartbeat_drop": unknown gate`, "heartbeat_drops, replication_drop_ratio"},
 		},
 		{
+			name: "a plan can define a gate of its own",
+			o: gates.Overrides{"proposals_failed": {
+				Query: s(`{{increase "elastickv_raft_proposals_failed_total"}}`), Kind: func() *gates.Kind { k := gates.KindCount; return &k }(),
+				Max: f(0), Help: s("no failed proposal on a canary"),
+			}},
+			check: func(t *testing.T, set gates.Set) {
+				names := set.Names()
+				if got, want := names[len(names)-1], "proposals_failed"; got != want {
+					t.Fatalf("last gate: got %q, want the defined %q after the target's", got, want)
+				}
+				g, _ := set.Lookup("proposals_failed")
+				if g.Scope != gates.ScopeCanary || g.Violation != gates.Fail || g.What != "proposals_failed" || g.Help != "no failed proposal on a canary" {
+					t.Errorf("defined gate: got %+v, want scope canary, violation fail, what its name and the help given", g)
+				}
+				if got, want := g.Threshold(), "canary <= 0"; got != want {
+					t.Errorf("threshold: got %q, want %q", got, want)
+				}
+			},
+		},
+		{
+			name:    "a defined gate needs a kind",
+			o:       gates.Overrides{"proposals_failed": {Query: s(`vector(0)`), Max: f(0)}},
+			wantErr: []string{`gate "proposals_failed": unknown gate`, "give at least query, kind and a limit"},
+		},
+		{
+			name:    "a defined gate needs a limit",
+			o:       gates.Overrides{"proposals_failed": {Query: s(`vector(0)`), Kind: func() *gates.Kind { k := gates.KindCount; return &k }()}},
+			wantErr: []string{`gate "proposals_failed"`, "no limit"},
+		},
+		{
+			name:    "a kind must be one gates know",
+			o:       gates.Overrides{"last_contact": {Kind: func() *gates.Kind { k := gates.Kind("bytes"); return &k }()}},
+			wantErr: []string{`gate "last_contact"`, `kind "bytes"`},
+		},
+		{
 			name:    "PromQL that does not parse is rejected with its position",
 			o:       gates.Overrides{"last_contact": {Query: s(`max by ({{.By}}) (max_over_time(elastickv_raft_last_contact_seconds{{sel}}[{{.Window}}])`)}},
 			wantErr: []string{`gate "last_contact"`, "query does not parse", "1:", "parse error", "^"},
