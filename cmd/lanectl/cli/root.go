@@ -52,6 +52,7 @@ Start with 'lanectl demo' to see a whole rollout on this machine.`,
 		NewCmdRollback(streams, getenv, nil),
 		NewCmdStatus(streams, getenv, nil),
 		NewCmdSoak(streams, nil),
+		NewCmdGates(streams, nil),
 		NewCmdDemo(streams, nil),
 	)
 	return root
