@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/lanectl/lanectl/dashboards/internal/gen"
-	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/targets"
 )
@@ -499,7 +498,7 @@ func TestRolloutDashboardCoversDefaultGates(t *testing.T) {
 		t.Fatal(err)
 	}
 	gateNames := map[string]bool{}
-	for _, g := range gates.DefaultSet() {
+	for _, g := range targets.Lanectl().Gates() {
 		gateNames[g.Name] = true
 	}
 	shown := map[string]bool{}

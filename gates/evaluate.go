@@ -51,6 +51,15 @@ type Request struct {
 	// ExpectSyncMode is "sync" or "nosync"; empty means "sync", the
 	// store's default.
 	ExpectSyncMode string
+	// PresenceMetric is a series every replica exports at every scrape,
+	// named by the target the gate set belongs to. A replica with a sample
+	// of it in the window reported, so {{increase}} reads a counter it
+	// never created as zero rather than as missing.
+	PresenceMetric string
+	// External holds, by gate name, the values of the gates the set
+	// decides outside PromQL (Spec.External). A gate without an entry is
+	// inconclusive, saying what was missing.
+	External map[string][]ExternalValue
 	// Step is the coverage resolution; zero means DefaultStep.
 	Step time.Duration
 	// Now is the evaluation clock; zero means time.Now().
@@ -78,6 +87,8 @@ type GateResult struct {
 	Threshold string         `json:"threshold"`
 	Values    []ReplicaValue `json:"values"`
 	Warnings  []string       `json:"warnings,omitempty"`
+	// DecidedFrom is Spec.External: what decided a gate that has no query.
+	DecidedFrom string `json:"decided_from,omitempty"`
 }
 
 // ReplicaValue is one replica's value under a gate. Missing is true when
@@ -130,6 +141,12 @@ func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (R
 	if err != nil {
 		return Result{}, err
 	}
+	if !metricName.MatchString(req.PresenceMetric) {
+		return Result{}, fmt.Errorf("%w: presence metric %q is not a metric name (the target names it)", ErrBadRequest, req.PresenceMetric)
+	}
+	if err := checkExternal(set, rs, req.External); err != nil {
+		return Result{}, err
+	}
 	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -169,7 +186,7 @@ func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (R
 	if mode != "sync" && mode != "nosync" {
 		return Result{}, fmt.Errorf("%w: expected sync mode %q: want sync or nosync", ErrBadRequest, mode)
 	}
-	data := newTemplateData(span, step, mode)
+	data := newTemplateData(span, step, mode, req.PresenceMetric)
 
 	eff := l
 	if l == layoutGrouped {
@@ -179,8 +196,10 @@ func evaluate(ctx context.Context, q Querier, set Set, req Request, l layout) (R
 		if g.Disabled {
 			continue
 		}
-		gr, err := evalGate(ctx, q, g, rs, data, eval, l, eff)
-		if err != nil {
+		var gr GateResult
+		if g.External != "" {
+			gr = evalExternal(g, rs, req.External[g.Name], eval)
+		} else if gr, err = evalGate(ctx, q, g, rs, data, eval, l, eff); err != nil {
 			return Result{}, err
 		}
 		res.Gates = append(res.Gates, gr)
@@ -256,6 +275,24 @@ func evalGate(ctx context.Context, q Querier, g Spec, rs replicaSet, data templa
 		return GateResult{}, fmt.Errorf("gate %q: %w", g.Name, err)
 	}
 	gr := GateResult{Name: g.Name, Query: strings.Join(qs, "\n"), Threshold: g.Threshold()}
+	values, warns, err := gateValues(ctx, q, g, rs, qs, w.End, eff)
+	gr.Warnings = warns
+	if err != nil {
+		return GateResult{}, err
+	}
+	judge(&gr, g, rs.replicas, values, w.Duration())
+	if g.Events {
+		if err := timeEvents(ctx, q, &gr, g, rs, data, w, l, eff); err != nil {
+			return GateResult{}, err
+		}
+	}
+	demoteOnWarnings(&gr)
+	return gr, nil
+}
+
+// gateValues sends a gate's rendered queries, evaluated at at, and reads
+// each replica's value from the answers.
+func gateValues(ctx context.Context, q Querier, g Spec, rs replicaSet, qs []string, at time.Time, eff layout) (map[string]float64, []string, error) {
 	label, byValue := rs.label, rs.byValue
 	if eff != layoutGrouped {
 		label = joinedReplicaLabel
@@ -265,11 +302,12 @@ func evalGate(ctx context.Context, q Querier, g Spec, rs replicaSet, data templa
 		}
 	}
 	values := map[string]float64{}
+	var warnings []string
 	for _, expr := range qs {
-		vec, warns, err := q.Query(ctx, expr, w.End)
-		gr.Warnings = append(gr.Warnings, warns...)
+		vec, warns, err := q.Query(ctx, expr, at)
+		warnings = append(warnings, warns...)
 		if err != nil {
-			return GateResult{}, fmt.Errorf("gate %q: %w", g.Name, err)
+			return nil, warnings, fmt.Errorf("gate %q: %w", g.Name, err)
 		}
 		for _, s := range vec {
 			name, ok := byValue[s.Labels[label]]
@@ -277,14 +315,12 @@ func evalGate(ctx context.Context, q Querier, g Spec, rs replicaSet, data templa
 				continue
 			}
 			if _, dup := values[name]; dup {
-				return GateResult{}, fmt.Errorf("gate %q: %w: answer has more than one series for replica %q (%s); aggregate by (%s)", g.Name, ErrBadSpec, name, s, query.LabelName(label))
+				return nil, warnings, fmt.Errorf("gate %q: %w: answer has more than one series for replica %q (%s); aggregate by (%s)", g.Name, ErrBadSpec, name, s, query.LabelName(label))
 			}
 			values[name] = s.Value
 		}
 	}
-	judge(&gr, g, rs.replicas, values, w.Duration())
-	demoteOnWarnings(&gr)
-	return gr, nil
+	return values, warnings, nil
 }
 
 // demoteOnWarnings makes a passing gate inconclusive when its answer came

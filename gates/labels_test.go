@@ -15,6 +15,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // recordingQuerier keeps every query it is sent and answers none of them.
@@ -36,8 +37,9 @@ func renderedQueries(t *testing.T, canaries, baselines []gates.Target) []string 
 	t.Helper()
 	q := &recordingQuerier{}
 	now := time.Now()
-	_, err := gates.Evaluate(context.Background(), q, gates.DefaultSet(), gates.Request{
-		Canaries: canaries, Baselines: baselines,
+	_, err := gates.Evaluate(context.Background(), q, targets.Lanectl().Gates(), gates.Request{
+		PresenceMetric: targets.LanectlLanesEnabled,
+		Canaries:       canaries, Baselines: baselines,
 		Window: gates.Window{Start: now.Add(-time.Hour), End: now}, Now: now,
 	})
 	if err != nil {
@@ -123,7 +125,7 @@ func TestLabelNameCannotChangeAQuery(t *testing.T) {
 			got := renderedQueries(t, c, b)
 			c, b = l.replicas(plainSel)
 			want := renderedQueries(t, c, b)
-			if len(got) != len(want) || len(got) != len(gates.DefaultSet()) {
+			if len(got) != len(want) || len(got) != len(targets.Lanectl().Gates()) {
 				t.Fatalf("got %d queries, want %d (one per gate)", len(got), len(want))
 			}
 			for i := range got {
@@ -162,17 +164,18 @@ func TestDottedReplicaLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	lc, ok := gates.DefaultSet().Lookup("last_contact")
+	lc, ok := targets.Lanectl().Gates().Lookup("last_contact")
 	if !ok {
 		t.Fatal("no last_contact gate in the default set")
 	}
 	start := time.Now()
 	req := func(now time.Time) gates.Request {
 		return gates.Request{
-			Canaries:  []gates.Target{{Name: "n2", Selector: `"service.name"="n2"`}},
-			Baselines: []gates.Target{{Name: "n1", Selector: `"service.name"="n1"`}},
-			Window:    gates.Window{Start: start, End: start.Add(time.Hour)},
-			Now:       now,
+			PresenceMetric: targets.LanectlLanesEnabled,
+			Canaries:       []gates.Target{{Name: "n2", Selector: `"service.name"="n2"`}},
+			Baselines:      []gates.Target{{Name: "n1", Selector: `"service.name"="n1"`}},
+			Window:         gates.Window{Start: start, End: start.Add(time.Hour)},
+			Now:            now,
 		}
 	}
 	var res gates.Result

@@ -18,6 +18,7 @@ import (
 	"github.com/lanectl/lanectl/node/nodetest"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/query/promtest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // stallSwitch holds heartbeat-lane writes to one peer while it is on: the
@@ -135,17 +136,17 @@ func TestLiveCluster(t *testing.T) {
 		t.Helper()
 		time.Sleep(time.Until(end))
 		upCount(t, "every replica scraped past the window's end", fmt.Sprintf(`count(timestamp(up) >= %.3f)`, float64(end.UnixMilli())/1000))
-		req := gates.Request{
-			Canaries:  targets("n2"),
-			Baselines: targets("n1", "n3"),
+		req := gates.Request{PresenceMetric: targets.LanectlLanesEnabled,
+			Canaries:  replicaTargets("n2"),
+			Baselines: replicaTargets("n1", "n3"),
 			Window:    gates.Window{Start: start, End: end},
 			Step:      2 * time.Second,
 		}
 		var err error
-		if fromProm, err = gates.Evaluate(context.Background(), pq, gates.DefaultSet(), req); err != nil {
+		if fromProm, err = gates.Evaluate(context.Background(), pq, targets.Lanectl().Gates(), req); err != nil {
 			t.Fatalf("Evaluate via Prometheus: %v", err)
 		}
-		if fromEmb, err = gates.Evaluate(context.Background(), emb, gates.DefaultSet(), req); err != nil {
+		if fromEmb, err = gates.Evaluate(context.Background(), emb, targets.Lanectl().Gates(), req); err != nil {
 			t.Fatalf("Evaluate via embedded store: %v", err)
 		}
 		for i := range fromProm.Gates {

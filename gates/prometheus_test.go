@@ -14,6 +14,7 @@ import (
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/query/promtest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // TestBackfilled24h evaluates 24h windows over history written with promtool
@@ -64,20 +65,20 @@ func TestBackfilled24h(t *testing.T) {
 		wantGate   string
 		wantReason string
 	}{
-		{"n2", gates.Pass, "", "all 8 gates pass over 24h"},
+		{"n2", gates.Pass, "", "all 9 gates pass over 24h"},
 		{"n4", gates.Fail, "heartbeat_drops", "canary n4: 4 heartbeat-lane drops in 24h, limit 0"},
 		{"n5", gates.Fail, "replication_drop_ratio", "canary n5: replication/other-lane drop ratio 4.762% over 24h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.canary, func(t *testing.T) {
-			req := gates.Request{Canaries: targets(tt.canary), Baselines: targets("n1", "n3"), Window: window}
+			req := gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: replicaTargets(tt.canary), Baselines: replicaTargets("n1", "n3"), Window: window}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			fromProm, err := gates.Evaluate(ctx, pq, gates.DefaultSet(), req)
+			fromProm, err := gates.Evaluate(ctx, pq, targets.Lanectl().Gates(), req)
 			if err != nil {
 				t.Fatalf("Evaluate via Prometheus: %v", err)
 			}
-			fromEngine, err := gates.Evaluate(ctx, eq, gates.DefaultSet(), req)
+			fromEngine, err := gates.Evaluate(ctx, eq, targets.Lanectl().Gates(), req)
 			if err != nil {
 				t.Fatalf("Evaluate via embedded engine: %v", err)
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // TestRecordJudge records a failing soak and decides it again offline:
@@ -20,10 +21,11 @@ func TestRecordJudge(t *testing.T) {
 	s.set("n2", "elastickv_raft_dispatch_dropped_total", `lane="heartbeat", peer="9"`, "0x100 1x20 2x20 3x40")
 	e := engineOver(t, s)
 	req := gates.Request{
-		Canaries: targets("n2"), Baselines: targets("n1", "n3"),
+		PresenceMetric: targets.LanectlLanesEnabled,
+		Canaries:       replicaTargets("n2"), Baselines: replicaTargets("n1", "n3"),
 		Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180),
 	}
-	set := gates.DefaultSet()
+	set := targets.Lanectl().Gates()
 	res, err := gates.Evaluate(context.Background(), e, set, req)
 	if err != nil {
 		t.Fatal(err)
@@ -112,10 +114,10 @@ func TestJudgeKeepsWarnings(t *testing.T) {
 		Window:    gates.Window{Start: at(0), End: at(60)},
 		Requested: gates.Window{Start: at(0), End: at(60)},
 		Complete:  true,
-		Canaries:  targets("n2"),
-		Baselines: targets("n1"),
+		Canaries:  replicaTargets("n2"),
+		Baselines: replicaTargets("n1"),
 	}
-	set := gates.DefaultSet()
+	set := targets.Lanectl().Gates()
 	for _, g := range set {
 		rg := gates.RecordedGate{Name: g.Name, Template: g.Query, Values: []gates.RecordedValue{{Replica: "n2", Value: "1"}, {Replica: "n1", Value: "1"}}}
 		if g.Name == "last_contact" {

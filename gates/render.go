@@ -20,10 +20,9 @@ const DefaultReplicaLabel = "node_id"
 // no common label to group by, so answers still name their replica.
 const joinedReplicaLabel = "lanectl_replica"
 
-// presenceMetric is a gauge every replica exports all the time; a replica
-// with one of its samples in the window "reported", which lets a counter
-// that never got a series read as zero rather than as missing.
-const presenceMetric = "elastickv_raft_dispatcher_lanes_enabled"
+// checkPresenceMetric stands in for a target's presence metric when a
+// template is checked without a request.
+const checkPresenceMetric = "lanectl_presence_check"
 
 // templateData is what gate templates see.
 type templateData struct {
@@ -36,7 +35,9 @@ type templateData struct {
 	By             string
 	Selector       string
 	ExpectSyncMode string
+	PresenceMetric string
 	window         time.Duration
+	step           time.Duration
 }
 
 func (d templateData) funcs() template.FuncMap {
@@ -54,7 +55,7 @@ func (d templateData) funcs() template.FuncMap {
 			// value it was created with, so that first value is added.
 			return fmt.Sprintf(
 				`(sum by (%[1]s) (increase(%[2]s%[3]s[%[4]s]) or label_replace((min_over_time(%[2]s%[3]s[%[4]s]) unless max_over_time(%[2]s%[3]s[%[4]s] offset %[4]s)) and on (%[1]s) group by (%[1]s) (last_over_time(%[5]s%[6]s[%[4]s] offset %[4]s)), "lanectl_born", "1", "", "")) or 0 * group by (%[1]s) (last_over_time(%[5]s%[6]s[%[4]s])))`,
-				d.By, metric, s, w, presenceMetric, d.sel()), nil
+				d.By, metric, s, w, d.PresenceMetric, d.sel()), nil
 		},
 	}
 }
@@ -92,7 +93,7 @@ func checkTemplate(tmpl string) error {
 	if strings.TrimSpace(tmpl) == "" {
 		return fmt.Errorf("%w: empty query", ErrBadSpec)
 	}
-	d := newTemplateData(time.Hour, time.Minute, "sync")
+	d := newTemplateData(time.Hour, time.Minute, "sync", checkPresenceMetric)
 	d.By = DefaultReplicaLabel
 	d.Selector = `node_id=~"n1|n2"`
 	q, err := render("check", tmpl, d)
@@ -105,7 +106,7 @@ func checkTemplate(tmpl string) error {
 	return nil
 }
 
-func newTemplateData(window, step time.Duration, syncMode string) templateData {
+func newTemplateData(window, step time.Duration, syncMode, presenceMetric string) templateData {
 	steps := int64(window / step)
 	if steps < 1 {
 		steps = 1
@@ -123,7 +124,9 @@ func newTemplateData(window, step time.Duration, syncMode string) templateData {
 		PresenceWindow: promDuration(presence),
 		PresenceSteps:  max(int64(presence/step), 1),
 		ExpectSyncMode: syncMode,
+		PresenceMetric: presenceMetric,
 		window:         window,
+		step:           step,
 	}
 }
 

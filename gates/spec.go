@@ -51,6 +51,7 @@ const (
 //	{{.By}}              the replica label to group by, e.g. node_id
 //	{{.Selector}}        matchers selecting every replica, without braces
 //	{{.ExpectSyncMode}}  sync or nosync
+//	{{.PresenceMetric}}  the target's series every replica always exports
 //	{{sel `lane="x"`}}   {lane="x", <replica matchers>}: a full selector
 //	{{increase "metric" `lane="x"`}}
 //	                     per-replica increase of a counter over the window,
@@ -81,27 +82,48 @@ type Spec struct {
 	// Inconclusive for gates that measure whether there is enough data.
 	Violation Verdict
 	Disabled  bool
+	// External, when set, says what decides the gate outside PromQL ("the
+	// journal and commands.read"): Query is empty, and Evaluate takes each
+	// replica's value from Request.External[Name] and judges it against
+	// the limits like any other value. A replica without one is
+	// inconclusive, never a pass.
+	External string
+	// Events marks a KindCount gate whose values count events (restarts):
+	// a replica over its limit gets the time of each event in its reason,
+	// found by evaluating the same query over shorter windows.
+	Events bool
 }
 
 // Set is an ordered list of gates.
 type Set []Spec
 
-// Override changes one gate of the default set. It is the value of one key
-// of a plan file's soak.gates block; unset fields keep the default.
+// Override changes one gate of a target's set, or defines a new one. It is
+// the value of one key of a plan file's soak.gates block. For a gate of
+// the set, unset fields keep the set's; a name the set does not have
+// defines a gate, which needs at least query and kind and one limit, and
+// defaults to scope canary, violation fail, and its name as help and what.
 type Override struct {
-	Query    *string  `yaml:"query,omitempty" json:"query,omitempty"`
-	Min      *float64 `yaml:"min,omitempty" json:"min,omitempty"`
-	Max      *float64 `yaml:"max,omitempty" json:"max,omitempty"`
-	Factor   *float64 `yaml:"factor,omitempty" json:"factor,omitempty"`
-	Slack    *float64 `yaml:"slack,omitempty" json:"slack,omitempty"`
-	Disabled *bool    `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+	Query       *string  `yaml:"query,omitempty" json:"query,omitempty"`
+	Kind        *Kind    `yaml:"kind,omitempty" json:"kind,omitempty"`
+	Scope       *Scope   `yaml:"scope,omitempty" json:"scope,omitempty"`
+	Min         *float64 `yaml:"min,omitempty" json:"min,omitempty"`
+	Max         *float64 `yaml:"max,omitempty" json:"max,omitempty"`
+	BaselineMin *float64 `yaml:"baseline_min,omitempty" json:"baseline_min,omitempty"`
+	BaselineMax *float64 `yaml:"baseline_max,omitempty" json:"baseline_max,omitempty"`
+	Factor      *float64 `yaml:"factor,omitempty" json:"factor,omitempty"`
+	Slack       *float64 `yaml:"slack,omitempty" json:"slack,omitempty"`
+	Violation   *Verdict `yaml:"violation,omitempty" json:"violation,omitempty"`
+	Events      *bool    `yaml:"events,omitempty" json:"events,omitempty"`
+	Help        *string  `yaml:"help,omitempty" json:"help,omitempty"`
+	What        *string  `yaml:"what,omitempty" json:"what,omitempty"`
+	Disabled    *bool    `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 }
 
 // Overrides are keyed by gate name.
 type Overrides map[string]Override
 
 // ErrUnknownGate is returned by Set.With when an override names a gate the
-// set does not have.
+// set does not have and does not define it (no query or no kind).
 var ErrUnknownGate = errors.New("unknown gate")
 
 // ErrBadSpec is returned when a gate's query does not render or parse, or
@@ -128,8 +150,9 @@ func (s Set) Lookup(name string) (Spec, bool) {
 }
 
 // With returns a copy of s with o applied and every gate checked: unknown
-// gate names, templates that do not render, PromQL that does not parse
-// (with the position of the error) and contradictory limits are rejected.
+// gate names that define nothing, templates that do not render, PromQL
+// that does not parse (with the position of the error) and contradictory
+// limits are rejected. Defined gates follow the set's, by name.
 func (s Set) With(o Overrides) (Set, error) {
 	out := slices.Clone(s)
 	names := make([]string, 0, len(o))
@@ -138,14 +161,45 @@ func (s Set) With(o Overrides) (Set, error) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		ov := o[name]
 		i := slices.IndexFunc(out, func(g Spec) bool { return g.Name == name })
 		if i < 0 {
-			return nil, fmt.Errorf("gate %q: %w (known gates: %s)", name, ErrUnknownGate, strings.Join(s.Names(), ", "))
+			if ov.Query == nil || ov.Kind == nil {
+				return nil, fmt.Errorf("gate %q: %w (known gates: %s); to define a gate, give at least query, kind and a limit", name, ErrUnknownGate, strings.Join(s.Names(), ", "))
+			}
+			out = append(out, Spec{Name: name, Help: name, What: name, Scope: ScopeCanary, Violation: Fail})
+			i = len(out) - 1
 		}
-		ov := o[name]
 		g := out[i]
+		if ov.Kind != nil {
+			g.Kind = *ov.Kind
+		}
+		if ov.Scope != nil {
+			g.Scope = *ov.Scope
+		}
+		if ov.BaselineMin != nil {
+			g.BaselineMin = ptr(*ov.BaselineMin)
+		}
+		if ov.BaselineMax != nil {
+			g.BaselineMax = ptr(*ov.BaselineMax)
+		}
+		if ov.Violation != nil {
+			g.Violation = *ov.Violation
+		}
+		if ov.Events != nil {
+			g.Events = *ov.Events
+		}
+		if ov.Help != nil {
+			g.Help = *ov.Help
+		}
+		if ov.What != nil {
+			g.What = *ov.What
+		}
 		if ov.Query != nil {
 			g.Query = *ov.Query
+			// A query given for a gate decided outside PromQL moves it
+			// into PromQL.
+			g.External = ""
 		}
 		if ov.Min != nil {
 			g.Min = ptr(*ov.Min)
@@ -209,6 +263,11 @@ func (g Spec) validate() error {
 	if g.Min == nil && g.Max == nil && g.Factor == nil && g.BaselineMin == nil && g.BaselineMax == nil && !g.Disabled {
 		return fmt.Errorf("%w: no limit (set min, max or factor)", ErrBadSpec)
 	}
+	switch g.Kind {
+	case KindCount, KindRatio, KindSeconds, KindFraction:
+	default:
+		return fmt.Errorf("%w: kind %q: want count, ratio, seconds or fraction", ErrBadSpec, g.Kind)
+	}
 	switch g.Violation {
 	case Fail, Inconclusive:
 	default:
@@ -218,6 +277,18 @@ func (g Spec) validate() error {
 	case ScopeCanary, ScopeAll:
 	default:
 		return fmt.Errorf("%w: scope %q: want canary or all", ErrBadSpec, g.Scope)
+	}
+	if g.Events && g.Kind != KindCount {
+		return fmt.Errorf("%w: events are counted, so an events gate has kind count, not %q", ErrBadSpec, g.Kind)
+	}
+	if g.External != "" {
+		if strings.TrimSpace(g.Query) != "" {
+			return fmt.Errorf("%w: decided from %s, so it has no query", ErrBadSpec, g.External)
+		}
+		if g.Events {
+			return fmt.Errorf("%w: decided from %s, so its events cannot be timed by a query", ErrBadSpec, g.External)
+		}
+		return nil
 	}
 	return checkTemplate(g.Query)
 }

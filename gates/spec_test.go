@@ -10,6 +10,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/targets"
 )
 
 func f(v float64) *float64 { return &v }
@@ -55,7 +56,7 @@ func TestSetWith(t *testing.T) {
 				if got, want := g.Threshold(), "canary <= 0"; got != want {
 					t.Errorf("heartbeat_drops threshold: got %q, want %q", got, want)
 				}
-				if d, _ := gates.DefaultSet().Lookup("last_contact"); *d.Max != 1 {
+				if d, _ := targets.Lanectl().Gates().Lookup("last_contact"); *d.Max != 1 {
 					t.Errorf("default set changed by With: last_contact max %v", *d.Max)
 				}
 			},
@@ -73,6 +74,41 @@ func TestSetWith(t *testing.T) {
 			name:    "unknown gate names are rejected with the known ones",
 			o:       gates.Overrides{"heartbeat_drop": {Max: f(1)}},
 			wantErr: []string{`gate "heartbeat_drop": unknown gate`, "heartbeat_drops, replication_drop_ratio"},
+		},
+		{
+			name: "a plan can define a gate of its own",
+			o: gates.Overrides{"proposals_failed": {
+				Query: s(`{{increase "elastickv_raft_proposals_failed_total"}}`), Kind: func() *gates.Kind { k := gates.KindCount; return &k }(),
+				Max: f(0), Help: s("no failed proposal on a canary"),
+			}},
+			check: func(t *testing.T, set gates.Set) {
+				names := set.Names()
+				if got, want := names[len(names)-1], "proposals_failed"; got != want {
+					t.Fatalf("last gate: got %q, want the defined %q after the target's", got, want)
+				}
+				g, _ := set.Lookup("proposals_failed")
+				if g.Scope != gates.ScopeCanary || g.Violation != gates.Fail || g.What != "proposals_failed" || g.Help != "no failed proposal on a canary" {
+					t.Errorf("defined gate: got %+v, want scope canary, violation fail, what its name and the help given", g)
+				}
+				if got, want := g.Threshold(), "canary <= 0"; got != want {
+					t.Errorf("threshold: got %q, want %q", got, want)
+				}
+			},
+		},
+		{
+			name:    "a defined gate needs a kind",
+			o:       gates.Overrides{"proposals_failed": {Query: s(`vector(0)`), Max: f(0)}},
+			wantErr: []string{`gate "proposals_failed": unknown gate`, "give at least query, kind and a limit"},
+		},
+		{
+			name:    "a defined gate needs a limit",
+			o:       gates.Overrides{"proposals_failed": {Query: s(`vector(0)`), Kind: func() *gates.Kind { k := gates.KindCount; return &k }()}},
+			wantErr: []string{`gate "proposals_failed"`, "no limit"},
+		},
+		{
+			name:    "a kind must be one gates know",
+			o:       gates.Overrides{"last_contact": {Kind: func() *gates.Kind { k := gates.Kind("bytes"); return &k }()}},
+			wantErr: []string{`gate "last_contact"`, `kind "bytes"`},
 		},
 		{
 			name:    "PromQL that does not parse is rejected with its position",
@@ -97,7 +133,7 @@ func TestSetWith(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			set, err := gates.DefaultSet().With(tt.o)
+			set, err := targets.Lanectl().Gates().With(tt.o)
 			if len(tt.wantErr) > 0 {
 				if err == nil {
 					t.Fatalf("With: got no error, want one containing %q", tt.wantErr)
@@ -118,7 +154,7 @@ func TestSetWith(t *testing.T) {
 }
 
 func TestParseErrorPositionPointsAtTheMistake(t *testing.T) {
-	_, err := gates.DefaultSet().With(gates.Overrides{"last_contact": {Query: s(`max by ({{.By}}) (elastickv_raft_last_contact_seconds{{sel}} +)`)}})
+	_, err := targets.Lanectl().Gates().With(gates.Overrides{"last_contact": {Query: s(`max by ({{.By}}) (elastickv_raft_last_contact_seconds{{sel}} +)`)}})
 	if err == nil {
 		t.Fatal("With: got no error, want a parse error")
 	}
@@ -143,16 +179,17 @@ func TestEvaluateRejectsBadRequests(t *testing.T) {
 		req  gates.Request
 		want string
 	}{
-		{"no canary", gates.Request{Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180)}, "no canary"},
-		{"window in the future", gates.Request{Canaries: targets("n2"), Window: gates.Window{Start: at(200), End: at(300)}, Now: at(180)}, "window starts at 1970-01-01T03:20:00Z, which is in the future"},
-		{"window ends before it starts", gates.Request{Canaries: targets("n2"), Window: gates.Window{Start: at(100), End: at(60)}, Now: at(180)}, "is not after its start"},
-		{"replica twice", gates.Request{Canaries: targets("n2"), Baselines: targets("n2"), Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180)}, `replica "n2" is listed twice`},
-		{"bad selector", gates.Request{Canaries: []gates.Target{{Name: "n2", Selector: `node_id=n2`}}, Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180)}, `replica "n2"`},
-		{"bad sync mode", gates.Request{Canaries: targets("n2"), Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180), ExpectSyncMode: "fsync"}, `sync mode "fsync"`},
+		{"no canary", gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180)}, "no canary"},
+		{"window in the future", gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: replicaTargets("n2"), Window: gates.Window{Start: at(200), End: at(300)}, Now: at(180)}, "window starts at 1970-01-01T03:20:00Z, which is in the future"},
+		{"window ends before it starts", gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: replicaTargets("n2"), Window: gates.Window{Start: at(100), End: at(60)}, Now: at(180)}, "is not after its start"},
+		{"replica twice", gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: replicaTargets("n2"), Baselines: replicaTargets("n2"), Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180)}, `replica "n2" is listed twice`},
+		{"bad selector", gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: []gates.Target{{Name: "n2", Selector: `node_id=n2`}}, Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180)}, `replica "n2"`},
+		{"no presence metric", gates.Request{Canaries: replicaTargets("n2"), Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180)}, `presence metric ""`},
+		{"bad sync mode", gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: replicaTargets("n2"), Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180), ExpectSyncMode: "fsync"}, `sync mode "fsync"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := gates.Evaluate(context.Background(), eng, gates.DefaultSet(), tt.req)
+			_, err := gates.Evaluate(context.Background(), eng, targets.Lanectl().Gates(), tt.req)
 			if err == nil || !errors.Is(err, gates.ErrBadRequest) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Evaluate: got error %v, want ErrBadRequest containing %q", err, tt.want)
 			}
@@ -177,20 +214,20 @@ func TestOneQueryPerGate(t *testing.T) {
 		canaries  []gates.Target
 		baselines []gates.Target
 	}{
-		{"grouped by node_id", targets("n2"), targets("n1", "n3", "n4", "n5", "n6", "n7")},
+		{"grouped by node_id", replicaTargets("n2"), replicaTargets("n1", "n3", "n4", "n5", "n6", "n7")},
 		{"selectors with no common label", []gates.Target{{Name: "canary", Selector: `node_id=~"n2"`}}, []gates.Target{{Name: "b1", Selector: `node_id="n1"`}, {Name: "b3", Selector: `node_id="n3", job!="x"`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := &countingQuerier{Querier: engineOver(t, data)}
-			res, err := gates.Evaluate(context.Background(), q, gates.DefaultSet(), gates.Request{
+			res, err := gates.Evaluate(context.Background(), q, targets.Lanectl().Gates(), gates.Request{PresenceMetric: targets.LanectlLanesEnabled,
 				Canaries: tt.canaries, Baselines: tt.baselines,
 				Window: gates.Window{Start: at(60), End: at(180)}, Now: at(180),
 			})
 			if err != nil {
 				t.Fatalf("Evaluate: %v", err)
 			}
-			if got, want := len(q.queries), len(gates.DefaultSet()); got != want {
+			if got, want := len(q.queries), len(targets.Lanectl().Gates()); got != want {
 				t.Errorf("queries: got %d, want %d", got, want)
 			}
 			if res.Verdict != gates.Pass {

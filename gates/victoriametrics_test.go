@@ -12,6 +12,7 @@ import (
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/query/vmtest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // TestVictoriaMetricsAgreesWithPrometheus loads the same 24 h history into
@@ -59,12 +60,12 @@ func TestVictoriaMetricsAgreesWithPrometheus(t *testing.T) {
 	window := gates.Window{Start: end.Add(-24 * time.Hour), End: end}
 	for _, canary := range []string{"n2", "n4", "n5"} {
 		t.Run(canary, func(t *testing.T) {
-			req := gates.Request{Canaries: targets(canary), Baselines: targets("n1", "n3"), Window: window}
-			fromProm, err := gates.Evaluate(ctx, pq, gates.DefaultSet(), req)
+			req := gates.Request{PresenceMetric: targets.LanectlLanesEnabled, Canaries: replicaTargets(canary), Baselines: replicaTargets("n1", "n3"), Window: window}
+			fromProm, err := gates.Evaluate(ctx, pq, targets.Lanectl().Gates(), req)
 			if err != nil {
 				t.Fatalf("Evaluate via Prometheus: %v", err)
 			}
-			fromVM, err := gates.Evaluate(ctx, vq, gates.DefaultSet(), req)
+			fromVM, err := gates.Evaluate(ctx, vq, targets.Lanectl().Gates(), req)
 			if err != nil {
 				t.Fatalf("Evaluate via VictoriaMetrics: %v", err)
 			}
@@ -75,7 +76,7 @@ func TestVictoriaMetricsAgreesWithPrometheus(t *testing.T) {
 			if pq.Backend() != query.BackendPrometheus || vq.Backend() != query.BackendVictoriaMetrics {
 				t.Errorf("backends: got %q and %q, want prometheus and victoriametrics", pq.Backend(), vq.Backend())
 			}
-			if fromMetricsQL, err := gates.Evaluate(ctx, native, gates.DefaultSet(), req); err == nil {
+			if fromMetricsQL, err := gates.Evaluate(ctx, native, targets.Lanectl().Gates(), req); err == nil {
 				for i, g := range fromMetricsQL.Gates {
 					if g.Reason != fromProm.Gates[i].Reason {
 						t.Logf("MetricsQL differs on %s: %s (Prometheus: %s)", g.Name, g.Reason, fromProm.Gates[i].Reason)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // TestWarningsDemoteAPass: an answer with warnings (what Prometheus sends
@@ -39,7 +40,7 @@ func TestWarningsDemoteAPass(t *testing.T) {
 			want: gates.Fail, wantReason: []string{"canary n2: 3 heartbeat-lane drops", partial},
 		},
 	}
-	hb, ok := gates.DefaultSet().Lookup("heartbeat_drops")
+	hb, ok := targets.Lanectl().Gates().Lookup("heartbeat_drops")
 	if !ok {
 		t.Fatal("no heartbeat_drops gate in the default set")
 	}
@@ -62,10 +63,11 @@ func TestWarningsDemoteAPass(t *testing.T) {
 			}
 			now := time.Now()
 			res, err := gates.Evaluate(context.Background(), q, gates.Set{hb}, gates.Request{
-				Canaries:  targets("n2"),
-				Baselines: targets("n1"),
-				Window:    gates.Window{Start: now.Add(-2 * time.Hour), End: now.Add(-time.Minute)},
-				Now:       now,
+				PresenceMetric: targets.LanectlLanesEnabled,
+				Canaries:       replicaTargets("n2"),
+				Baselines:      replicaTargets("n1"),
+				Window:         gates.Window{Start: now.Add(-2 * time.Hour), End: now.Add(-time.Minute)},
+				Now:            now,
 			})
 			if err != nil {
 				t.Fatal(err)

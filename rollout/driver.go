@@ -216,6 +216,7 @@ func (d *Driver) SoakRequest(st *State, batch []string, since time.Time) (gates.
 	req := gates.Request{
 		Window:         gates.Window{Start: since, End: since.Add(d.Plan.Soak.Window)},
 		ExpectSyncMode: d.Plan.ExpectSyncMode,
+		PresenceMetric: d.Plan.Target.PresenceMetric,
 		Step:           d.Plan.Soak.Interval,
 		Now:            d.Now(),
 	}

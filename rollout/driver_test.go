@@ -106,7 +106,10 @@ func TestSoakRequest(t *testing.T) {
 	if !req.Window.Start.Equal(at(11)) || !req.Window.End.Equal(at(71)) {
 		t.Errorf("window = %v, want %v .. %v", req.Window, at(11), at(71))
 	}
-	if noBaseline || len(set) != len(gates.DefaultSet()) {
+	if req.PresenceMetric != p.Target.PresenceMetric {
+		t.Errorf("presence metric = %q, want the target's %q", req.PresenceMetric, p.Target.PresenceMetric)
+	}
+	if noBaseline || len(set) != len(p.Target.Gates()) {
 		t.Errorf("noBaseline = %v with %d gates, want false with the default set", noBaseline, len(set))
 	}
 
@@ -123,7 +126,7 @@ func TestSoakRequest(t *testing.T) {
 		if g.Factor != nil {
 			t.Errorf("gate %s keeps a relative limit with no baseline to compare with", g.Name)
 		}
-		def, _ := gates.DefaultSet().Lookup(g.Name)
+		def, _ := p.Target.Gates().Lookup(g.Name)
 		onlyRelative := def.Factor != nil && def.Min == nil && def.Max == nil && def.BaselineMin == nil && def.BaselineMax == nil
 		if g.Disabled != onlyRelative {
 			t.Errorf("gate %s: disabled = %v, want %v", g.Name, g.Disabled, onlyRelative)

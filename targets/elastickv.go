@@ -9,6 +9,8 @@ func Elastickv() Target {
 		Summary:        "stock elastickv: counters per raft group, no lane label, no lanes gauge; the flag is proven by commands.read",
 		ReplicaLabel:   "node_id",
 		PresenceMetric: ElastickvLocalState,
+		Gates:          elastickvGates,
+		Blind:          elastickvBlind,
 		FlagProofs:     []FlagProof{syncModeProof()},
 		Drops:          Breakdown{Metric: ElastickvDropped, Label: "group"},
 	}

@@ -3,7 +3,6 @@ package targets
 import (
 	"strconv"
 
-	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
 )
 
@@ -15,7 +14,7 @@ func Lanectl() Target {
 		Summary:        "lanectl's replica (node/replica) or any engine exporting node's metrics: per-lane counters, the lanes gauge, /healthz and /status",
 		ReplicaLabel:   "node_id",
 		PresenceMetric: LanectlLanesEnabled,
-		Gates:          gates.DefaultSet,
+		Gates:          lanectlGates,
 		FlagProofs: []FlagProof{
 			{
 				Flag: lanes.FlagEnv,

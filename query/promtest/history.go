@@ -20,9 +20,41 @@ type ReplicaHistory struct {
 	// DropEvery is one bulk-lane drop per DropEvery sent messages; 0 for
 	// none (and then no drop series at all).
 	DropEvery int
+	// Crashes are steps at which the replica crashed: it misses that
+	// scrape and the next, then runs again (with the flag it had) with
+	// counters from zero and a new process start time.
+	Crashes []int
 }
 
 func (r ReplicaHistory) restarted(m int) bool { return r.FlagOn >= 0 && m >= r.FlagOn }
+
+// crashDown is how many scrapes a crashed replica misses.
+const crashDown = 2
+
+// down is true while the replica is not running after a crash.
+func (r ReplicaHistory) down(m int) bool {
+	for _, c := range r.Crashes {
+		if m >= c && m < c+crashDown {
+			return true
+		}
+	}
+	return false
+}
+
+// started is the step the running process started at: the last restart
+// (for the flag, or after a crash) at or before m, or 0.
+func (r ReplicaHistory) started(m int) int {
+	s := 0
+	if r.restarted(m) {
+		s = r.FlagOn
+	}
+	for _, c := range r.Crashes {
+		if back := c + crashDown; m >= back && back > s {
+			s = back
+		}
+	}
+	return s
+}
 
 // lane is the bulk lane: replication with the flag, normal without.
 func (r ReplicaHistory) lane(m int) string {
@@ -48,9 +80,31 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 		return "{" + s + "}"
 	}
 
+	// up are the steps at which r was scraped.
+	up := func(r ReplicaHistory) func(func(int) bool) {
+		return func(yield func(int) bool) {
+			for m := 0; m <= steps; m++ {
+				if !r.down(m) && !yield(m) {
+					return
+				}
+			}
+		}
+	}
+	om.Family("process_start_time_seconds", "gauge")
+	for _, r := range rs {
+		for m := range up(r) {
+			// A process starts a few seconds before its first scrape; one
+			// running when the history starts started an hour before.
+			at := ts(r.started(m)).Add(-3 * time.Second)
+			if r.started(m) == 0 {
+				at = start.Add(-time.Hour)
+			}
+			om.Sample("process_start_time_seconds"+lbl(r, ""), ts(m), float64(at.UnixMilli())/1000)
+		}
+	}
 	om.Family("elastickv_raft_dispatcher_lanes_enabled", "gauge")
 	for _, r := range rs {
-		for m := 0; m <= steps; m++ {
+		for m := range up(r) {
 			v := 0.0
 			if r.restarted(m) {
 				v = 1
@@ -61,7 +115,7 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 	om.Family("elastickv_fsm_apply_sync_mode", "gauge")
 	for _, r := range rs {
 		for _, mode := range []string{"nosync", "sync"} {
-			for m := 0; m <= steps; m++ {
+			for m := range up(r) {
 				v := 0.0
 				if mode == "sync" {
 					v = 1
@@ -72,22 +126,20 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 	}
 	om.Family("elastickv_raft_last_contact_seconds", "gauge")
 	for _, r := range rs {
-		for m := 0; m <= steps; m++ {
+		for m := range up(r) {
 			om.Sample("elastickv_raft_last_contact_seconds"+lbl(r, ""), ts(m), 0.05+float64(m%7)/100)
 		}
 	}
-	// Counters restart from zero when the replica restarts for the flag.
+	// Counters restart from zero when the replica restarts, for the flag
+	// or after a crash.
 	counter := func(r ReplicaHistory, m int, perMinute float64) float64 {
-		if r.restarted(m) {
-			return float64(m-r.FlagOn) * perMinute
-		}
-		return float64(m) * perMinute
+		return float64(m-r.started(m)) * perMinute
 	}
 	om.Family("elastickv_raft_leader_changes_seen", "counter")
 	for _, r := range rs {
-		for m := 0; m <= steps; m++ {
+		for m := range up(r) {
 			v := 2.0 // leader changes seen before history starts
-			if r.restarted(m) {
+			if r.started(m) > 0 {
 				v = 1 // the one it saw when it rejoined
 			}
 			om.Sample("elastickv_raft_leader_changes_seen_total"+lbl(r, ""), ts(m), v)
@@ -95,12 +147,12 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 	}
 	om.Family("elastickv_raft_dispatch_sent", "counter")
 	for _, r := range rs {
-		for m := 0; m <= steps; m++ {
+		for m := range up(r) {
 			om.Sample("elastickv_raft_dispatch_sent_total"+lbl(r, `lane="heartbeat",peer="1"`), ts(m), counter(r, m, 10))
 		}
 		// The bulk lane's name changes with the layout, so its series do too.
 		for _, lane := range []string{"normal", "replication"} {
-			for m := 0; m <= steps; m++ {
+			for m := range up(r) {
 				if r.lane(m) == lane {
 					om.Sample("elastickv_raft_dispatch_sent_total"+lbl(r, `lane="`+lane+`",peer="1"`), ts(m), counter(r, m, 100))
 				}
@@ -110,7 +162,7 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 	om.Family("elastickv_raft_dispatch_dropped", "counter")
 	for _, r := range rs {
 		for _, lane := range []string{"normal", "replication"} {
-			for m := 0; m <= steps; m++ {
+			for m := range up(r) {
 				if r.lane(m) == lane && r.DropEvery > 0 {
 					om.Sample("elastickv_raft_dispatch_dropped_total"+lbl(r, `lane="`+lane+`",peer="1"`), ts(m), float64(int(counter(r, m, 100))/r.DropEvery))
 				}
@@ -118,8 +170,11 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 		}
 		// The heartbeat-lane series exists only from the first drop, as a
 		// client_golang CounterVec child does.
-		drops := 0
-		for m := 0; m <= steps; m++ {
+		drops, since := 0, 0
+		for m := range up(r) {
+			if s := r.started(m); s != since {
+				drops, since = 0, s
+			}
 			for _, d := range r.HeartbeatDrops {
 				if d == m {
 					drops++

@@ -53,6 +53,7 @@ Start with 'lanectl demo' to see a whole rollout on this machine.`,
 		NewCmdStatus(streams, getenv, nil),
 		NewCmdSoak(streams, nil),
 		NewCmdJudge(streams, nil),
+		NewCmdGates(streams, nil),
 		NewCmdDemo(streams, nil),
 	)
 	return root

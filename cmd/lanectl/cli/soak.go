@@ -42,8 +42,11 @@ type SoakOptions struct {
 	// store scrapes); zero means the plan's, else 1m.
 	Interval       time.Duration
 	ExpectSyncMode string
-	ListGates      bool
-	Output         string
+	// Target names what lanectl assumes about the replicas; empty means
+	// the plan's, else lanectl.
+	Target    string
+	ListGates bool
+	Output    string
 	// Record is --record: a file to keep the verdict's evidence in, for
 	// 'lanectl judge'.
 	Record string
@@ -165,6 +168,7 @@ window is not over), 3 bad input or metrics unreachable.`,
 	f.StringSliceVar(&opts.Targets, "targets", nil, "replica /metrics URLs for the embedded store, instead of --prometheus")
 	f.DurationVar(&opts.Interval, "interval", 0, "live re-evaluation and scrape interval, at least Prometheus's scrape interval (default: the plan's, else 1m)")
 	f.StringVar(&opts.ExpectSyncMode, "expect-sync-mode", "", "sync mode every replica must be in: sync or nosync (default: the plan's, else sync)")
+	f.StringVar(&opts.Target, "target", "", "what the replicas are: "+strings.Join(targets.Names(), " or ")+" (default: the plan's, else "+targets.Default+")")
 	f.BoolVar(&opts.ListGates, "list-gates", false, "list the gates with their limits and exit")
 	f.StringVar(&opts.Record, "record", "", "write the verdict's evidence (every gate's query and per-replica values) to `FILE`, for 'lanectl judge'")
 	addOutputFlag(cmd, &opts.Output)
@@ -173,7 +177,7 @@ window is not over), 3 bad input or metrics unreachable.`,
 
 // soakRun is everything resolved from flags and plan before evaluating.
 type soakRun struct {
-	target    string
+	target    targets.Target
 	set       gates.Set
 	req       gates.Request
 	interval  time.Duration
@@ -192,7 +196,11 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 		}
 		plan = p
 	}
-	set := gates.DefaultSet()
+	target, err := soakTarget(opts, plan)
+	if err != nil {
+		return err
+	}
+	set := target.Gates()
 	if plan != nil {
 		s, err := plan.GateSet()
 		if err != nil {
@@ -201,23 +209,20 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 		set = s
 	}
 	if opts.ListGates {
-		return writeGateList(opts, set)
+		return writeGateList(opts, target, set)
 	}
-	run, err := resolveSoak(cmd.Context(), opts, plan, set)
+	run, err := resolveSoak(cmd.Context(), opts, plan, target, set)
 	if err != nil {
 		return err
 	}
 	defer run.close()
-	run.target = targets.Default
-	if plan != nil {
-		run.target = plan.Target.Name
-	}
 	return watchSoak(cmd.Context(), opts, run)
 }
 
-func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set gates.Set) (*soakRun, error) {
-	run := &soakRun{set: set, interval: opts.Interval, close: func() {}}
+func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, target targets.Target, set gates.Set) (*soakRun, error) {
+	run := &soakRun{target: target, set: set, interval: opts.Interval, close: func() {}}
 	req := &run.req
+	req.PresenceMetric = target.PresenceMetric
 	req.ExpectSyncMode = opts.ExpectSyncMode
 	window := opts.Window
 	var state *rollout.State
@@ -362,7 +367,7 @@ func discoverReplicas(ctx context.Context, opts *SoakOptions, run *soakRun) erro
 	if span < query.DefaultLookback {
 		span = query.DefaultLookback
 	}
-	expr := fmt.Sprintf(`max by (%s) (max_over_time(elastickv_raft_dispatcher_lanes_enabled[%ds]))`, gates.DefaultReplicaLabel, int64(math.Ceil(span.Seconds())))
+	expr := fmt.Sprintf(`max by (%s) (max_over_time(%s[%ds]))`, gates.DefaultReplicaLabel, run.target.PresenceMetric, int64(math.Ceil(span.Seconds())))
 	qctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	vec, _, err := run.querier.Query(qctx, expr, end)
@@ -513,7 +518,7 @@ func finishSoak(opts *SoakOptions, run *soakRun, res gates.Result, interrupted b
 		return err
 	}
 	if opts.Record != "" {
-		if err := writeSoakRecord(opts.Record, gates.NewRecord(run.target, run.set, run.req, res, opts.Now())); err != nil {
+		if err := writeSoakRecord(opts.Record, gates.NewRecord(run.target.Name, run.set, run.req, res, opts.Now())); err != nil {
 			return err
 		}
 		fmt.Fprintf(opts.Streams.ErrOut, "recorded the evidence in %s ('lanectl judge %s' decides it again)\n", opts.Record, opts.Record)
@@ -545,6 +550,7 @@ func writeSoakTable(w io.Writer, run *soakRun, res gates.Result, canaries, basel
 		if err := writeSoakGates(w, res); err != nil {
 			return err
 		}
+		writeBlind(w, run.target)
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "verdict: %s: %s\n", res.Verdict, res.Reason)
@@ -624,12 +630,14 @@ type gateListJSON struct {
 	Violation string `json:"on_violation"`
 	Disabled  bool   `json:"disabled,omitempty"`
 	Query     string `json:"query"`
+	// DecidedFrom is what decides a gate that has no query.
+	DecidedFrom string `json:"decided_from,omitempty"`
 }
 
-func writeGateList(opts *SoakOptions, set gates.Set) error {
+func writeGateList(opts *SoakOptions, target targets.Target, set gates.Set) error {
 	var doc []gateListJSON
 	for _, g := range set {
-		doc = append(doc, gateListJSON{Name: g.Name, Help: g.Help, Threshold: g.Threshold(), Violation: string(g.Violation), Disabled: g.Disabled, Query: g.Query})
+		doc = append(doc, gateListJSON{Name: g.Name, Help: g.Help, Threshold: g.Threshold(), Violation: string(g.Violation), Disabled: g.Disabled, Query: g.Query, DecidedFrom: g.External})
 	}
 	if opts.Output == outputJSON {
 		return writeJSON(opts.Streams.Out, doc)
@@ -642,9 +650,11 @@ func writeGateList(opts *SoakOptions, set gates.Set) error {
 		}
 		rows = append(rows, []string{g.Name, g.Threshold, v, g.Help})
 	}
+	fmt.Fprintf(opts.Streams.Out, "target %s: %s\n\n", target.Name, target.Summary)
 	if err := writeNotedTable(opts.Streams.Out, notedTable{header: []string{"GATE", "LIMIT", "BROKEN LIMIT IS", "CHECKS"}, rows: rows, key: []int{0}}); err != nil {
 		return err
 	}
+	writeBlind(opts.Streams.Out, target)
 	fmt.Fprintln(opts.Streams.Out, "\nOverride limits per gate in the plan file's soak.gates block (min, max, factor, slack, query, disabled);\n'-o json' shows each gate's PromQL template.")
 	return nil
 }

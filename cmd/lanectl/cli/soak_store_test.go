@@ -149,7 +149,7 @@ func TestSoakPlanStoreKeepsHistory(t *testing.T) {
 		wantExit int
 		want     string
 	}{
-		{"plan store: decided from the live soak's history", []string{"soak", "--config", plan, "--canary", "n2"}, ExitOK, "verdict: pass: all 8 gates pass over 3s"},
+		{"plan store: decided from the live soak's history", []string{"soak", "--config", plan, "--canary", "n2"}, ExitOK, "verdict: pass: all 9 gates pass over 3s"},
 		// The control: the same window through a temporary store, which
 		// only knows what it scraped since it started.
 		{"no plan: temporary store has no history", []string{"soak", "--targets", strings.Join(targets, ","), "--canary", "n2"}, ExitInconclusive, "verdict: inconclusive: "},

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lanectl/lanectl/targets"
 )
 
 // replicaExporter serves a client_golang registry shaped like a replica's
@@ -43,7 +45,9 @@ func newReplicaExporter(t *testing.T, node string, flagOn bool) *replicaExporter
 	contact.Set(0.05)
 	sent := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "elastickv_raft_dispatch_sent_total", Help: "h", ConstLabels: prometheus.Labels{"lane": lane, "peer": "x"}},
 		func() float64 { return 1000 * time.Since(born).Seconds() })
-	w.MustRegister(e.dropped, enabled, sync, leader, contact, sent)
+	started := prometheus.NewGauge(prometheus.GaugeOpts{Name: targets.LanectlProcessStartTime, Help: "h"})
+	started.Set(float64(born.UnixMilli()) / 1000)
+	w.MustRegister(e.dropped, enabled, sync, leader, contact, sent, started)
 	e.srv = httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(e.srv.Close)
 	return e
@@ -71,7 +75,7 @@ func TestSoakLive(t *testing.T) {
 		if err != nil {
 			t.Fatalf("soak: got error %v, want a pass\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 		}
-		if !strings.Contains(out, "verdict: pass: all 8 gates pass over 3s") {
+		if !strings.Contains(out, "verdict: pass: all 9 gates pass over 3s") {
 			t.Errorf("stdout: got\n%s\nwant the pass verdict", out)
 		}
 		if got := len(stamped.FindAllString(errOut, -1)); got < 2 {

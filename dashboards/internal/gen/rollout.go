@@ -114,8 +114,8 @@ func ratio(bad, good, selector, extra string) string {
 	return fmt.Sprintf("%s / (%s + %s)", b, b, rateOf(good, selector, extra))
 }
 
-// rolloutComparisons mirror the default soak gates (gates.DefaultSet) that
-// compare a canary with its baselines; each title starts with the gate's
+// rolloutComparisons mirror the lanectl target's soak gates
+// (targets.Lanectl().Gates) that compare a canary with its baselines; each title starts with the gate's
 // name so the gate table of lanectl soak and the dashboard line up.
 func rolloutComparisons() []comparison {
 	return []comparison{
@@ -158,6 +158,14 @@ func rolloutComparisons() []comparison {
 			threshold:   cog.ToPtr(1.0),
 			expr: func(s string) string {
 				return fmt.Sprintf("max by (node_id) (%s{%s})", targets.LanectlLastContact, s)
+			},
+		},
+		{
+			title:       "restarts: process restarts",
+			description: "Restarts of each replica's process per interval, from changes of its start time. The gate fails on any restart of the canary inside the soak window; the restart that picked up the flag comes before the window starts. A canary that restarts is crashing on the new code path.",
+			unit:        units.Short,
+			expr: func(s string) string {
+				return fmt.Sprintf("sum by (node_id) (changes(%s{%s}[$__rate_interval]))", targets.LanectlProcessStartTime, s)
 			},
 		},
 		{
