@@ -281,7 +281,7 @@ func (r *run) setUp(ctx context.Context) error {
 		Plan:    p,
 		Runner:  r.runner,
 		Querier: r.store,
-		Prober:  rollout.Prober{Client: r.client},
+		Prober:  rollout.Prober{Plan: p, Runner: r.runner},
 		Now:     time.Now,
 		Log:     r.log,
 	}
@@ -420,7 +420,10 @@ func (r *run) summarise(ctx context.Context, walkErr error) (*Summary, error) {
 			rs.EnabledAt = at
 			enabled = append(enabled, rep.Name)
 		}
-		rs.FlagOn = r.driver.Prober.Probe(ctx, rep, time.Now()).LanesEnabled
+		if f := r.driver.Prober.Probe(ctx, rep, time.Now()).Flag; f.Known {
+			on := f.Is(true)
+			rs.FlagOn = &on
+		}
 		sum.Replicas = append(sum.Replicas, rs)
 	}
 
@@ -493,6 +496,9 @@ func (r *run) close() error {
 		errs = append(errs, r.cluster.Close())
 	}
 	r.client.CloseIdleConnections()
+	if r.driver != nil {
+		r.driver.Prober.CloseIdleConnections()
+	}
 	if r.dir != "" {
 		errs = append(errs, os.RemoveAll(r.dir))
 	}

@@ -336,16 +336,16 @@ func soakReason(r gates.Result) string {
 // and journals the outcome. A batch that does not verify is rolled back.
 func (d *Driver) runEnable(ctx context.Context, st *State, started Event, batch []Replica, res *AdvanceResult) error {
 	failure := d.runCommands(ctx, batch, true)
+	var verified map[string]Probe
 	if failure == nil {
-		_, err := d.Prober.Verify(ctx, batch, true, d.Plan.Verify.Timeout, d.Plan.Verify.Interval, d.Plan.Verify.Settle, d.Now)
-		failure = err
+		verified, failure = d.Prober.Verify(ctx, batch, true, d.Plan.Verify.Timeout, d.Plan.Verify.Interval, d.Plan.Verify.Settle, d.Now)
 	}
 	if ctx.Err() != nil {
 		// Interrupted: leave the step pending so the next run finishes it.
 		return fmt.Errorf("enable %s interrupted: %w", strings.Join(started.Replicas, ", "), ctx.Err())
 	}
 	if failure == nil {
-		if err := st.End(started, PhaseFinished, d.Now(), ""); err != nil {
+		if err := endVerified(st, started, d.Now(), verified); err != nil {
 			return err
 		}
 		if res.Outcome == "" {
@@ -380,8 +380,8 @@ func (d *Driver) runCommands(ctx context.Context, batch []Replica, enable bool) 
 		// The replica's own metrics decide whether the command is needed;
 		// whether it is healthy is left to the verification that follows,
 		// which waits for it.
-		if pr := d.Prober.Probe(ctx, r, d.Now()); pr.LanesEnabled != nil && *pr.LanesEnabled == enable {
-			d.logf("%s: already %sd (%s = %d on its /metrics); verifying instead of running the command", r.Name, verb, LanesEnabledMetric, b2i(enable))
+		if pr := d.Prober.Probe(ctx, r, d.Now()); pr.Flag.Is(enable) {
+			d.logf("%s: already %sd (%s); verifying instead of running the command", r.Name, verb, pr.Flag.Detail)
 			continue
 		}
 		cmd, err := d.command(r, enable)

@@ -115,20 +115,18 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 
 func writeDryRun(w io.Writer, p *rollout.Plan, steps []rollout.PlannedStep) error {
 	fmt.Fprintf(w, "dry run of %s (journal %s): nothing is changed\n\n", p.Path, p.StatePath)
-	verify := fmt.Sprintf("verify: %s == %%d on its /metrics, /healthz 200, a leader in /status; %d good probes %s apart within %s",
-		rollout.LanesEnabledMetric, p.Verify.Settle, formatDuration(p.Verify.Interval), formatDuration(p.Verify.Timeout))
 	for i, s := range steps {
 		n := i + 1
 		switch s.Kind {
 		case rollout.PlanResume:
 			fmt.Fprintf(w, "%d. finish the interrupted %s of %s\n", n, s.Step, replicaNames(s.Replicas))
-			writeStepCommands(w, s, verify, s.Step == rollout.StepEnable)
+			writeStepCommands(w, p, s, s.Step == rollout.StepEnable)
 		case rollout.PlanJudge:
 			fmt.Fprintf(w, "%d. judge the soak of %s over %s .. %s (%s); stop here unless every gate passes\n",
 				n, replicaNames(s.Replicas), formatTime(s.Window.Start), formatTime(s.Window.End), formatDuration(s.Duration))
 		case rollout.PlanEnable:
 			fmt.Fprintf(w, "%d. enable %s (stage %s)\n", n, replicaNames(s.Replicas), s.Stage)
-			writeStepCommands(w, s, verify, true)
+			writeStepCommands(w, p, s, true)
 		case rollout.PlanSoak:
 			fmt.Fprintf(w, "%d. soak %s for %s, then judge it\n", n, replicaNames(s.Replicas), formatDuration(s.Duration))
 		case rollout.PlanComplete:
@@ -138,11 +136,11 @@ func writeDryRun(w io.Writer, p *rollout.Plan, steps []rollout.PlannedStep) erro
 	return nil
 }
 
-func writeStepCommands(w io.Writer, s rollout.PlannedStep, verify string, enable bool) {
+func writeStepCommands(w io.Writer, p *rollout.Plan, s rollout.PlannedStep, enable bool) {
 	for _, r := range s.Replicas {
 		fmt.Fprintf(w, "   %s over ssh %s:\n     %s\n", r.Name, r.SSH, s.Commands[r.Name])
 	}
-	fmt.Fprintf(w, "   "+verify+"\n", map[bool]int{true: 1, false: 0}[enable])
+	fmt.Fprintf(w, "   %s\n", p.DescribeVerify(enable))
 	if enable {
 		for _, r := range s.Replicas {
 			fmt.Fprintf(w, "   if %s does not verify, roll back with:\n     %s\n", r.Name, s.Rollbacks[r.Name])

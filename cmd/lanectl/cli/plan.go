@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,7 +43,7 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 	}
 	d := &rollout.Driver{
 		Plan:   plan,
-		Prober: rollout.Prober{Client: &http.Client{Timeout: probeTimeout}},
+		Prober: rollout.Prober{Plan: plan, Timeout: probeTimeout},
 		Now:    time.Now,
 		Log:    streams.Out,
 	}
@@ -65,6 +64,7 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 			return nil, nil, err
 		}
 		d.Runner = r
+		d.Prober.Runner = r
 	}
 	if deps.metrics {
 		switch {

@@ -95,8 +95,11 @@ type statusReplicaJSON struct {
 	Healthy     bool               `json:"healthy"`
 	Health      string             `json:"health"`
 	Drops       map[string]float64 `json:"drops"`
-	DropsWindow statusWindowJSON   `json:"drops_window"`
-	DropsErr    string             `json:"drops_error,omitempty"`
+	// DropsBy is the label drops are split by: lane, or group for a
+	// target without lanes.
+	DropsBy     string           `json:"drops_by"`
+	DropsWindow statusWindowJSON `json:"drops_window"`
+	DropsErr    string           `json:"drops_error,omitempty"`
 }
 
 type statusPendingJSON struct {
@@ -135,11 +138,12 @@ func runStatus(cmd *cobra.Command, opts *StatusOptions) error {
 	for _, r := range rep.Replicas {
 		row := statusReplicaJSON{
 			Name: r.Name, Stage: r.Stage, Flag: r.Journal, Metrics: r.Seen, Mismatch: r.Mismatch,
-			Healthy: r.Probe.Healthy, Health: r.Probe.Health, Drops: r.Drops,
+			Drops: r.Drops, DropsBy: r.DropsBy,
 			DropsWindow: statusWindowJSON{Start: r.DropsWindow.Start.UTC(), End: r.DropsWindow.End.UTC()},
 		}
-		if r.Probe.MetricsErr != nil {
-			row.MetricsErr = r.Probe.MetricsErr.Error()
+		row.Healthy, row.Health = r.Probe.Health()
+		if err := r.Probe.MetricsErr(); err != nil {
+			row.MetricsErr = err.Error()
 		}
 		if !r.EnabledAt.IsZero() {
 			t := r.EnabledAt.UTC()
@@ -203,7 +207,11 @@ func writeStatusTable(streams *IOStreams, doc statusJSON) error {
 		}
 		rows = append(rows, []string{r.Name, r.Stage, flag, r.Metrics, since, soak, verdict, health, formatDrops(r)})
 	}
-	if err := writeTable(streams.Out, []string{"REPLICA", "STAGE", "FLAG", "METRICS", "SINCE", "SOAK", "VERDICT", "HEALTH", "DROPS"}, rows); err != nil {
+	drops := "DROPS"
+	if len(doc.Replicas) > 0 && doc.Replicas[0].DropsBy != "lane" {
+		drops = "DROPS BY " + strings.ToUpper(doc.Replicas[0].DropsBy)
+	}
+	if err := writeTable(streams.Out, []string{"REPLICA", "STAGE", "FLAG", "SEEN", "SINCE", "SOAK", "VERDICT", "HEALTH", drops}, rows); err != nil {
 		return err
 	}
 	for _, p := range doc.Pending {
