@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/query"
@@ -78,7 +79,10 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 			// The store sits next to the journal and keeps what every
 			// earlier run on this plan scraped, so a soak watched live by
 			// 'lanectl soak' can be judged here; see the README.
-			opts := planStoreOptions(plan, plan.Soak.Window)
+			opts, err := planStoreOptions(plan, plan.Soak.Window, plan.Soak.Interval)
+			if err != nil {
+				return nil, nil, err
+			}
 			e, err := query.NewEmbedded(ctx, plan.Prometheus.Targets, plan.Soak.Interval, opts)
 			switch {
 			case errors.Is(err, query.ErrStoreBusy) && deps.readOnly:
@@ -103,11 +107,19 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 // planStoreOptions places a plan's embedded store at <state>.metrics, so
 // every lanectl run on the plan adds to, and judges from, one history. It
 // keeps at least a day more than a window of length window.
-func planStoreOptions(plan *rollout.Plan, window time.Duration) query.EmbeddedOptions {
+// It scrapes the replicas with the plan's replica_http settings (bearer
+// token, TLS), as verification reaches them.
+func planStoreOptions(plan *rollout.Plan, window, interval time.Duration) (query.EmbeddedOptions, error) {
+	c, err := config.NewClientFromConfig(plan.ReplicaHTTP, "lanectl-store")
+	if err != nil {
+		return query.EmbeddedOptions{}, fmt.Errorf("replica_http: %w", err)
+	}
+	c.Timeout = interval
 	return query.EmbeddedOptions{
 		Dir:       plan.StatePath + ".metrics",
 		Retention: max(query.DefaultStoreRetention, window+24*time.Hour),
-	}
+		Client:    c,
+	}, nil
 }
 
 // rolloutError keeps a rollout error's message and adds the CLI verdict

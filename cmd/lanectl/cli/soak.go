@@ -304,7 +304,11 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, set
 		// without one there is nowhere to keep it, so it is temporary.
 		var storeOpts query.EmbeddedOptions
 		if plan != nil {
-			storeOpts = planStoreOptions(plan, window)
+			o, err := planStoreOptions(plan, window, run.interval)
+			if err != nil {
+				return nil, err
+			}
+			storeOpts = o
 		}
 		e, err := query.NewEmbedded(ctx, targets, run.interval, storeOpts)
 		if err != nil {
