@@ -29,6 +29,9 @@ type driverDeps struct {
 	// metrics builds the querier: a Prometheus client, or the embedded
 	// store scraping the plan's targets.
 	metrics bool
+	// readFlag builds the SSH runner when the plan proves its flag with
+	// commands.read, so the flag can be read without changing anything.
+	readFlag bool
 	// readOnly marks a command that only reads metrics: while another
 	// lanectl (a live soak) holds the plan's embedded store, it reads the
 	// store as that process has written it so far instead of refusing.
@@ -49,7 +52,7 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 		Log:    streams.Out,
 	}
 	closeFn := func() {}
-	if deps.ssh {
+	if deps.ssh || (deps.readFlag && plan.Commands.Read != "") {
 		home := getenv("HOME")
 		if home == "" {
 			return nil, nil, errors.New("HOME is not set: it is needed to find ~/.ssh")

@@ -118,7 +118,7 @@ type statusJSON struct {
 }
 
 func runStatus(cmd *cobra.Command, opts *StatusOptions) error {
-	d, closeFn, err := newDriver(cmd.Context(), opts.Streams, opts.Getenv, opts.Config, driverDeps{metrics: true, readOnly: true})
+	d, closeFn, err := newDriver(cmd.Context(), opts.Streams, opts.Getenv, opts.Config, driverDeps{metrics: true, readOnly: true, readFlag: true})
 	if err != nil {
 		return err
 	}
