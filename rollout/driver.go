@@ -213,48 +213,16 @@ func (d *Driver) preflight(ctx context.Context, rs []Replica) error {
 	return nil
 }
 
-// SoakRequest builds the gate request for batch enabled at since: the batch
-// are the canaries, every replica without the flag a baseline. With no
-// baseline left, the relative limits cannot be judged, so the returned set
-// keeps only the absolute ones.
+// SoakRequest builds the gate request for batch enabled at since, as
+// Plan.DecideSoak decides it: the batch are the canaries, every replica without
+// the flag a baseline, and with no baseline left only the absolute limits.
 func (d *Driver) SoakRequest(st *State, batch []string, since time.Time) (gates.Set, gates.Request, bool, error) {
-	set, err := d.Plan.GateSet()
+	s, err := d.Plan.DecideSoak(st, SoakQuestion{Canaries: batch, Start: since}, d.Now())
 	if err != nil {
 		return nil, gates.Request{}, false, err
 	}
-	req := gates.Request{
-		Window:         gates.Window{Start: since, End: since.Add(d.Plan.Soak.Window)},
-		ExpectSyncMode: d.Plan.ExpectSyncMode,
-		Step:           d.Plan.Soak.Interval,
-		Now:            d.Now(),
-	}
-	for _, r := range d.replicas(batch) {
-		req.Canaries = append(req.Canaries, gates.Target{Name: r.Name, Selector: r.Selector})
-	}
-	for _, r := range d.Plan.Order() {
-		if _, on := st.EnabledAt(r.Name); !on && !slices.Contains(batch, r.Name) {
-			req.Baselines = append(req.Baselines, gates.Target{Name: r.Name, Selector: r.Selector})
-		}
-	}
-	noBaseline := len(req.Baselines) == 0
-	if noBaseline {
-		set = absoluteOnly(set)
-	}
-	return set, req, noBaseline, nil
-}
-
-func absoluteOnly(set gates.Set) gates.Set {
-	out := slices.Clone(set)
-	for i := range out {
-		if out[i].Factor == nil {
-			continue
-		}
-		out[i].Factor = nil
-		if out[i].Min == nil && out[i].Max == nil && out[i].BaselineMin == nil && out[i].BaselineMax == nil {
-			out[i].Disabled = true
-		}
-	}
-	return out
+	s.Request.Now = d.Now()
+	return s.Set, s.Request, s.NoBaseline, nil
 }
 
 // judge evaluates the soak of batch. A failed or undecided soak is

@@ -21,7 +21,7 @@ func Elastickv() Target {
 		PresenceMetric: ElastickvLocalState,
 		// Nothing elastickv exports shows the dispatcher layout: the lanes
 		// flag is known only by how it is parsed.
-		FlagProofs: []FlagProof{lanesFlagProof(""), syncModeProof()},
+		FlagProofs: []FlagProof{lanesFlagProof("", ""), syncModeProof()},
 		Verify: Verify{
 			// The metrics listener answers every path with the exposition,
 			// so there is no health endpoint to ask: everything is read

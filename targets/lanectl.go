@@ -17,7 +17,7 @@ func Lanectl() Target {
 		PresenceMetric: LanectlLanesEnabled,
 		Gates:          gates.DefaultSet,
 		FlagProofs: []FlagProof{
-			lanesFlagProof(LanectlLanesEnabled + `{{sel}} == {{if eq .Value "true"}}1{{else}}0{{end}}`),
+			lanesFlagProof(LanectlLanesEnabled+`{{sel}} == {{if eq .Value "true"}}1{{else}}0{{end}}`, LanectlLanesEnabled),
 			syncModeProof(),
 		},
 		Verify: Verify{
@@ -31,7 +31,7 @@ func Lanectl() Target {
 
 // lanesFlagProof parses the lanes flag as node's dispatcher does:
 // strconv.ParseBool after TrimSpace, anything unparsable is false.
-func lanesFlagProof(holds string) FlagProof {
+func lanesFlagProof(holds, gauge string) FlagProof {
 	return FlagProof{
 		Flag: lanes.FlagEnv,
 		Parse: func(v string) (string, string) {
@@ -39,6 +39,7 @@ func lanesFlagProof(holds string) FlagProof {
 			return strconv.FormatBool(on), warning
 		},
 		Holds: holds,
+		Gauge: gauge,
 	}
 }
 

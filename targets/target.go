@@ -56,6 +56,10 @@ type FlagProof struct {
 	// cannot show the flag: the plan's read command proves it, and Parse
 	// reads what it prints.
 	Holds string
+	// Gauge, when set, is a 0/1 gauge of the flag: its max over a window
+	// is 0 exactly for a replica that ran without the flag throughout, so
+	// a soak without a plan can find its baselines.
+	Gauge string
 }
 
 // Verify lists the conditions a healthy, caught-up replica meets. A plan's

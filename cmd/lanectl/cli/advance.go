@@ -110,7 +110,7 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 	case err == nil && res.Outcome == rollout.OutcomeResumed:
 		fmt.Fprintf(out, "finished the interrupted step on %s\n", strings.Join(res.Batch, ", "))
 	}
-	return rolloutVerdict(err)
+	return err
 }
 
 func writeDryRun(w io.Writer, p *rollout.Plan, steps []rollout.PlannedStep) error {

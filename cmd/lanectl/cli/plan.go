@@ -125,33 +125,6 @@ func planStoreOptions(plan *rollout.Plan, window, interval time.Duration) (query
 	}, nil
 }
 
-// rolloutError keeps a rollout error's message and adds the CLI verdict
-// (ErrFailed or ErrInconclusive) for the exit code.
-type rolloutError struct {
-	verdict error
-	err     error
-}
-
-func (e rolloutError) Error() string   { return e.err.Error() }
-func (e rolloutError) Unwrap() []error { return []error{e.verdict, e.err} }
-
-// rolloutVerdict maps the rollout package's errors to exit codes: a refused
-// or failed step is ErrFailed, an undecided soak ErrInconclusive, anything
-// else (bad plan, SSH or Prometheus unreachable, host key refused) stays
-// operational.
-func rolloutVerdict(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, rollout.ErrSoakFailed), errors.Is(err, rollout.ErrVerifyFailed),
-		errors.Is(err, rollout.ErrRollbackFailed), errors.Is(err, rollout.ErrLocked):
-		return rolloutError{verdict: ErrFailed, err: err}
-	case errors.Is(err, rollout.ErrSoakPending):
-		return rolloutError{verdict: ErrInconclusive, err: err}
-	}
-	return err
-}
-
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"

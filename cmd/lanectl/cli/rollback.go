@@ -69,5 +69,5 @@ func runRollback(cmd *cobra.Command, opts *RollbackOptions) error {
 	if len(res.AlreadyOff) > 0 {
 		fmt.Fprintf(opts.Streams.Out, "already off, verified: %s\n", strings.Join(res.AlreadyOff, ", "))
 	}
-	return rolloutVerdict(err)
+	return err
 }
