@@ -140,6 +140,11 @@ func writeStepCommands(w io.Writer, p *rollout.Plan, s rollout.PlannedStep, enab
 	for _, r := range s.Replicas {
 		fmt.Fprintf(w, "   %s over ssh %s:\n     %s\n", r.Name, r.SSH, s.Commands[r.Name])
 	}
+	for _, r := range s.Replicas {
+		if read, ok, err := p.ReadCommand(r); ok && err == nil {
+			fmt.Fprintf(w, "   %s's flag read over ssh with:\n     %s\n", r.Name, read)
+		}
+	}
 	fmt.Fprintf(w, "   %s\n", p.DescribeVerify(enable))
 	if enable {
 		for _, r := range s.Replicas {
