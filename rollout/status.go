@@ -81,6 +81,8 @@ func (d *Driver) Status(ctx context.Context) (*StatusReport, error) {
 			interrupted[n] = map[string]string{StepEnable: FlagEnabling, StepDisable: FlagDisabling}[p.Step]
 		}
 	}
+	// One scrape of every replica serves every row.
+	probes := d.Prober.probeAll(ctx, d.Plan.Order(), now)
 	for _, r := range d.Plan.Order() {
 		rs := st.Replica(r.Name)
 		row := ReplicaStatus{Name: r.Name, Stage: r.Stage, Journal: FlagOff, LastSoak: rs.LastSoak}
@@ -93,7 +95,7 @@ func (d *Driver) Status(ctx context.Context) (*StatusReport, error) {
 		if s, ok := interrupted[r.Name]; ok {
 			row.Journal = s
 		}
-		row.Probe = d.Prober.Probe(ctx, r, now)
+		row.Probe = probes[r.Name]
 		row.Seen = "unknown"
 		switch f := row.Probe.Flag; {
 		case f.Is(true):

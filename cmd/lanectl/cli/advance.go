@@ -36,9 +36,10 @@ lock:
      the gate table; a window that is not over exits 2 with the time left.
   3. When it passed (or nothing is enabled yet), run the enable command over
      SSH on the next replica(s): stage by stage, at most max_parallel at once.
-  4. Verify on each replica's own /metrics that
-     elastickv_raft_dispatcher_lanes_enabled is 1, that /healthz is 200 and
-     /status knows a leader. Only then is the enable time recorded: it starts
+  4. Verify each replica: the flag proven on (by the target's metrics, or by
+     commands.read over SSH) and every verify check holding (the target's,
+     or the plan's verify.http and verify.metrics), over fresh scrapes of the
+     replicas' own metrics. Only then is the enable time recorded: it starts
      the soak window.
   5. If verification fails, run the disable command, verify the replica is
      back, record the rollback and exit 1.

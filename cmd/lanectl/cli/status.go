@@ -26,18 +26,20 @@ func NewCmdStatus(streams *IOStreams, getenv Getenv, runF func(*StatusOptions) e
 	opts := &StatusOptions{Streams: streams, Getenv: getenv}
 	cmd := &cobra.Command{
 		Use:   "status [--config FILE] [-o table|json]",
-		Short: "Show who has the flag, since when, soak progress and drops by lane",
+		Short: "Show who has the flag, since when, soak progress and drops by lane or group",
 		Long: `Show one row per replica of the plan, in rollout order:
 
   FLAG      what the journal records: on, off, or an interrupted step
-  METRICS   what the replica's own /metrics say (elastickv_raft_dispatcher_lanes_enabled);
-            when the two disagree the row is marked MISMATCH and a warning follows
+  SEEN      the flag as the replica shows it: the target's metrics, or the
+            plan's read command; when the two disagree the row is marked
+            MISMATCH and a warning follows
   SINCE     when the flag was verified on: the start of the soak window
   SOAK      how much of the soak window has run, and how much is left
   VERDICT   the last soak verdict recorded for the replica
-  HEALTH    /healthz
-  DROPS     dropped messages by lane: over the soak so far for a replica with
-            the flag, over the last soak-window length for the others
+  HEALTH    ok, or the first verify check that does not hold
+  DROPS     dropped messages by lane (by raft group for a target without
+            lanes): over the soak so far for a replica with the flag, over
+            the last soak-window length for the others
 
 status reads the journal without taking the lock and changes nothing. When
 a live 'lanectl soak' holds the plan's embedded store, status reads what it
@@ -184,7 +186,7 @@ func writeStatusTable(streams *IOStreams, doc statusJSON) error {
 		flag := r.Flag
 		if r.Mismatch {
 			flag += " MISMATCH"
-			warnings = append(warnings, fmt.Sprintf("WARNING: %s: the journal says the flag is %s but its /metrics say %s; check the replica, then 'lanectl advance' or 'lanectl rollback --replica %s'", r.Name, r.Flag, r.Metrics, r.Name))
+			warnings = append(warnings, fmt.Sprintf("WARNING: %s: the journal says the flag is %s but the replica shows %s; check the replica, then 'lanectl advance' or 'lanectl rollback --replica %s'", r.Name, r.Flag, r.Metrics, r.Name))
 		}
 		since, soak := "-", "-"
 		if r.EnabledAt != nil {
