@@ -105,11 +105,12 @@ func (p *Plan) DecideSoak(st *State, q SoakQuestion, now time.Time) (*Soak, erro
 }
 
 // SoakWithoutPlan decides a soak of replicas named by the target's
-// replica label. Replicas that never reported in the window are refused
-// as typos, and with no baselines named, every replica the target's flag
-// gauge shows off throughout the window is one; a target without such a
-// gauge needs them named.
-func SoakWithoutPlan(ctx context.Context, t targets.Target, q gates.Querier, source string, sq SoakQuestion, now time.Time) (*Soak, error) {
+// replica label, asked at asked (a window without a start starts then) and
+// looked up in q at now. Replicas that never reported in the window are
+// refused as typos, and with no baselines named, every replica the
+// target's flag gauge shows off throughout the window is one; a target
+// without such a gauge needs them named.
+func SoakWithoutPlan(ctx context.Context, t targets.Target, q gates.Querier, source string, sq SoakQuestion, asked, now time.Time) (*Soak, error) {
 	s := &Soak{Set: t.Gates(), Interval: cmp(sq.Interval, DefaultSoakInterval)}
 	req := &s.Request
 	req.ExpectSyncMode = sq.ExpectSyncMode
@@ -127,7 +128,7 @@ func SoakWithoutPlan(ctx context.Context, t targets.Target, q gates.Querier, sou
 	}
 	start, from := sq.Start, "--start"
 	if start.IsZero() {
-		start, from = now, "now"
+		start, from = asked, "now"
 	}
 	if err := s.window(start, from, cmp(sq.Window, DefaultSoakWindow), now); err != nil {
 		return nil, err

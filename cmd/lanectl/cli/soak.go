@@ -211,13 +211,16 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, tar
 		Canaries: opts.Canaries, Baselines: opts.Baselines, Window: opts.Window, Start: opts.Start,
 		Interval: opts.Interval, ExpectSyncMode: opts.ExpectSyncMode,
 	}
+	// The window of a soak starting now starts before the store's first
+	// scrape, so that scrape is inside it.
+	now := opts.Now()
 	run := &soakRun{close: func() {}}
 	if plan != nil {
 		st, err := rollout.LoadState(plan.StatePath)
 		if err != nil {
 			return nil, err
 		}
-		if run.soak, err = plan.DecideSoak(st, q, opts.Now()); err != nil {
+		if run.soak, err = plan.DecideSoak(st, q, now); err != nil {
 			return nil, err
 		}
 	}
@@ -273,7 +276,7 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, tar
 		return nil, errors.New("no metrics source: give --prometheus URL or --targets URL,... (or --config with a prometheus block)")
 	}
 	if plan == nil {
-		s, err := rollout.SoakWithoutPlan(ctx, target, run.querier, run.source, q, opts.Now())
+		s, err := rollout.SoakWithoutPlan(ctx, target, run.querier, run.source, q, now, opts.Now())
 		if err != nil {
 			run.close()
 			return nil, err
