@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
+
+	"github.com/lanectl/lanectl/gates"
 )
 
 // endVerified journals a finished enable with what the read command
@@ -94,4 +97,15 @@ func (s *State) readAtVerify(replica string, since time.Time) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// SoakFlagEvidence is FlagEvidence for every replica a soak request
+// judges, canaries first: what decides the flag gate of a target whose
+// metrics cannot show the flag.
+func (d *Driver) SoakFlagEvidence(ctx context.Context, st *State, req gates.Request) []FlagEvidence {
+	var ns []string
+	for _, t := range append(slices.Clone(req.Canaries), req.Baselines...) {
+		ns = append(ns, t.Name)
+	}
+	return d.FlagEvidence(ctx, st, ns)
 }

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/targets"
 )
 
@@ -91,6 +93,14 @@ func TestFlagEvidence(t *testing.T) {
 	}
 	if n1.Enabled || n1.Value() != 0 {
 		t.Errorf("n1: %+v (value %v); want off in the journal and unset now", n1, n1.Value())
+	}
+	req := gates.Request{Canaries: []gates.Target{{Name: "n2"}}, Baselines: []gates.Target{{Name: "n1"}, {Name: "n3"}}}
+	var got []string
+	for _, e := range d.SoakFlagEvidence(t.Context(), st, req) {
+		got = append(got, fmt.Sprintf("%s=%v", e.Replica, e.Value()))
+	}
+	if strings.Join(got, " ") != "n2=1 n1=0 n3=0" {
+		t.Errorf("soak flag evidence: %v, want n2=1 n1=0 n3=0", got)
 	}
 	// A read that cannot run is missing data, never a pass.
 	p.Commands.Read = "exit 3"

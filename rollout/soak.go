@@ -56,6 +56,9 @@ type Soak struct {
 // DecideSoak decides the soak q asks about for a plan and its journal. It does
 // no I/O.
 func (p *Plan) DecideSoak(st *State, q SoakQuestion, now time.Time) (*Soak, error) {
+	if p.Target.Gates == nil {
+		return nil, fmt.Errorf("soak: %w: %s", ErrNoGates, p.Target.Name)
+	}
 	set, err := p.GateSet()
 	if err != nil {
 		return nil, err
@@ -111,6 +114,9 @@ func (p *Plan) DecideSoak(st *State, q SoakQuestion, now time.Time) (*Soak, erro
 // target's flag gauge shows off throughout the window is one; a target
 // without such a gauge needs them named.
 func SoakWithoutPlan(ctx context.Context, t targets.Target, q gates.Querier, source string, sq SoakQuestion, asked, now time.Time) (*Soak, error) {
+	if t.Gates == nil {
+		return nil, fmt.Errorf("soak: %w: %s", ErrNoGates, t.Name)
+	}
 	s := &Soak{Set: t.Gates(), Interval: cmp(sq.Interval, DefaultSoakInterval)}
 	req := &s.Request
 	req.ExpectSyncMode = sq.ExpectSyncMode
@@ -183,6 +189,10 @@ func absoluteOnly(set gates.Set) gates.Set {
 	}
 	return out
 }
+
+// ErrNoGates is returned when a soak is asked of a target that has no
+// gate set.
+var ErrNoGates = errors.New("the target has no gate set")
 
 // ErrNoFlagGauge is returned by SoakWithoutPlan when baselines must be
 // found but the target's metrics cannot show the flag.

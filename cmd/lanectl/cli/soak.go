@@ -188,6 +188,9 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 		plan, target = p, p.Target
 	}
 	if opts.ListGates {
+		if target.Gates == nil {
+			return fmt.Errorf("soak --list-gates: %w: %s", rollout.ErrNoGates, target.Name)
+		}
 		set := target.Gates()
 		if plan != nil {
 			if set, err = plan.GateSet(); err != nil {
