@@ -281,7 +281,7 @@ func (r *run) setUp(ctx context.Context) error {
 		Plan:    p,
 		Runner:  r.runner,
 		Querier: r.store,
-		Prober:  rollout.Prober{Client: r.client},
+		Prober:  rollout.Prober{Plan: p, Runner: r.runner},
 		Now:     time.Now,
 		Log:     r.log,
 	}
@@ -359,42 +359,37 @@ func (r *run) soak(ctx context.Context) error {
 	if len(batch) == 0 {
 		return errors.New("advance enabled nothing: the journal has no enabled batch")
 	}
-	set, req, _, err := r.driver.SoakRequest(st, batch, since)
+	s, err := r.driver.Plan.DecideSoak(st, rollout.SoakQuestion{Canaries: batch, Start: since}, time.Now())
 	if err != nil {
 		return err
 	}
-	// Advance judges only after the store has scraped past the window's
-	// end.
-	judgeAt := req.Window.End.Add(2 * r.tm.Scrape)
-	r.logf("soaking %s until %s (%s)", strings.Join(batch, ", "), req.Window.End.UTC().Format(time.RFC3339), r.tm.Soak)
-	for {
-		left := time.Until(judgeAt)
-		if left <= 0 {
-			return nil
-		}
-		if err := sleep(ctx, min(left, r.tm.Progress)); err != nil {
-			return err
-		}
-		if !time.Now().Before(req.Window.End) {
-			continue
-		}
-		req.Now = time.Now()
-		res, err := gates.Evaluate(ctx, r.store, set, req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	// Looks come every Timing.Progress; advance judges only after the store
+	// has scraped past the window's end.
+	s.Interval = r.tm.Progress
+	judgeAt := s.Request.Window.End.Add(2 * r.tm.Scrape)
+	r.logf("soaking %s until %s (%s)", strings.Join(batch, ", "), s.Request.Window.End.UTC().Format(time.RFC3339), r.tm.Soak)
+	w := rollout.Watch{
+		Querier: r.store,
+		Soak:    s,
+		Now:     time.Now,
+		OnLook: func(res gates.Result) {
+			if r.cfg.OnProgress != nil {
+				r.cfg.OnProgress(Progress{Replicas: batch, Window: s.Request.Window, Elapsed: res.Window.Duration(), Result: res})
 			}
+		},
+		OnError: func(err error, _ int) {
 			r.logf("look at the soak failed (the verdict is advance's): %v", err)
-			continue
-		}
-		if r.cfg.OnProgress != nil {
-			r.cfg.OnProgress(Progress{Replicas: batch, Window: req.Window, Elapsed: res.Window.Duration(), Result: res})
-		}
-		if res.Verdict == gates.Fail {
-			r.logf("a gate failed before the window is over: advancing now")
-			return nil
-		}
+		},
 	}
+	res, err := w.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if res.Verdict == gates.Fail {
+		r.logf("a gate failed before the window is over: advancing now")
+		return nil
+	}
+	return sleep(ctx, time.Until(judgeAt))
 }
 
 // summarise fills the summary from the journal, the replicas' own metrics,
@@ -420,7 +415,10 @@ func (r *run) summarise(ctx context.Context, walkErr error) (*Summary, error) {
 			rs.EnabledAt = at
 			enabled = append(enabled, rep.Name)
 		}
-		rs.FlagOn = r.driver.Prober.Probe(ctx, rep, time.Now()).LanesEnabled
+		if f := r.driver.Prober.Probe(ctx, rep, time.Now()).Flag; f.Known {
+			on := f.Is(true)
+			rs.FlagOn = &on
+		}
 		sum.Replicas = append(sum.Replicas, rs)
 	}
 
@@ -493,6 +491,9 @@ func (r *run) close() error {
 		errs = append(errs, r.cluster.Close())
 	}
 	r.client.CloseIdleConnections()
+	if r.driver != nil {
+		r.driver.Prober.CloseIdleConnections()
+	}
 	if r.dir != "" {
 		errs = append(errs, os.RemoveAll(r.dir))
 	}

@@ -128,7 +128,7 @@ func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, 
 	// One synchronous round, so the caller's first query has data.
 	var first sync.WaitGroup
 	for _, t := range sts {
-		first.Go(func() { t.scrape(sctx, db, opts.Now()) })
+		first.Go(func() { _ = t.scrape(sctx, db, opts.Now()) })
 	}
 	first.Wait()
 
@@ -141,7 +141,7 @@ func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, 
 				case <-sctx.Done():
 					return
 				case <-tick.C:
-					t.scrape(sctx, db, opts.Now())
+					_ = t.scrape(sctx, db, opts.Now())
 				}
 			}
 		})
@@ -239,14 +239,16 @@ type scrapeTarget struct {
 	prevTs int64
 }
 
-func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now time.Time) {
+// scrape fetches the target once and stores what it exported at now. It
+// returns the fetch error, which is also recorded as up == 0.
+func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now time.Time) error {
 	ts := now.UnixMilli()
 	fams, err := t.fetch(ctx)
 	if err != nil && ctx.Err() != nil {
 		// The store is closing. Like Prometheus shutting down, record
 		// nothing: not a down target nor stale series, which a store
 		// reopened on the same Dir would read as an outage.
-		return
+		return err
 	}
 	a := app.Appender(ctx)
 	cur := map[string]labels.Labels{}
@@ -287,11 +289,12 @@ func (t *scrapeTarget) scrape(ctx context.Context, app storage.Appendable, now t
 	_, _ = a.Append(0, labels.FromStrings(model.MetricNameLabel, "up", model.JobLabel, EmbeddedJob, model.InstanceLabel, t.instance), ts, up)
 	if cerr := a.Commit(); cerr != nil {
 		t.logger.Debug("commit failed", "target", t.name, "err", cerr)
-		return
+		return errors.Join(err, cerr)
 	}
 	t.prev = cur
 	t.prevOK = err == nil
 	t.prevTs = ts
+	return err
 }
 
 func (t *scrapeTarget) fetch(ctx context.Context) (map[string]*dto.MetricFamily, error) {

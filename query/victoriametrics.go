@@ -259,4 +259,3 @@ func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
 func formatUnix(ms int64) string {
 	return strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
 }
-

@@ -102,3 +102,13 @@ func (p *Plan) EnableCommand(r Replica) (string, error) {
 func (p *Plan) DisableCommand(r Replica) (string, error) {
 	return renderCommand("disable", p.Commands.Disable, p.Flag, p.Commands.EnvFile, r)
 }
+
+// ReadCommand renders the read command for r; ok is false when the plan
+// has none.
+func (p *Plan) ReadCommand(r Replica) (cmd string, ok bool, err error) {
+	if p.Commands.Read == "" {
+		return "", false, nil
+	}
+	cmd, err = renderCommand("read", p.Commands.Read, p.Flag, p.Commands.EnvFile, r)
+	return cmd, true, err
+}

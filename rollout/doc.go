@@ -7,13 +7,18 @@
 // The rules it keeps, because it touches production:
 //
 //  1. Nothing changes a replica unless the previous soak passed, and nothing
-//     is recorded as enabled until the replica proved it on its own /metrics,
-//     /healthz and /status.
-//  2. Every step is journalled before and after it runs. The journal is
+//     is recorded as enabled until the replica proved it: the flag by the
+//     target's metrics or the plan's read command (parsed as the replica
+//     parses it), and every verify check of the plan's target over one
+//     fresh scrape of every replica. Missing data and NaN never prove
+//     anything.
+//  2. A soak is decided in one place (Plan.DecideSoak), whoever asks:
+//     advance, 'lanectl soak --config' or the demo.
+//  3. Every step is journalled before and after it runs. The journal is
 //     written atomically (temp file, fsync, rename, fsync of the directory)
 //     and only while the exclusive lock next to it is held, so a run killed at
 //     any point can be re-run, and two runs can never interleave.
-//  3. Host keys are checked against known_hosts; there is no "accept any key"
+//  4. Host keys are checked against known_hosts; there is no "accept any key"
 //     mode. Every value substituted into a remote command is validated and
 //     shell-quoted.
 //  4. Notifications (the plan's notify: block) are never on the critical

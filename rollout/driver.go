@@ -204,49 +204,16 @@ func (d *Driver) preflight(ctx context.Context, rs []Replica) error {
 	return nil
 }
 
-// SoakRequest builds the gate request for batch enabled at since: the batch
-// are the canaries, every replica without the flag a baseline. With no
-// baseline left, the relative limits cannot be judged, so the returned set
-// keeps only the absolute ones.
+// SoakRequest builds the gate request for batch enabled at since, as
+// Plan.DecideSoak decides it: the batch are the canaries, every replica without
+// the flag a baseline, and with no baseline left only the absolute limits.
 func (d *Driver) SoakRequest(st *State, batch []string, since time.Time) (gates.Set, gates.Request, bool, error) {
-	set, err := d.Plan.GateSet()
+	s, err := d.Plan.DecideSoak(st, SoakQuestion{Canaries: batch, Start: since}, d.Now())
 	if err != nil {
 		return nil, gates.Request{}, false, err
 	}
-	req := gates.Request{
-		Window:         gates.Window{Start: since, End: since.Add(d.Plan.Soak.Window)},
-		ExpectSyncMode: d.Plan.ExpectSyncMode,
-		PresenceMetric: d.Plan.Target.PresenceMetric,
-		Step:           d.Plan.Soak.Interval,
-		Now:            d.Now(),
-	}
-	for _, r := range d.replicas(batch) {
-		req.Canaries = append(req.Canaries, gates.Target{Name: r.Name, Selector: r.Selector})
-	}
-	for _, r := range d.Plan.Order() {
-		if _, on := st.EnabledAt(r.Name); !on && !slices.Contains(batch, r.Name) {
-			req.Baselines = append(req.Baselines, gates.Target{Name: r.Name, Selector: r.Selector})
-		}
-	}
-	noBaseline := len(req.Baselines) == 0
-	if noBaseline {
-		set = absoluteOnly(set)
-	}
-	return set, req, noBaseline, nil
-}
-
-func absoluteOnly(set gates.Set) gates.Set {
-	out := slices.Clone(set)
-	for i := range out {
-		if out[i].Factor == nil {
-			continue
-		}
-		out[i].Factor = nil
-		if out[i].Min == nil && out[i].Max == nil && out[i].BaselineMin == nil && out[i].BaselineMax == nil {
-			out[i].Disabled = true
-		}
-	}
-	return out
+	s.Request.Now = d.Now()
+	return s.Set, s.Request, s.NoBaseline, nil
 }
 
 // judge evaluates the soak of batch. A failed or undecided soak is
@@ -262,6 +229,7 @@ func (d *Driver) judge(ctx context.Context, st *State, batch []string, since tim
 	if d.Querier == nil {
 		return nil, errors.New("judge soak: no metrics source (set prometheus.url or prometheus.targets)")
 	}
+	d.withFlagEvidence(ctx, st, set, &req)
 	r, err := gates.Evaluate(ctx, d.Querier, set, req)
 	if err != nil {
 		return nil, fmt.Errorf("judge soak of %s: %w", strings.Join(batch, ", "), err)
@@ -329,16 +297,16 @@ func soakReason(r gates.Result) string {
 // and journals the outcome. A batch that does not verify is rolled back.
 func (d *Driver) runEnable(ctx context.Context, st *State, started Event, batch []Replica, res *AdvanceResult) error {
 	failure := d.runCommands(ctx, batch, true)
+	var verified map[string]Probe
 	if failure == nil {
-		_, err := d.Prober.Verify(ctx, batch, true, d.Plan.Verify.Timeout, d.Plan.Verify.Interval, d.Plan.Verify.Settle, d.Now)
-		failure = err
+		verified, failure = d.Prober.Verify(ctx, batch, true, d.Plan.Verify.Timeout, d.Plan.Verify.Interval, d.Plan.Verify.Settle, d.Now)
 	}
 	if ctx.Err() != nil {
 		// Interrupted: leave the step pending so the next run finishes it.
 		return fmt.Errorf("enable %s interrupted: %w", strings.Join(started.Replicas, ", "), ctx.Err())
 	}
 	if failure == nil {
-		if err := st.End(started, PhaseFinished, d.Now(), ""); err != nil {
+		if err := endVerified(st, started, d.Now(), verified); err != nil {
 			return err
 		}
 		if res.Outcome == "" {
@@ -380,8 +348,8 @@ func (d *Driver) runCommands(ctx context.Context, batch []Replica, enable bool) 
 		// whether it is healthy is left to the verification that follows,
 		// which waits for it.
 		if enable {
-			if pr := d.Prober.Probe(ctx, r, d.Now()); pr.LanesEnabled != nil && *pr.LanesEnabled {
-				d.logf("%s: already enabled (%s = 1 on its /metrics); verifying instead of running the command", r.Name, LanesEnabledMetric)
+			if pr := d.Prober.Probe(ctx, r, d.Now()); pr.Flag.Is(true) {
+				d.logf("%s: already enabled (%s); verifying instead of running the command", r.Name, pr.Flag.Detail)
 				continue
 			}
 		}

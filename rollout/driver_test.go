@@ -2,8 +2,8 @@ package rollout
 
 import (
 	"errors"
+	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -176,11 +176,11 @@ func TestJournalNamingUnknownReplicaRefused(t *testing.T) {
 func TestProberAgainstReplicas(t *testing.T) {
 	c := nodetest.StartCluster(t, 3, nodetest.Options{Env: []nodetest.Env{nodetest.Legacy(), nodetest.FourLane(), nodetest.Legacy()}})
 	c.WaitLeader(10 * time.Second)
-	pr := Prober{Client: &http.Client{Timeout: 2 * time.Second}}
 	reps := make([]Replica, 3)
 	for i := range reps {
-		reps[i] = Replica{Name: c.Name(i), HTTP: c.URL(i)}
+		reps[i] = Replica{Name: c.Name(i), HTTP: c.URL(i), Selector: fmt.Sprintf("node_id=%q", c.Name(i))}
 	}
+	pr := lanectlProber(reps)
 	ctx := t.Context()
 	if _, err := pr.Verify(ctx, reps[:1], false, 10*time.Second, 50*time.Millisecond, 2, time.Now); err != nil {
 		t.Errorf("legacy n1 verified off: %v", err)
@@ -189,7 +189,7 @@ func TestProberAgainstReplicas(t *testing.T) {
 		t.Errorf("four-lane n2 verified on: %v", err)
 	}
 	_, err := pr.Verify(ctx, reps[:1], true, time.Second, 50*time.Millisecond, 2, time.Now)
-	if !errors.Is(err, ErrVerifyTimeout) || !strings.Contains(err.Error(), "n1: "+LanesEnabledMetric+" = 0, want 1") {
+	if !errors.Is(err, ErrVerifyTimeout) || !strings.Contains(err.Error(), `n1: ELASTICKV_RAFT_DISPATCHER_LANES runs "false" (`+targets.LanectlLanesEnabled+`{node_id="n1"} == 0 holds), want "true"`) {
 		t.Errorf("legacy n1 verified on: got %v, want a timeout saying the gauge is 0", err)
 	}
 
@@ -202,4 +202,18 @@ func TestProberAgainstReplicas(t *testing.T) {
 	if _, err := pr.Verify(ctx, reps[2:], true, 10*time.Second, 50*time.Millisecond, 2, time.Now); err != nil {
 		t.Errorf("n3 restarted four-lane: %v", err)
 	}
+}
+
+// lanectlProber probes rs as a plan of the lanectl target rolling out the
+// lanes flag would.
+func lanectlProber(rs []Replica) *Prober {
+	t := targets.Lanectl()
+	proof, _ := t.FlagProof("ELASTICKV_RAFT_DISPATCHER_LANES")
+	p := &Plan{
+		Target:   t,
+		Flag:     Flag{Name: "ELASTICKV_RAFT_DISPATCHER_LANES", Value: "1"},
+		Replicas: rs,
+		Verify:   VerifyConfig{HTTP: t.Verify.HTTP, Metrics: t.Verify.Metrics, Status: t.Verify.Status, FlagProof: proof},
+	}
+	return &Prober{Plan: p, Timeout: 2 * time.Second}
 }

@@ -354,7 +354,7 @@ func TestE2EStatusMismatch(t *testing.T) {
 		return err == nil && !on && r.fleet.healthy(0)
 	})
 	res := r.lanectl(ctx, "status")
-	for _, want := range []string{"| n1      | staging | on MISMATCH | off", "WARNING: n1: the journal says the flag is on but its /metrics say off", "next: n2"} {
+	for _, want := range []string{"| n1      | staging | on MISMATCH | off", "WARNING: n1: the journal says the flag is on but the replica shows off", "next: n2"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("status lacks %q:\n%v", want, res)
 		}

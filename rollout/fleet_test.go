@@ -178,8 +178,10 @@ func (f *fleet) leader() int {
 	f.t.Helper()
 	var idx int
 	waitFor(f.t, 20*time.Second, "a leader", func() bool {
-		p := Prober{Client: &http.Client{Timeout: 2 * time.Second}}
-		pr := p.Probe(f.t.Context(), Replica{Name: f.names[0], HTTP: f.urls[0]}, time.Now())
+		r := f.replica(0)
+		p := lanectlProber([]Replica{r})
+		defer p.CloseIdleConnections()
+		pr := p.Probe(f.t.Context(), r, time.Now())
 		if pr.Report == nil {
 			return false
 		}
@@ -210,12 +212,19 @@ func (f *fleet) childPID(i int) int {
 
 // lanesEnabled reads the flag from replica i's own /metrics.
 func (f *fleet) lanesEnabled(ctx context.Context, i int) (bool, error) {
-	p := Prober{Client: &http.Client{Timeout: 2 * time.Second}}
-	on, err := p.lanesEnabled(ctx, Replica{Name: f.names[i], HTTP: f.urls[i]})
-	if err != nil {
-		return false, err
+	r := f.replica(i)
+	p := lanectlProber([]Replica{r})
+	defer p.CloseIdleConnections()
+	fl := p.Probe(ctx, r, time.Now()).Flag
+	if !fl.Known {
+		return false, errors.New(fl.Detail)
 	}
-	return *on, nil
+	return fl.Is(true), nil
+}
+
+// replica is replica i as a plan names it.
+func (f *fleet) replica(i int) Replica {
+	return Replica{Name: f.names[i], HTTP: f.urls[i], Selector: fmt.Sprintf("node_id=%q", f.names[i])}
 }
 
 func (f *fleet) metricsTargets() []string {

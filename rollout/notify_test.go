@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/rollout/alertmanagertest"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // failedSoak is a soak of c1 that failed heartbeat_drops (c1 is the
@@ -316,7 +317,7 @@ func TestNotifyRollbackReasons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.End(en, PhaseFailed, at(1), "s1: "+LanesEnabledMetric+" = 0, want 1"); err != nil {
+	if err := st.End(en, PhaseFailed, at(1), "s1: "+targets.LanectlLanesEnabled+" = 0, want 1"); err != nil {
 		t.Fatal(err)
 	}
 	rb, err := st.Start(StepDisable, []string{"s1"}, at(1), true)
@@ -326,7 +327,7 @@ func TestNotifyRollbackReasons(t *testing.T) {
 	d.notifyRollback(ctx, st, rb, nil)
 	d.notifyFlush(new(NotifyStats))
 	doc, raw := recv.last(t, NotifyRollback)
-	if doc.Verdict != "pass" || doc.Reason != "automatic rollback: the enable did not verify: s1: "+LanesEnabledMetric+" = 0, want 1" {
+	if doc.Verdict != "pass" || doc.Reason != "automatic rollback: the enable did not verify: s1: "+targets.LanectlLanesEnabled+" = 0, want 1" {
 		t.Errorf("automatic rollback document:\n%s", raw)
 	}
 

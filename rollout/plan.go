@@ -61,6 +61,9 @@ type Plan struct {
 	Commands Commands
 	Verify   VerifyConfig
 	Notify   NotifyConfig
+	// ReplicaHTTP is how lanectl reaches replicas' own endpoints when a
+	// replica has no http_config of its own (replica_http: key).
+	ReplicaHTTP config.HTTPClientConfig
 	// StatePath is the journal, resolved relative to the plan file.
 	StatePath string
 }
@@ -118,8 +121,12 @@ type Replica struct {
 	// Selector is PromQL label matchers without braces that select this
 	// replica's series (default node_id="<name>").
 	Selector string
-	// HTTP is the replica's base URL serving /metrics, /healthz and /status.
+	// HTTP is the replica's base URL serving /metrics (and, for the
+	// lanectl target, /healthz and /status).
 	HTTP string
+	// HTTPConfig is how to reach HTTP (bearer token, TLS): the replica's
+	// http_config, else the plan's replica_http.
+	HTTPConfig config.HTTPClientConfig
 }
 
 // Stage is one step of the rollout order.
@@ -143,16 +150,33 @@ type Commands struct {
 	// Restart ends the default commands; it is operator-written shell, not a
 	// substituted value, so it is not quoted.
 	Restart string
+	// Read prints the flag's value in the running process, nothing when it
+	// is unset; empty when the plan has none. It proves the flag where the
+	// target's metrics cannot (see VerifyConfig.FlagProof).
+	Read    string
 	Timeout time.Duration
 }
 
 // VerifyConfig is how a replica proves the flag took effect (or is gone)
-// after a command: its /metrics, /healthz and /status must agree on Settle
-// consecutive probes Interval apart, within Timeout.
+// after a command: the flag proof, the HTTP paths and the metrics
+// conditions must all hold on Settle consecutive probes Interval apart,
+// within Timeout.
 type VerifyConfig struct {
 	Timeout  time.Duration
 	Interval time.Duration
 	Settle   int
+	// HTTP are paths of the replica's base URL that must answer 2xx:
+	// verify.http, else the target's.
+	HTTP []string
+	// Metrics are conditions (see condition.go): verify.metrics, else the
+	// target's.
+	Metrics []string
+	// Status is the target's /status-like path that must name a leader;
+	// empty when the target has none.
+	Status string
+	// FlagProof is what the target knows about the plan's flag. When its
+	// metrics cannot show the flag, Commands.Read proves it.
+	FlagProof targets.FlagProof
 }
 
 // Replica returns the replica called name.
@@ -199,18 +223,19 @@ func (p *Plan) Order() []Replica {
 // The raw types mirror the file; LoadPlan decodes into them strictly and then
 // validates and fills defaults into a Plan.
 type rawPlan struct {
-	Target         string         `yaml:"target"`
-	Prometheus     *rawPrometheus `yaml:"prometheus"`
-	Flag           *rawFlag       `yaml:"flag"`
-	ExpectSyncMode string         `yaml:"expect_sync_mode"`
-	Soak           *rawSoak       `yaml:"soak"`
-	SSH            *rawSSH        `yaml:"ssh"`
-	Replicas       []rawReplica   `yaml:"replicas"`
-	Stages         []rawStage     `yaml:"stages"`
-	Commands       *rawCommands   `yaml:"commands"`
-	Verify         *rawVerify     `yaml:"verify"`
-	Notify         *rawNotify     `yaml:"notify"`
-	State          string         `yaml:"state"`
+	Target         string                   `yaml:"target"`
+	Prometheus     *rawPrometheus           `yaml:"prometheus"`
+	Flag           *rawFlag                 `yaml:"flag"`
+	ExpectSyncMode string                   `yaml:"expect_sync_mode"`
+	Soak           *rawSoak                 `yaml:"soak"`
+	SSH            *rawSSH                  `yaml:"ssh"`
+	Replicas       []rawReplica             `yaml:"replicas"`
+	Stages         []rawStage               `yaml:"stages"`
+	Commands       *rawCommands             `yaml:"commands"`
+	Verify         *rawVerify               `yaml:"verify"`
+	ReplicaHTTP    *config.HTTPClientConfig `yaml:"replica_http"`
+	Notify         *rawNotify               `yaml:"notify"`
+	State          string                   `yaml:"state"`
 }
 
 type rawPrometheus struct {
@@ -243,14 +268,17 @@ type rawVerify struct {
 	Timeout  *yamlDuration `yaml:"timeout"`
 	Interval *yamlDuration `yaml:"interval"`
 	Settle   *int          `yaml:"settle"`
+	Metrics  []string      `yaml:"metrics"`
+	HTTP     []string      `yaml:"http"`
 }
 
 type rawReplica struct {
-	Name     string `yaml:"name"`
-	Stage    string `yaml:"stage"`
-	SSH      string `yaml:"ssh"`
-	Selector string `yaml:"selector"`
-	HTTP     string `yaml:"http"`
+	Name       string                   `yaml:"name"`
+	Stage      string                   `yaml:"stage"`
+	SSH        string                   `yaml:"ssh"`
+	Selector   string                   `yaml:"selector"`
+	HTTP       string                   `yaml:"http"`
+	HTTPConfig *config.HTTPClientConfig `yaml:"http_config"`
 }
 
 type rawStage struct {
@@ -263,6 +291,7 @@ type rawCommands struct {
 	Disable string        `yaml:"disable"`
 	EnvFile string        `yaml:"env_file"`
 	Restart string        `yaml:"restart"`
+	Read    string        `yaml:"read"`
 	Timeout *yamlDuration `yaml:"timeout"`
 }
 
@@ -333,7 +362,7 @@ func LoadPlan(path string) (*Plan, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(path, err)
+		return nil, yamlErrors(path, err, nil)
 	}
 	if len(root.Content) == 0 {
 		return nil, &PlanError{File: path, Line: 1, Msg: "plan is empty"}
@@ -347,12 +376,12 @@ func LoadPlan(path string) (*Plan, error) {
 	if err := dec.Decode(&raw); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			return nil, yamlErrors(path, err)
+			return nil, yamlErrors(path, err, root.Content[0])
 		}
-		// A custom unmarshaler outside this package (http_config) failed
-		// validation; it knows no line, so point at its block.
-		loc := locator{file: path, root: root.Content[0]}
-		return nil, loc.errorf([]any{"prometheus", "http_config"}, "%v", err)
+		// A custom unmarshaler outside this package (an HTTP client
+		// config) failed validation; it knows no line, so point at its
+		// block.
+		return nil, httpConfigError(locator{file: path, root: root.Content[0]}, err)
 	}
 	v := &validator{loc: locator{file: path, root: root.Content[0]}}
 	p := v.plan(path, &raw)
@@ -378,16 +407,17 @@ var rawTypeNames = map[string]string{
 	"rollout.rawVerify":       "verify",
 	"rollout.rawNotify":       "notify",
 	"rollout.rawReceiver":     "a notify.alertmanager or notify.webhook entry",
-	"config.HTTPClientConfig": "prometheus.http_config",
-	"config.plain":            "prometheus.http_config",
+	"config.HTTPClientConfig": "an HTTP client config (prometheus.http_config, replica_http, a replica's or a notify receiver's http_config)",
+	"config.plain":            "an HTTP client config (prometheus.http_config, replica_http, a replica's or a notify receiver's http_config)",
 	"gates.Override":          "a soak.gates entry",
 }
 
 var unknownFieldRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 
 // yamlErrors rewrites the decoder's "line N: ..." messages as file:line
-// errors.
-func yamlErrors(file string, err error) error {
+// errors. With the document's root, an error inside an HTTP client config
+// names the block it is in.
+func yamlErrors(file string, err error, root *yaml.Node) error {
 	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -406,6 +436,9 @@ func yamlErrors(file string, err error) error {
 			where := sm[2]
 			if n, ok := rawTypeNames[strings.TrimPrefix(where, "*")]; ok {
 				where = n
+			}
+			if b := httpConfigBlock(root, pe.Line); b != "" && strings.HasPrefix(where, "an HTTP client config") {
+				where = b
 			}
 			pe.Msg = fmt.Sprintf("unknown key %q in %s", sm[1], where)
 		}
@@ -485,10 +518,16 @@ func (v *validator) plan(path string, raw *rawPlan) *Plan {
 	v.soak(p, raw.Soak)
 	v.ssh(p, raw.SSH, dir)
 	v.stages(p, raw.Stages)
-	v.replicas(p, raw.Replicas)
+	p.ReplicaHTTP = config.DefaultHTTPClientConfig
+	if raw.ReplicaHTTP != nil {
+		p.ReplicaHTTP = *raw.ReplicaHTTP
+	}
+	p.ReplicaHTTP.SetDirectory(dir)
+	v.replicas(p, raw.Replicas, dir)
 	v.commands(p, raw.Commands)
 	v.verify(p, raw.Verify)
 	v.notify(p, raw.Notify, dir)
+	v.flagProof(p, raw)
 
 	p.StatePath = raw.State
 	if p.StatePath == "" {
@@ -692,7 +731,7 @@ func (v *validator) stages(p *Plan, raw []rawStage) {
 	}
 }
 
-func (v *validator) replicas(p *Plan, raw []rawReplica) {
+func (v *validator) replicas(p *Plan, raw []rawReplica, dir string) {
 	if len(raw) == 0 {
 		v.errorf([]any{"replicas"}, "replicas: missing: list at least one replica with name, stage, ssh and http")
 		return
@@ -706,7 +745,11 @@ func (v *validator) replicas(p *Plan, raw []rawReplica) {
 		if r.Name != "" {
 			who += " (" + r.Name + ")"
 		}
-		rep := Replica{Name: r.Name, Stage: r.Stage, SSH: r.SSH, Selector: r.Selector, HTTP: strings.TrimRight(r.HTTP, "/")}
+		rep := Replica{Name: r.Name, Stage: r.Stage, SSH: r.SSH, Selector: r.Selector, HTTP: strings.TrimRight(r.HTTP, "/"), HTTPConfig: p.ReplicaHTTP}
+		if r.HTTPConfig != nil {
+			rep.HTTPConfig = *r.HTTPConfig
+			rep.HTTPConfig.SetDirectory(dir)
+		}
 		switch {
 		case r.Name == "":
 			v.errorf(at, "replicas[%d]: name is missing", i)
@@ -737,7 +780,7 @@ func (v *validator) replicas(p *Plan, raw []rawReplica) {
 			v.errorf(field("selector"), "%s: selector %q does not parse as PromQL label matchers: %s", who, rep.Selector, selectorError(err))
 		}
 		if r.HTTP == "" {
-			v.errorf(at, "%s: http is missing: the replica's base URL, serving /metrics, /healthz and /status", who)
+			v.errorf(at, "%s: http is missing: the replica's base URL, serving /metrics", who)
 		} else if err := checkHTTPURL(r.HTTP); err != nil {
 			v.errorf(field("http"), "%s: http: %v", who, err)
 		}
@@ -815,7 +858,7 @@ func (v *validator) commands(p *Plan, raw *rawCommands) {
 	if strings.ContainsAny(c.Restart, "\n\r\x00") {
 		v.errorf([]any{"commands", "restart"}, "commands.restart: must be one line")
 	}
-	c.Enable, c.Disable = raw.Enable, raw.Disable
+	c.Enable, c.Disable, c.Read = raw.Enable, raw.Disable, raw.Read
 	if c.Enable == "" {
 		c.Enable = defaultEnableCommand + " && " + c.Restart
 	}
@@ -838,7 +881,10 @@ func (v *validator) commands(p *Plan, raw *rawCommands) {
 	}
 	for _, k := range []struct {
 		key, src string
-	}{{"env_file", "{{.EnvFile}}"}, {"enable", c.Enable}, {"disable", c.Disable}} {
+	}{{"env_file", "{{.EnvFile}}"}, {"enable", c.Enable}, {"disable", c.Disable}, {"read", c.Read}} {
+		if k.key == "read" && k.src == "" {
+			continue
+		}
 		if _, err := renderCommand(k.key, k.src, p.Flag, c.EnvFile, sample); err != nil {
 			v.errorf([]any{"commands", k.key}, "commands.%s: %v", k.key, err)
 		}
@@ -846,10 +892,16 @@ func (v *validator) commands(p *Plan, raw *rawCommands) {
 }
 
 func (v *validator) verify(p *Plan, raw *rawVerify) {
-	p.Verify = VerifyConfig{Timeout: DefaultVerifyTimeout, Interval: DefaultVerifyInterval, Settle: DefaultVerifySettle}
+	t := p.Target.Verify
+	p.Verify = VerifyConfig{
+		Timeout: DefaultVerifyTimeout, Interval: DefaultVerifyInterval, Settle: DefaultVerifySettle,
+		HTTP: t.HTTP, Metrics: t.Metrics, Status: t.Status,
+	}
+	p.Verify.FlagProof, _ = p.Target.FlagProof(p.Flag.Name)
 	if raw == nil {
 		return
 	}
+	v.verifyChecks(p, raw)
 	if raw.Timeout != nil {
 		p.Verify.Timeout = time.Duration(*raw.Timeout)
 		if p.Verify.Timeout <= 0 {

@@ -60,6 +60,9 @@ type Event struct {
 	// Auto marks a disable that advance ran by itself after a failed
 	// verification.
 	Auto bool `json:"auto,omitempty"`
+	// FlagRead is, on a finished enable, what the plan's read command
+	// printed on each replica when the step verified (see FlagEvidence).
+	FlagRead map[string]string `json:"flag_read,omitempty"`
 }
 
 // State is the rollout journal. Everything else (who has the flag, since

@@ -25,8 +25,8 @@ type ReplicaStatus struct {
 	// Journal is the flag state the journal records: FlagOn, FlagOff,
 	// FlagEnabling or FlagDisabling.
 	Journal string
-	// Seen is the flag as the replica's own /metrics report it: "on",
-	// "off" or "unknown".
+	// Seen is the flag as its proof shows it on the replica (its metrics
+	// or the read command): "on", "off", "other (VALUE)" or "unknown".
 	Seen string
 	// Mismatch is true when the journal and the replica disagree.
 	Mismatch bool
@@ -37,9 +37,11 @@ type ReplicaStatus struct {
 	Soak *SoakProgress
 	// LastSoak is the latest recorded verdict naming the replica.
 	LastSoak *Event
-	// Drops are dropped messages by lane over DropsWindow; nil with
+	// Drops are dropped messages over DropsWindow by DropsBy, the
+	// target's breakdown label (lane, or group for elastickv); nil with
 	// DropsErr set when they could not be read.
 	Drops       map[string]float64
+	DropsBy     string
 	DropsWindow gates.Window
 	DropsErr    error
 }
@@ -79,6 +81,8 @@ func (d *Driver) Status(ctx context.Context) (*StatusReport, error) {
 			interrupted[n] = map[string]string{StepEnable: FlagEnabling, StepDisable: FlagDisabling}[p.Step]
 		}
 	}
+	// One scrape of every replica serves every row.
+	probes := d.Prober.probeAll(ctx, d.Plan.Order(), now)
 	for _, r := range d.Plan.Order() {
 		rs := st.Replica(r.Name)
 		row := ReplicaStatus{Name: r.Name, Stage: r.Stage, Journal: FlagOff, LastSoak: rs.LastSoak}
@@ -91,26 +95,31 @@ func (d *Driver) Status(ctx context.Context) (*StatusReport, error) {
 		if s, ok := interrupted[r.Name]; ok {
 			row.Journal = s
 		}
-		row.Probe = d.Prober.Probe(ctx, r, now)
+		row.Probe = probes[r.Name]
 		row.Seen = "unknown"
-		if row.Probe.LanesEnabled != nil {
+		switch f := row.Probe.Flag; {
+		case f.Is(true):
+			row.Seen = FlagOn
+		case f.Is(false):
 			row.Seen = FlagOff
-			if *row.Probe.LanesEnabled {
-				row.Seen = FlagOn
-			}
+		case f.Known:
+			row.Seen = fmt.Sprintf("other (%q)", f.Running)
+		}
+		if row.Seen != "unknown" {
 			row.Mismatch = (row.Journal == FlagOn || row.Journal == FlagOff) && row.Seen != row.Journal
 		}
 		row.DropsWindow = gates.Window{Start: now.Add(-d.Plan.Soak.Window), End: now}
 		if row.Soak != nil {
 			row.DropsWindow = gates.Window{Start: row.Soak.Window.Start, End: row.Soak.Window.Start.Add(row.Soak.Elapsed)}
 		}
+		row.DropsBy = d.Plan.Target.Drops.Label
 		row.Drops, row.DropsErr = d.drops(ctx, r, row.DropsWindow)
 		rep.Replicas = append(rep.Replicas, row)
 	}
 	return rep, nil
 }
 
-// drops sums dropped messages by lane over w. A counter series that appears
+// drops sums dropped messages by the target's breakdown label over w. A counter series that appears
 // inside the window counts from zero, as the gates count it.
 func (d *Driver) drops(ctx context.Context, r Replica, w gates.Window) (map[string]float64, error) {
 	if d.Querier == nil {
@@ -120,21 +129,22 @@ func (d *Driver) drops(ctx context.Context, r Replica, w gates.Window) (map[stri
 	if rng < time.Second {
 		return map[string]float64{}, nil
 	}
-	sel := "{" + r.Selector + "}"
-	metric := "elastickv_raft_dispatch_dropped_total" + sel
-	expr := fmt.Sprintf(`sum by (lane) (
-  sum by (lane, peer) (last_over_time(%[1]s[%[2]ds]) unless last_over_time(%[1]s[%[2]ds] offset %[2]ds))
-  or sum by (lane, peer) (increase(%[1]s[%[2]ds]))
-)`, metric, int64(rng.Seconds()))
+	by := d.Plan.Target.Drops.Label
+	metric := d.Plan.Target.Drops.Metric + "{" + r.Selector + "}"
+	// Series are told apart by every label but the value's, so a series
+	// born in the window counts from zero whichever labels the target has.
+	expr := fmt.Sprintf(`sum by (%[3]s) (
+  (last_over_time(%[1]s[%[2]ds]) unless last_over_time(%[1]s[%[2]ds] offset %[2]ds))
+  or increase(%[1]s[%[2]ds])
+)`, metric, int64(rng.Seconds()), by)
 	vec, _, err := d.Querier.Query(ctx, expr, w.End)
 	if err != nil {
 		return nil, fmt.Errorf("drops of %s: %w", r.Name, err)
 	}
 	out := map[string]float64{}
 	for _, s := range vec {
-		lane := s.Labels["lane"]
 		if !math.IsNaN(s.Value) {
-			out[lane] += s.Value
+			out[s.Labels[by]] += s.Value
 		}
 	}
 	return out, nil

@@ -16,20 +16,29 @@ func Lanectl() Target {
 		PresenceMetric: LanectlLanesEnabled,
 		Gates:          lanectlGates,
 		FlagProofs: []FlagProof{
-			{
-				Flag: lanes.FlagEnv,
-				Parse: func(v string) (string, string) {
-					on, warning := lanes.ParseLanesFlag(v)
-					return strconv.FormatBool(on), warning
-				},
-				Holds: LanectlLanesEnabled + `{{sel}} == {{if eq .Value "true"}}1{{else}}0{{end}}`,
-			},
+			lanesFlagProof(LanectlLanesEnabled+`{{sel}} == {{if eq .Value "true"}}1{{else}}0{{end}}`, LanectlLanesEnabled),
 			syncModeProof(),
 		},
 		Verify: Verify{
-			HTTP: []string{"/healthz", "/status"},
+			HTTP:    []string{"/healthz"},
+			Metrics: []string{LanectlLanesEnabled + "{{sel}}"},
+			Status:  "/status",
 		},
 		Drops: Breakdown{Metric: LanectlDropped, Label: "lane"},
+	}
+}
+
+// lanesFlagProof parses the lanes flag as node's dispatcher does:
+// strconv.ParseBool after TrimSpace, anything unparsable is false.
+func lanesFlagProof(holds, gauge string) FlagProof {
+	return FlagProof{
+		Flag: lanes.FlagEnv,
+		Parse: func(v string) (string, string) {
+			on, warning := lanes.ParseLanesFlag(v)
+			return strconv.FormatBool(on), warning
+		},
+		Holds: holds,
+		Gauge: gauge,
 	}
 }
 

@@ -40,7 +40,8 @@ type Target struct {
 	Drops Breakdown
 }
 
-// FlagProof proves one flag's running value from a replica's metrics.
+// FlagProof is what a target knows about one flag: how the replica parses
+// its value and, where its metrics show it, the PromQL that proves it.
 type FlagProof struct {
 	// Flag is the environment variable.
 	Flag string
@@ -51,17 +52,29 @@ type FlagProof struct {
 	Parse func(value string) (running string, warning string)
 	// Holds is a PromQL template over one replica's series ({{sel}} and
 	// {{.Value}}, the parsed value): its result is non-empty exactly when
-	// the replica runs with that value.
+	// the replica runs with that value. Empty when the target's metrics
+	// cannot show the flag: the plan's read command proves it, and Parse
+	// reads what it prints.
 	Holds string
+	// Gauge, when set, is a 0/1 gauge of the flag: its max over a window
+	// is 0 exactly for a replica that ran without the flag throughout, so
+	// a soak without a plan can find its baselines.
+	Gauge string
 }
 
-// Verify lists the conditions a healthy, caught-up replica meets.
+// Verify lists the conditions a healthy, caught-up replica meets. A plan's
+// verify.http and verify.metrics replace HTTP and Metrics; Status stays.
 type Verify struct {
 	// HTTP paths that must answer 2xx.
 	HTTP []string
-	// Metrics are PromQL conditions over one scrape of the replicas'
-	// metrics; a non-empty result means the condition holds.
+	// Metrics are PromQL templates ({{sel}}: the verified replica's
+	// selector) evaluated over one fresh scrape of every replica of the
+	// plan; a non-empty result means the condition holds.
 	Metrics []string
+	// Status, when set, is a path answering JSON with leader or
+	// leader_raft_id, which must name a leader. Empty for a target whose
+	// listener serves nothing but metrics.
+	Status string
 }
 
 // Breakdown names the counter status sums and the label it splits by.

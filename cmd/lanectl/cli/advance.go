@@ -36,9 +36,10 @@ lock:
      the gate table; a window that is not over exits 2 with the time left.
   3. When it passed (or nothing is enabled yet), run the enable command over
      SSH on the next replica(s): stage by stage, at most max_parallel at once.
-  4. Verify on each replica's own /metrics that
-     elastickv_raft_dispatcher_lanes_enabled is 1, that /healthz is 200 and
-     /status knows a leader. Only then is the enable time recorded: it starts
+  4. Verify each replica: the flag proven on (by the target's metrics, or by
+     commands.read over SSH) and every verify check holding (the target's,
+     or the plan's verify.http and verify.metrics), over fresh scrapes of the
+     replicas' own metrics. Only then is the enable time recorded: it starts
      the soak window.
   5. If verification fails, run the disable command, verify the replica is
      back, record the rollback and exit 1.
@@ -111,25 +112,23 @@ func runAdvance(cmd *cobra.Command, opts *AdvanceOptions) error {
 	case err == nil && res.Outcome == rollout.OutcomeResumed:
 		fmt.Fprintf(out, "finished the interrupted step on %s\n", strings.Join(res.Batch, ", "))
 	}
-	return rolloutVerdict(err)
+	return err
 }
 
 func writeDryRun(w io.Writer, p *rollout.Plan, steps []rollout.PlannedStep) error {
 	fmt.Fprintf(w, "dry run of %s (journal %s): nothing is changed\n\n", p.Path, p.StatePath)
-	verify := fmt.Sprintf("verify: %s == %%d on its /metrics, /healthz 200, a leader in /status; %d good probes %s apart within %s",
-		rollout.LanesEnabledMetric, p.Verify.Settle, formatDuration(p.Verify.Interval), formatDuration(p.Verify.Timeout))
 	for i, s := range steps {
 		n := i + 1
 		switch s.Kind {
 		case rollout.PlanResume:
 			fmt.Fprintf(w, "%d. finish the interrupted %s of %s\n", n, s.Step, replicaNames(s.Replicas))
-			writeStepCommands(w, s, verify, s.Step == rollout.StepEnable)
+			writeStepCommands(w, p, s, s.Step == rollout.StepEnable)
 		case rollout.PlanJudge:
 			fmt.Fprintf(w, "%d. judge the soak of %s over %s .. %s (%s); stop here unless every gate passes\n",
 				n, replicaNames(s.Replicas), formatTime(s.Window.Start), formatTime(s.Window.End), formatDuration(s.Duration))
 		case rollout.PlanEnable:
 			fmt.Fprintf(w, "%d. enable %s (stage %s)\n", n, replicaNames(s.Replicas), s.Stage)
-			writeStepCommands(w, s, verify, true)
+			writeStepCommands(w, p, s, true)
 		case rollout.PlanSoak:
 			fmt.Fprintf(w, "%d. soak %s for %s, then judge it\n", n, replicaNames(s.Replicas), formatDuration(s.Duration))
 		case rollout.PlanComplete:
@@ -139,11 +138,16 @@ func writeDryRun(w io.Writer, p *rollout.Plan, steps []rollout.PlannedStep) erro
 	return nil
 }
 
-func writeStepCommands(w io.Writer, s rollout.PlannedStep, verify string, enable bool) {
+func writeStepCommands(w io.Writer, p *rollout.Plan, s rollout.PlannedStep, enable bool) {
 	for _, r := range s.Replicas {
 		fmt.Fprintf(w, "   %s over ssh %s:\n     %s\n", r.Name, r.SSH, s.Commands[r.Name])
 	}
-	fmt.Fprintf(w, "   "+verify+"\n", map[bool]int{true: 1, false: 0}[enable])
+	for _, r := range s.Replicas {
+		if read, ok, err := p.ReadCommand(r); ok && err == nil {
+			fmt.Fprintf(w, "   %s's flag read over ssh with:\n     %s\n", r.Name, read)
+		}
+	}
+	fmt.Fprintf(w, "   %s\n", p.DescribeVerify(enable))
 	if enable {
 		for _, r := range s.Replicas {
 			fmt.Fprintf(w, "   if %s does not verify, roll back with:\n     %s\n", r.Name, s.Rollbacks[r.Name])

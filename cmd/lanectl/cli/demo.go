@@ -165,15 +165,9 @@ func runDemo(cmd *cobra.Command, opts *DemoOptions) error {
 	if tableErr != nil {
 		return tableErr
 	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, demo.ErrRefused):
-		return rolloutError{verdict: ErrFailed, err: err}
-	case errors.Is(err, demo.ErrUndecided):
-		return rolloutError{verdict: ErrInconclusive, err: err}
-	case cmd.Context().Err() != nil:
-		return rolloutError{verdict: ErrInconclusive, err: err}
+	if err != nil && cmd.Context().Err() != nil && !errors.Is(err, demo.ErrRefused) {
+		// Stopped before a verdict: nothing was decided.
+		return fmt.Errorf("demo %w: %w", ErrInterrupted, err)
 	}
 	return err
 }

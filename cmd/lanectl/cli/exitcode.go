@@ -2,6 +2,9 @@ package cli
 
 import (
 	"errors"
+
+	"github.com/lanectl/lanectl/demo"
+	"github.com/lanectl/lanectl/rollout"
 )
 
 // Exit codes shared by every command that judges something.
@@ -22,17 +25,29 @@ var (
 	ErrFailed = errors.New("failed")
 	// ErrInconclusive is returned (wrapped) by a command that could not decide.
 	ErrInconclusive = errors.New("inconclusive")
+	// ErrInterrupted is returned (wrapped) by a command stopped (Ctrl-C)
+	// before it decided anything.
+	ErrInterrupted = errors.New("interrupted")
 )
 
-// ExitCode maps an error returned by a command to the process exit code.
+// ExitCode maps an error returned by a command to the process exit code:
+// the one place where the verdicts of every package become exit codes.
 // Anything that is not a verdict is an operational error.
 func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, ErrFailed):
+	case errors.Is(err, ErrFailed),
+		errors.Is(err, rollout.ErrSoakFailed),
+		errors.Is(err, rollout.ErrVerifyFailed),
+		errors.Is(err, rollout.ErrRollbackFailed),
+		errors.Is(err, rollout.ErrLocked),
+		errors.Is(err, demo.ErrRefused):
 		return ExitFailed
-	case errors.Is(err, ErrInconclusive):
+	case errors.Is(err, ErrInconclusive),
+		errors.Is(err, ErrInterrupted),
+		errors.Is(err, rollout.ErrSoakPending),
+		errors.Is(err, demo.ErrUndecided):
 		return ExitInconclusive
 	default:
 		return ExitOperational

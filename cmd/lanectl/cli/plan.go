@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/query"
@@ -29,6 +29,9 @@ type driverDeps struct {
 	// metrics builds the querier: a Prometheus client, or the embedded
 	// store scraping the plan's targets.
 	metrics bool
+	// readFlag builds the SSH runner when the plan proves its flag with
+	// commands.read, so the flag can be read without changing anything.
+	readFlag bool
 	// readOnly marks a command that only reads metrics: while another
 	// lanectl (a live soak) holds the plan's embedded store, it reads the
 	// store as that process has written it so far instead of refusing.
@@ -44,12 +47,12 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 	}
 	d := &rollout.Driver{
 		Plan:   plan,
-		Prober: rollout.Prober{Client: &http.Client{Timeout: probeTimeout}},
+		Prober: rollout.Prober{Plan: plan, Timeout: probeTimeout},
 		Now:    time.Now,
 		Log:    streams.Out,
 	}
 	closeFn := func() {}
-	if deps.ssh {
+	if deps.ssh || (deps.readFlag && plan.Commands.Read != "") {
 		home := getenv("HOME")
 		if home == "" {
 			return nil, nil, errors.New("HOME is not set: it is needed to find ~/.ssh")
@@ -65,6 +68,7 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 			return nil, nil, err
 		}
 		d.Runner = r
+		d.Prober.Runner = r
 	}
 	d.Notifier = rollout.NewNotifier(plan.Notify)
 	d.Runner = d.Notifier.Runner(d.Runner)
@@ -81,7 +85,10 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 			// The store sits next to the journal and keeps what every
 			// earlier run on this plan scraped, so a soak watched live by
 			// 'lanectl soak' can be judged here; see the README.
-			opts := planStoreOptions(plan, plan.Soak.Window)
+			opts, err := planStoreOptions(plan, plan.Soak.Window, plan.Soak.Interval)
+			if err != nil {
+				return nil, nil, err
+			}
 			e, err := query.NewEmbedded(ctx, plan.Prometheus.Targets, plan.Soak.Interval, opts)
 			switch {
 			case errors.Is(err, query.ErrStoreBusy) && deps.readOnly:
@@ -106,38 +113,19 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 // planStoreOptions places a plan's embedded store at <state>.metrics, so
 // every lanectl run on the plan adds to, and judges from, one history. It
 // keeps at least a day more than a window of length window.
-func planStoreOptions(plan *rollout.Plan, window time.Duration) query.EmbeddedOptions {
+// It scrapes the replicas with the plan's replica_http settings (bearer
+// token, TLS), as verification reaches them.
+func planStoreOptions(plan *rollout.Plan, window, interval time.Duration) (query.EmbeddedOptions, error) {
+	c, err := config.NewClientFromConfig(plan.ReplicaHTTP, "lanectl-store")
+	if err != nil {
+		return query.EmbeddedOptions{}, fmt.Errorf("replica_http: %w", err)
+	}
+	c.Timeout = interval
 	return query.EmbeddedOptions{
 		Dir:       plan.StatePath + ".metrics",
 		Retention: max(query.DefaultStoreRetention, window+24*time.Hour),
-	}
-}
-
-// rolloutError keeps a rollout error's message and adds the CLI verdict
-// (ErrFailed or ErrInconclusive) for the exit code.
-type rolloutError struct {
-	verdict error
-	err     error
-}
-
-func (e rolloutError) Error() string   { return e.err.Error() }
-func (e rolloutError) Unwrap() []error { return []error{e.verdict, e.err} }
-
-// rolloutVerdict maps the rollout package's errors to exit codes: a refused
-// or failed step is ErrFailed, an undecided soak ErrInconclusive, anything
-// else (bad plan, SSH or Prometheus unreachable, host key refused) stays
-// operational.
-func rolloutVerdict(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, rollout.ErrSoakFailed), errors.Is(err, rollout.ErrVerifyFailed),
-		errors.Is(err, rollout.ErrRollbackFailed), errors.Is(err, rollout.ErrLocked):
-		return rolloutError{verdict: ErrFailed, err: err}
-	case errors.Is(err, rollout.ErrSoakPending):
-		return rolloutError{verdict: ErrInconclusive, err: err}
-	}
-	return err
+		Client:    c,
+	}, nil
 }
 
 func formatTime(t time.Time) string {

@@ -24,9 +24,9 @@ func NewCmdRollback(streams *IOStreams, getenv Getenv, runF func(*RollbackOption
 		Use:   "rollback [--config FILE] (--replica NAME | --all)",
 		Short: "Take the flag off replicas again, verified",
 		Long: `Run the plan's disable command on the named replica(s), or with --all on every
-replica of the plan in reverse rollout order, one at a time. Each must show
-elastickv_raft_dispatcher_lanes_enabled 0 on its own /metrics, /healthz 200
-and a leader in /status before the next one is touched, and each step is
+replica of the plan in reverse rollout order, one at a time. Each must be
+proven without the flag (by the target's metrics or commands.read) with every
+verify check holding before the next one is touched, and each step is
 recorded in the journal under its lock.
 
 A replica that neither the journal nor its own metrics show with the flag is
@@ -70,5 +70,5 @@ func runRollback(cmd *cobra.Command, opts *RollbackOptions) error {
 	if len(res.AlreadyOff) > 0 {
 		fmt.Fprintf(opts.Streams.Out, "already off, verified: %s\n", strings.Join(res.AlreadyOff, ", "))
 	}
-	return rolloutVerdict(err)
+	return err
 }

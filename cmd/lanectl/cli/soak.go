@@ -54,9 +54,6 @@ type SoakOptions struct {
 	Now func() time.Time
 }
 
-// defaultSoakInterval is how often a live soak looks again without a plan.
-const defaultSoakInterval = time.Minute
-
 // maxQueryErrors is how many evaluations in a row may fail (Prometheus
 // restarting, a network blip) before a live soak gives up.
 const maxQueryErrors = 3
@@ -175,16 +172,13 @@ window is not over), 3 bad input or metrics unreachable.`,
 	return cmd
 }
 
-// soakRun is everything resolved from flags and plan before evaluating.
+// soakRun is the decided soak and where its metrics come from.
 type soakRun struct {
-	target    targets.Target
-	set       gates.Set
-	req       gates.Request
-	interval  time.Duration
-	source    string
-	startFrom string
-	querier   gates.Querier
-	close     func()
+	target  targets.Target
+	soak    *rollout.Soak
+	source  string
+	querier gates.Querier
+	close   func()
 }
 
 func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
@@ -200,18 +194,19 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 	if err != nil {
 		return err
 	}
-	set := target.Gates()
-	if plan != nil {
-		s, err := plan.GateSet()
-		if err != nil {
-			return err
-		}
-		set = s
-	}
 	if opts.ListGates {
+		if target.Gates == nil {
+			return fmt.Errorf("soak --list-gates: %w: %s", rollout.ErrNoGates, target.Name)
+		}
+		set := target.Gates()
+		if plan != nil {
+			if set, err = plan.GateSet(); err != nil {
+				return err
+			}
+		}
 		return writeGateList(opts, target, set)
 	}
-	run, err := resolveSoak(cmd.Context(), opts, plan, target, set)
+	run, err := resolveSoak(cmd.Context(), opts, plan, target)
 	if err != nil {
 		return err
 	}
@@ -219,96 +214,39 @@ func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
 	return watchSoak(cmd.Context(), opts, run)
 }
 
-func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, target targets.Target, set gates.Set) (*soakRun, error) {
-	run := &soakRun{target: target, set: set, interval: opts.Interval, close: func() {}}
-	req := &run.req
-	req.PresenceMetric = target.PresenceMetric
-	req.ExpectSyncMode = opts.ExpectSyncMode
-	window := opts.Window
-	var state *rollout.State
+// resolveSoak asks rollout to decide the soak (the same decision advance
+// makes) and opens its metrics source.
+func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, target targets.Target) (*soakRun, error) {
+	q := rollout.SoakQuestion{
+		Canaries: opts.Canaries, Baselines: opts.Baselines, Window: opts.Window, Start: opts.Start,
+		Interval: opts.Interval, ExpectSyncMode: opts.ExpectSyncMode,
+	}
+	// The window of a soak starting now starts before the store's first
+	// scrape, so that scrape is inside it.
+	now := opts.Now()
+	run := &soakRun{target: target, close: func() {}}
 	if plan != nil {
 		st, err := rollout.LoadState(plan.StatePath)
 		if err != nil {
 			return nil, err
 		}
-		state = st
-		if window == 0 {
-			window = plan.Soak.Window
-		}
-		if run.interval == 0 {
-			run.interval = plan.Soak.Interval
-		}
-		if req.ExpectSyncMode == "" {
-			req.ExpectSyncMode = plan.ExpectSyncMode
-		}
-		for _, n := range opts.Canaries {
-			r, ok := plan.Replica(n)
-			if !ok {
-				return nil, fmt.Errorf("canary %q is not a replica of plan %s (replicas: %s)", n, plan.Path, replicaNames(plan.Order()))
-			}
-			req.Canaries = append(req.Canaries, gates.Target{Name: r.Name, Selector: r.Selector})
-		}
-		for _, n := range opts.Baselines {
-			r, ok := plan.Replica(n)
-			if !ok {
-				return nil, fmt.Errorf("baseline %q is not a replica of plan %s (replicas: %s)", n, plan.Path, replicaNames(plan.Order()))
-			}
-			req.Baselines = append(req.Baselines, gates.Target{Name: r.Name, Selector: r.Selector})
-		}
-		if len(opts.Baselines) == 0 {
-			for _, r := range plan.Order() {
-				if _, on := state.EnabledAt(r.Name); !on && !slices.Contains(opts.Canaries, r.Name) {
-					req.Baselines = append(req.Baselines, gates.Target{Name: r.Name, Selector: r.Selector})
-				}
-			}
-		}
-	} else {
-		for _, n := range opts.Canaries {
-			req.Canaries = append(req.Canaries, nodeTarget(n))
-		}
-		for _, n := range opts.Baselines {
-			req.Baselines = append(req.Baselines, nodeTarget(n))
+		if run.soak, err = plan.DecideSoak(st, q, now); err != nil {
+			return nil, err
 		}
 	}
-	if window == 0 {
-		window = 24 * time.Hour
+	window, interval := opts.Window, opts.Interval
+	if run.soak != nil {
+		window, interval = run.soak.Request.Window.Duration(), run.soak.Interval
 	}
-	if run.interval == 0 {
-		run.interval = defaultSoakInterval
-	}
-	if req.ExpectSyncMode == "" {
-		req.ExpectSyncMode = "sync"
-	}
-	req.Step = run.interval
-
-	now := opts.Now()
-	start, from := opts.Start, "--start"
-	if start.IsZero() && state != nil {
-		// Several canaries enabled together: the window starts when the
-		// last of them got the flag.
-		for _, c := range req.Canaries {
-			if at, on := state.EnabledAt(c.Name); on && at.After(start) {
-				start, from = at, "rollout state "+plan.StatePath
-			}
-		}
-	}
-	if start.IsZero() {
-		start, from = now, "now"
-	}
-	if start.After(now) {
-		return nil, fmt.Errorf("window starts at %s (%s), which is in the future (now %s)", formatTime(start), from, formatTime(now))
-	}
-	req.Window = gates.Window{Start: start, End: start.Add(window)}
-	run.startFrom = from
-
-	promURL, targets := opts.Prometheus, opts.Targets
+	interval = cmpDuration(interval, rollout.DefaultSoakInterval)
+	promURL, targetURLs := opts.Prometheus, opts.Targets
 	httpCfg := config.DefaultHTTPClientConfig
 	var promOpts []query.PrometheusOption
 	if plan != nil {
 		httpCfg = plan.Prometheus.HTTPConfig
 		promOpts = append(promOpts, query.WithQueryTimeout(plan.Prometheus.QueryTimeout))
-		if promURL == "" && len(targets) == 0 {
-			promURL, targets = plan.Prometheus.URL, plan.Prometheus.Targets
+		if promURL == "" && len(targetURLs) == 0 {
+			promURL, targetURLs = plan.Prometheus.URL, plan.Prometheus.Targets
 		}
 	}
 	switch {
@@ -318,173 +256,104 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, tar
 			return nil, err
 		}
 		run.querier, run.source, run.close = q, q.URL(), func() { _ = q.Close() }
-	case len(targets) > 0:
+	case len(targetURLs) > 0:
 		// With a plan the store keeps its history next to the journal;
 		// without one there is nowhere to keep it, so it is temporary.
 		var storeOpts query.EmbeddedOptions
 		if plan != nil {
-			storeOpts = planStoreOptions(plan, window)
+			o, err := planStoreOptions(plan, window, interval)
+			if err != nil {
+				return nil, err
+			}
+			storeOpts = o
 		}
-		e, err := query.NewEmbedded(ctx, targets, run.interval, storeOpts)
+		e, err := query.NewEmbedded(ctx, targetURLs, interval, storeOpts)
 		if err != nil {
 			return nil, err
 		}
 		run.querier, run.close = e, func() { _ = e.Close() }
-		run.source = fmt.Sprintf("embedded store scraping %d targets every %s", len(targets), formatDuration(run.interval))
+		run.source = fmt.Sprintf("embedded store scraping %d targets every %s", len(targetURLs), formatDuration(interval))
 		if plan != nil {
 			run.source += " into " + e.Dir()
 		}
-		if since := e.HistoryStart(); start.Before(since.Add(-run.interval)) {
-			fmt.Fprintf(opts.Streams.ErrOut, "note: the embedded store has no history before %s; the window starts at %s, so coverage will be short of it\n", formatTime(since), formatTime(start))
-		}
+		defer func() {
+			if run.soak == nil {
+				return
+			}
+			if since, start := e.HistoryStart(), run.soak.Request.Window.Start; start.Before(since.Add(-interval)) {
+				fmt.Fprintf(opts.Streams.ErrOut, "note: the embedded store has no history before %s; the window starts at %s, so coverage will be short of it\n", formatTime(since), formatTime(start))
+			}
+		}()
 	default:
 		return nil, errors.New("no metrics source: give --prometheus URL or --targets URL,... (or --config with a prometheus block)")
 	}
 	if plan == nil {
-		if err := discoverReplicas(ctx, opts, run); err != nil {
+		s, err := rollout.SoakWithoutPlan(ctx, target, run.querier, run.source, q, now, opts.Now())
+		if err != nil {
 			run.close()
 			return nil, err
 		}
+		run.soak = s
 	}
 	return run, nil
 }
 
-func nodeTarget(name string) gates.Target {
-	return gates.Target{Name: name, Selector: query.Matcher{Name: gates.DefaultReplicaLabel, Op: "=", Value: name}.String()}
+func cmpDuration(v, def time.Duration) time.Duration {
+	if v != 0 {
+		return v
+	}
+	return def
 }
 
-// discoverReplicas asks which node_id values reported the flag gauge in the
-// window: a canary or baseline that did not is a typo (an error, not an
-// inconclusive soak), and without --baseline every replica whose flag was
-// off throughout becomes a baseline.
-func discoverReplicas(ctx context.Context, opts *SoakOptions, run *soakRun) error {
-	req := &run.req
-	end := req.Window.End
-	if now := opts.Now(); now.Before(end) {
-		end = now
-	}
-	span := end.Sub(req.Window.Start)
-	if span < query.DefaultLookback {
-		span = query.DefaultLookback
-	}
-	expr := fmt.Sprintf(`max by (%s) (max_over_time(%s[%ds]))`, gates.DefaultReplicaLabel, run.target.PresenceMetric, int64(math.Ceil(span.Seconds())))
-	qctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	vec, _, err := run.querier.Query(qctx, expr, end)
-	if err != nil {
-		return fmt.Errorf("find replicas: %w", err)
-	}
-	flagOn := map[string]bool{}
-	for _, s := range vec {
-		if id := s.Labels[gates.DefaultReplicaLabel]; id != "" {
-			flagOn[id] = s.Value != 0
-		}
-	}
-	if len(flagOn) == 0 {
-		// Nothing reported at all: the gates will say there is no data.
-		return nil
-	}
-	known := slices.Sorted(func(yield func(string) bool) {
-		for k := range flagOn {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	for _, t := range append(slices.Clone(req.Canaries), req.Baselines...) {
-		if _, ok := flagOn[t.Name]; !ok {
-			return fmt.Errorf("unknown replica %q: no series with %s=%q in %s between %s and %s (replicas seen: %s)",
-				t.Name, gates.DefaultReplicaLabel, t.Name, run.source, formatTime(end.Add(-span)), formatTime(end), strings.Join(known, ", "))
-		}
-	}
-	if len(opts.Baselines) == 0 {
-		for _, id := range known {
-			if !flagOn[id] && !slices.Contains(opts.Canaries, id) {
-				req.Baselines = append(req.Baselines, nodeTarget(id))
-			}
-		}
-	}
-	return nil
-}
-
-// watchSoak evaluates until the verdict is decided, the window is over, or
-// ctx is cancelled.
+// watchSoak looks at once, and then, while the soak is open, watches it
+// with rollout's loop until it is decided or ctx is cancelled.
 func watchSoak(ctx context.Context, opts *SoakOptions, run *soakRun) error {
-	eval := func(ctx context.Context) (gates.Result, error) {
-		req := run.req
-		req.Now = opts.Now()
-		qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		return gates.Evaluate(qctx, run.querier, run.set, req)
+	w := rollout.Watch{
+		Querier:   run.querier,
+		Soak:      run.soak,
+		Now:       opts.Now,
+		MaxErrors: maxQueryErrors,
+		OnLook:    func(res gates.Result) { progress(opts, run, res) },
+		OnError: func(err error, n int) {
+			fmt.Fprintf(opts.Streams.ErrOut, "%s evaluation failed (%d of %d allowed in a row): %v\n", formatTime(opts.Now()), n, maxQueryErrors, err)
+		},
 	}
-	res, err := eval(ctx)
+	res, err := w.Look(ctx)
 	if err != nil {
 		return err
 	}
 	if res.Complete || res.Verdict == gates.Fail {
 		return finishSoak(opts, run, res, false)
 	}
+	req := run.soak.Request
 	fmt.Fprintf(opts.Streams.ErrOut, "soak of %s from %s (%s) until %s, evaluating every %s\n",
-		strings.Join(targetNames(run.req.Canaries), ", "), formatTime(run.req.Window.Start), run.startFrom, formatTime(run.req.Window.End), soakDuration(run.interval))
+		strings.Join(targetNames(req.Canaries), ", "), formatTime(req.Window.Start), run.soak.StartFrom, formatTime(req.Window.End), soakDuration(run.soak.Interval))
 	progress(opts, run, res)
-	errorsInARow := 0
-	timer := time.NewTimer(nextWait(opts, run))
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if opts.Streams.IsTTY {
-				fmt.Fprintln(opts.Streams.ErrOut)
-			}
-			// The command's context is gone; the last look gets its own.
-			final, err := eval(context.WithoutCancel(ctx))
-			if err == nil {
-				res = final
-			}
-			if res.Verdict == gates.Pass {
-				res.Verdict = gates.Inconclusive
-			}
-			fmt.Fprintf(opts.Streams.ErrOut, "interrupted: continue this window with --start %s\n", run.req.Window.Start.UTC().Format(time.RFC3339))
-			return finishSoak(opts, run, res, true)
-		case <-timer.C:
-		}
-		next, err := eval(ctx)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			continue
-		case err != nil:
-			errorsInARow++
-			fmt.Fprintf(opts.Streams.ErrOut, "%s evaluation failed (%d of %d allowed in a row): %v\n", formatTime(opts.Now()), errorsInARow, maxQueryErrors, err)
-			if errorsInARow >= maxQueryErrors {
-				return err
-			}
-		default:
-			errorsInARow = 0
-			res = next
-			progress(opts, run, res)
-			if res.Complete || res.Verdict == gates.Fail {
-				if opts.Streams.IsTTY {
-					fmt.Fprintln(opts.Streams.ErrOut)
-				}
-				return finishSoak(opts, run, res, false)
-			}
-		}
-		timer.Reset(nextWait(opts, run))
+	final, err := w.Run(ctx)
+	if opts.Streams.IsTTY {
+		fmt.Fprintln(opts.Streams.ErrOut)
 	}
-}
-
-// nextWait is the interval, cut short so the last evaluation lands right
-// at the end of the window.
-func nextWait(opts *SoakOptions, run *soakRun) time.Duration {
-	left := run.req.Window.End.Sub(opts.Now())
-	if left < run.interval {
-		return max(left, 0) + 10*time.Millisecond
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The command's context is gone; the last look gets its own.
+		if last, lerr := w.Look(context.WithoutCancel(ctx)); lerr == nil {
+			final = last
+		} else if final.Verdict == "" {
+			final = res
+		}
+		if final.Verdict == gates.Pass {
+			final.Verdict = gates.Inconclusive
+		}
+		fmt.Fprintf(opts.Streams.ErrOut, "interrupted: continue this window with --start %s\n", req.Window.Start.UTC().Format(time.RFC3339))
+		return finishSoak(opts, run, final, true)
+	case err != nil:
+		return err
 	}
-	return run.interval
+	return finishSoak(opts, run, final, false)
 }
 
 func progress(opts *SoakOptions, run *soakRun, res gates.Result) {
-	total := run.req.Window.Duration()
+	total := run.soak.Request.Window.Duration()
 	elapsed := res.Window.Duration()
 	var states []string
 	for _, g := range res.Gates {
@@ -509,7 +378,7 @@ type soakJSON struct {
 }
 
 func finishSoak(opts *SoakOptions, run *soakRun, res gates.Result, interrupted bool) error {
-	canaries, baselines := targetNames(run.req.Canaries), targetNames(run.req.Baselines)
+	canaries, baselines := targetNames(run.soak.Request.Canaries), targetNames(run.soak.Request.Baselines)
 	if opts.Output == outputJSON {
 		if err := writeJSON(opts.Streams.Out, soakJSON{Result: res, Canaries: canaries, Baselines: baselines, Source: run.source, Interrupted: interrupted}); err != nil {
 			return err
@@ -518,7 +387,7 @@ func finishSoak(opts *SoakOptions, run *soakRun, res gates.Result, interrupted b
 		return err
 	}
 	if opts.Record != "" {
-		if err := writeSoakRecord(opts.Record, gates.NewRecord(run.target.Name, run.set, run.req, res, opts.Now())); err != nil {
+		if err := writeSoakRecord(opts.Record, gates.NewRecord(run.target.Name, run.soak.Set, run.soak.Request, res, opts.Now())); err != nil {
 			return err
 		}
 		fmt.Fprintf(opts.Streams.ErrOut, "recorded the evidence in %s ('lanectl judge %s' decides it again)\n", opts.Record, opts.Record)
@@ -541,7 +410,8 @@ func writeSoakTable(w io.Writer, run *soakRun, res gates.Result, canaries, basel
 		base = "none"
 	}
 	fmt.Fprintf(w, "canary %s, baselines %s\n", strings.Join(canaries, ", "), base)
-	fmt.Fprintf(w, "window %s .. %s (%s, start from %s)", formatTime(run.req.Window.Start), formatTime(run.req.Window.End), soakDuration(run.req.Window.Duration()), run.startFrom)
+	win := run.soak.Request.Window
+	fmt.Fprintf(w, "window %s .. %s (%s, start from %s)", formatTime(win.Start), formatTime(win.End), soakDuration(win.Duration()), run.soak.StartFrom)
 	if !res.Complete {
 		fmt.Fprintf(w, ", evaluated to %s", formatTime(res.Window.End))
 	}

@@ -26,18 +26,20 @@ func NewCmdStatus(streams *IOStreams, getenv Getenv, runF func(*StatusOptions) e
 	opts := &StatusOptions{Streams: streams, Getenv: getenv}
 	cmd := &cobra.Command{
 		Use:   "status [--config FILE] [-o table|json]",
-		Short: "Show who has the flag, since when, soak progress and drops by lane",
+		Short: "Show who has the flag, since when, soak progress and drops by lane or group",
 		Long: `Show one row per replica of the plan, in rollout order:
 
   FLAG      what the journal records: on, off, or an interrupted step
-  METRICS   what the replica's own /metrics say (elastickv_raft_dispatcher_lanes_enabled);
-            when the two disagree the row is marked MISMATCH and a warning follows
+  SEEN      the flag as the replica shows it: the target's metrics, or the
+            plan's read command; when the two disagree the row is marked
+            MISMATCH and a warning follows
   SINCE     when the flag was verified on: the start of the soak window
   SOAK      how much of the soak window has run, and how much is left
   VERDICT   the last soak verdict recorded for the replica
-  HEALTH    /healthz
-  DROPS     dropped messages by lane: over the soak so far for a replica with
-            the flag, over the last soak-window length for the others
+  HEALTH    ok, or the first verify check that does not hold
+  DROPS     dropped messages by lane (by raft group for a target without
+            lanes): over the soak so far for a replica with the flag, over
+            the last soak-window length for the others
 
 status reads the journal without taking the lock and changes nothing. When
 a live 'lanectl soak' holds the plan's embedded store, status reads what it
@@ -96,8 +98,11 @@ type statusReplicaJSON struct {
 	Healthy     bool               `json:"healthy"`
 	Health      string             `json:"health"`
 	Drops       map[string]float64 `json:"drops"`
-	DropsWindow statusWindowJSON   `json:"drops_window"`
-	DropsErr    string             `json:"drops_error,omitempty"`
+	// DropsBy is the label drops are split by: lane, or group for a
+	// target without lanes.
+	DropsBy     string           `json:"drops_by"`
+	DropsWindow statusWindowJSON `json:"drops_window"`
+	DropsErr    string           `json:"drops_error,omitempty"`
 }
 
 type statusPendingJSON struct {
@@ -116,7 +121,7 @@ type statusJSON struct {
 }
 
 func runStatus(cmd *cobra.Command, opts *StatusOptions) error {
-	d, closeFn, err := newDriver(cmd.Context(), opts.Streams, opts.Getenv, opts.Config, driverDeps{metrics: true, readOnly: true})
+	d, closeFn, err := newDriver(cmd.Context(), opts.Streams, opts.Getenv, opts.Config, driverDeps{metrics: true, readOnly: true, readFlag: true})
 	if err != nil {
 		return err
 	}
@@ -136,11 +141,12 @@ func runStatus(cmd *cobra.Command, opts *StatusOptions) error {
 	for _, r := range rep.Replicas {
 		row := statusReplicaJSON{
 			Name: r.Name, Stage: r.Stage, Flag: r.Journal, Metrics: r.Seen, Mismatch: r.Mismatch,
-			Healthy: r.Probe.Healthy, Health: r.Probe.Health, Drops: r.Drops,
+			Drops: r.Drops, DropsBy: r.DropsBy,
 			DropsWindow: statusWindowJSON{Start: r.DropsWindow.Start.UTC(), End: r.DropsWindow.End.UTC()},
 		}
-		if r.Probe.MetricsErr != nil {
-			row.MetricsErr = r.Probe.MetricsErr.Error()
+		row.Healthy, row.Health = r.Probe.Health()
+		if err := r.Probe.MetricsErr(); err != nil {
+			row.MetricsErr = err.Error()
 		}
 		if !r.EnabledAt.IsZero() {
 			t := r.EnabledAt.UTC()
@@ -181,7 +187,7 @@ func writeStatusTable(streams *IOStreams, doc statusJSON) error {
 		flag := r.Flag
 		if r.Mismatch {
 			flag += " MISMATCH"
-			warnings = append(warnings, fmt.Sprintf("WARNING: %s: the journal says the flag is %s but its /metrics say %s; check the replica, then 'lanectl advance' or 'lanectl rollback --replica %s'", r.Name, r.Flag, r.Metrics, r.Name))
+			warnings = append(warnings, fmt.Sprintf("WARNING: %s: the journal says the flag is %s but the replica shows %s; check the replica, then 'lanectl advance' or 'lanectl rollback --replica %s'", r.Name, r.Flag, r.Metrics, r.Name))
 		}
 		since, soak := "-", "-"
 		if r.EnabledAt != nil {
@@ -204,7 +210,11 @@ func writeStatusTable(streams *IOStreams, doc statusJSON) error {
 		}
 		rows = append(rows, []string{r.Name, r.Stage, flag, r.Metrics, since, soak, verdict, health, formatDrops(r)})
 	}
-	if err := writeTable(streams.Out, []string{"REPLICA", "STAGE", "FLAG", "METRICS", "SINCE", "SOAK", "VERDICT", "HEALTH", "DROPS"}, rows); err != nil {
+	drops := "DROPS"
+	if len(doc.Replicas) > 0 && doc.Replicas[0].DropsBy != "lane" {
+		drops = "DROPS BY " + strings.ToUpper(doc.Replicas[0].DropsBy)
+	}
+	if err := writeTable(streams.Out, []string{"REPLICA", "STAGE", "FLAG", "SEEN", "SINCE", "SOAK", "VERDICT", "HEALTH", drops}, rows); err != nil {
 		return err
 	}
 	for _, p := range doc.Pending {
