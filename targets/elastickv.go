@@ -19,8 +19,8 @@ func Elastickv() Target {
 		Summary:        "stock elastickv: counters per raft group, no lane label, no lanes gauge; the flag is proven by commands.read",
 		ReplicaLabel:   "node_id",
 		PresenceMetric: ElastickvLocalState,
-		Gates: elastickvGates,
-		Blind: elastickvBlind,
+		Gates:          elastickvGates,
+		Blind:          elastickvBlind,
 		// Nothing elastickv exports shows the dispatcher layout: the lanes
 		// flag is known only by how it is parsed.
 		FlagProofs: []FlagProof{lanesFlagProof("", ""), syncModeProof()},
