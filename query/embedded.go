@@ -108,14 +108,7 @@ func NewEmbedded(ctx context.Context, targets []string, interval time.Duration, 
 			return nil, fmt.Errorf("embedded store: target %s listed twice", RedactURL(raw))
 		}
 		seen[u.String()] = true
-		sts = append(sts, &scrapeTarget{
-			url:      u.String(),
-			name:     u.Redacted(),
-			instance: u.Host,
-			client:   opts.Client,
-			logger:   opts.Logger,
-			prev:     map[string]labels.Labels{},
-		})
+		sts = append(sts, newScrapeTarget(u, opts.Client, opts.Logger))
 	}
 
 	db, dir, err := openTSDB(opts)
@@ -220,6 +213,11 @@ func (e *Embedded) Close() error {
 		}
 	})
 	return e.err
+}
+
+// newScrapeTarget is the scrape target for u.
+func newScrapeTarget(u *url.URL, client *http.Client, logger *slog.Logger) *scrapeTarget {
+	return &scrapeTarget{url: u.String(), name: u.Redacted(), instance: u.Host, client: client, logger: logger, prev: map[string]labels.Labels{}}
 }
 
 type scrapeTarget struct {

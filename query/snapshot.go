@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -48,13 +47,13 @@ func ScrapeOnce(ctx context.Context, endpoints []Endpoint, now time.Time, logger
 	for _, ep := range endpoints {
 		u, err := url.Parse(ep.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("scrape: endpoint %q: want an http(s) URL of a /metrics endpoint", ep.URL)
+			return nil, fmt.Errorf("scrape: endpoint %s: want an http(s) URL of a /metrics endpoint", RedactURL(ep.URL))
 		}
 		client := ep.Client
 		if client == nil {
 			client = http.DefaultClient
 		}
-		sts = append(sts, &scrapeTarget{url: u.String(), instance: u.Host, client: client, logger: logger, prev: map[string]labels.Labels{}})
+		sts = append(sts, newScrapeTarget(u, client, logger))
 	}
 	db, dir, err := openTSDB(EmbeddedOptions{Logger: logger})
 	if err != nil {
