@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/lanectl/lanectl/node/replica/status"
 )
 
 // LanesEnabledMetric is the gauge that proves which dispatcher layout a
@@ -21,17 +23,9 @@ const LanesEnabledMetric = "elastickv_raft_dispatcher_lanes_enabled"
 // maxProbeBody bounds what is read from a replica's HTTP endpoints.
 const maxProbeBody = 8 << 20
 
-// ReplicaReport is the part of a replica's /status the rollout reads.
-type ReplicaReport struct {
-	ID           string `json:"id"`
-	Role         string `json:"role"`
-	Term         uint64 `json:"term"`
-	Leader       string `json:"leader"`
-	LeaderRaftID uint64 `json:"leader_raft_id"`
-	Applied      uint64 `json:"applied"`
-	LeaderCommit uint64 `json:"leader_commit"`
-	LanesEnabled bool   `json:"lanes_enabled"`
-}
+// ReplicaReport is a replica's /status document; the rollout reads its
+// role, term, leader, applied and leader commit indexes and lanes flag.
+type ReplicaReport = status.Replica
 
 // Probe is what one replica says about itself at one instant, from its own
 // /metrics, /healthz and /status.

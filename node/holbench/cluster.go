@@ -19,6 +19,8 @@ import (
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // Cluster scenario parameters that have no flag.
@@ -34,7 +36,7 @@ const (
 )
 
 // RunCluster runs the scenario on real replicas, in both layouts one after
-// the other: three node.Replica values on loopback, the slow link between
+// the other: three replica.Replica values on loopback, the slow link between
 // the leader and one follower (both directions, one bucket each), the store
 // preloaded to the snapshot size, steady writes to the leader, and a snapshot
 // forced to that follower with Replica.ForceSnapshot, which makes raft itself
@@ -90,7 +92,7 @@ func heartbeatTicks(cfg Config) int {
 // benchCluster is one layout's running cluster.
 type benchCluster struct {
 	cfg      Config
-	replicas []*node.Replica
+	replicas []*replica.Replica
 	names    []string
 	switches map[[2]uint64]*Switch // by (from, to)
 	trace    *tracer
@@ -108,7 +110,7 @@ func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) 
 			}
 		}
 	}()
-	var peers []node.Peer
+	var peers []replica.Peer
 	for i := range clusterSize {
 		rl, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -122,7 +124,7 @@ func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) 
 		httpLns = append(httpLns, hl)
 		id := uint64(i + 1)
 		c.names = append(c.names, fmt.Sprintf("n%d", id))
-		peers = append(peers, node.Peer{Name: c.names[i], ID: id, Addr: rl.Addr().String()})
+		peers = append(peers, replica.Peer{Name: c.names[i], ID: id, Addr: rl.Addr().String()})
 	}
 	for _, from := range peers {
 		for _, to := range peers {
@@ -134,7 +136,7 @@ func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) 
 	runCtx, cancel := context.WithCancel(ctx)
 	c.cancel = cancel
 	for i, p := range peers {
-		rep, err := node.NewReplica(node.ReplicaConfig{
+		rep, err := replica.New(replica.Config{
 			Name:            p.Name,
 			Peers:           peers,
 			ListenAddr:      p.Addr,
@@ -147,7 +149,7 @@ func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) 
 			HeartbeatTick:   heartbeatTicks(cfg),
 			ElectionTick:    electionTicks(cfg),
 			SnapshotEntries: math.MaxUint32, // only the forced snapshot
-			Transport: node.TCPTransportConfig{
+			Transport: transport.Config{
 				Dial:  c.dialer(p.ID),
 				Trace: c.trace.record(p.ID),
 			},
@@ -166,7 +168,7 @@ func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) 
 	return c, nil
 }
 
-func (c *benchCluster) dialer(self uint64) node.DialFunc {
+func (c *benchCluster) dialer(self uint64) transport.DialFunc {
 	return func(ctx context.Context, peer uint64, _ lanes.Lane, addr string) (net.Conn, error) {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)
@@ -236,7 +238,7 @@ func counterSum(g prometheus.Gatherer, name string) (float64, error) {
 func (c *benchCluster) leaderChanges() ([]float64, error) {
 	out := make([]float64, len(c.replicas))
 	for i, r := range c.replicas {
-		v, err := counterSum(r.Registry(), node.MetricLeaderChanges)
+		v, err := counterSum(r.Registry(), replica.MetricLeaderChanges)
 		if err != nil {
 			return nil, err
 		}
@@ -265,7 +267,7 @@ type timedWrite struct {
 	dur time.Duration
 }
 
-func (w *writer) run(ctx context.Context, leader func() *node.Replica, every time.Duration, value []byte) {
+func (w *writer) run(ctx context.Context, leader func() *replica.Replica, every time.Duration, value []byte) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	sem := make(chan struct{}, maxWritesInFlight)
@@ -317,7 +319,7 @@ func (w *writer) between(from, to time.Time) Latency {
 }
 
 // preload fills the store so that a snapshot of it is about size bytes.
-func preload(ctx context.Context, leader *node.Replica, size int) error {
+func preload(ctx context.Context, leader *replica.Replica, size int) error {
 	n := (size + preloadValueBytes - 1) / preloadValueBytes
 	value := make([]byte, preloadValueBytes)
 	for i := range value {
@@ -377,7 +379,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	var w writer
 	var loadWG sync.WaitGroup
 	loadWG.Go(func() {
-		w.run(loadCtx, func() *node.Replica { return c.replicas[current.Load()] }, cfg.AppendInterval, make([]byte, cfg.EntryBytes))
+		w.run(loadCtx, func() *replica.Replica { return c.replicas[current.Load()] }, cfg.AppendInterval, make([]byte, cfg.EntryBytes))
 	})
 	defer func() {
 		stopLoad()
@@ -385,9 +387,9 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	}()
 
 	var (
-		leader               *node.Replica
+		leader               *replica.Replica
 		leaderID, followerID uint64
-		forced               node.ForceSnapshotResult
+		forced               replica.ForceSnapshotResult
 		prepStart, snapStart time.Time
 		wait0                map[string]bucketCounts
 		drops0, errs0        map[string]float64
@@ -445,7 +447,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, node.ErrNotLeader) || attempt == maxForceAttempts {
+		if !errors.Is(err, replica.ErrNotLeader) || attempt == maxForceAttempts {
 			return res, fmt.Errorf("force snapshot to %s (attempt %d): %w", c.names[fi], attempt, err)
 		}
 		cfg.Logger.Warn("leader lost while preparing the snapshot; trying again", "mode", mode.String(), "err", err)
@@ -568,8 +570,8 @@ func keyOf(m *raftpb.Message) traceKey {
 }
 
 // record returns node self's Trace hook.
-func (tr *tracer) record(self uint64) func(node.TraceEvent) {
-	return func(ev node.TraceEvent) {
+func (tr *tracer) record(self uint64) func(transport.TraceEvent) {
+	return func(ev transport.TraceEvent) {
 		k := keyOf(ev.Msg)
 		tr.mu.Lock()
 		defer tr.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // Defaults of Config.
@@ -115,8 +116,8 @@ func (c Config) transferTimeout() time.Duration {
 }
 
 // RunDirect runs the scenario without raft, in both layouts, one after the
-// other: a leader-side Dispatcher and TCPTransport send a steady stream of
-// MsgApp and heartbeats to a follower-side TCPTransport over a
+// other: a leader-side Dispatcher and transport.TCP send a steady stream of
+// MsgApp and heartbeats to a follower-side transport.TCP over a
 // bandwidth-limited Link, and one large MsgSnap is dispatched in the middle.
 // It is the situation of a node whose lanes to one peer carry a snapshot
 // while appends keep coming for that peer (another raft group's, in a
@@ -315,18 +316,18 @@ func (c *reportCounter) ReportSnapshot(_ uint64, s raft.SnapshotStatus) {
 
 func runDirect(ctx context.Context, mode lanes.Mode, cfg Config, link *Link, snapshot *raftpb.Message) (ModeResult, error) {
 	rec := newRecorder()
-	rx, err := node.NewTCPTransport(node.TCPTransportConfig{
+	rx, err := transport.New(transport.Config{
 		ID:               followerID,
 		Listen:           "127.0.0.1:0",
 		Handler:          rec.deliver,
-		MaxSnapshotBytes: int64(max(cfg.SnapshotBytes, node.DefaultMaxSnapshotBytes)),
+		MaxSnapshotBytes: int64(max(cfg.SnapshotBytes, transport.DefaultMaxSnapshotBytes)),
 		Logger:           cfg.Logger,
 	})
 	if err != nil {
 		return ModeResult{}, err
 	}
 	defer rx.Close()
-	tx, err := node.NewTCPTransport(node.TCPTransportConfig{
+	tx, err := transport.New(transport.Config{
 		ID:      leaderID,
 		Listen:  "127.0.0.1:0",
 		Peers:   map[uint64]string{followerID: rx.Addr().String()},
@@ -424,7 +425,7 @@ func runDirect(ctx context.Context, mode lanes.Mode, cfg Config, link *Link, sna
 }
 
 // linkDialer dials TCP and puts the connection behind link.
-func linkDialer(link *Link) node.DialFunc {
+func linkDialer(link *Link) transport.DialFunc {
 	return func(ctx context.Context, _ uint64, _ lanes.Lane, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/lanectl/lanectl/node/replica/status"
 )
 
 // Defaults for Config fields left zero.
@@ -314,10 +316,10 @@ func (r *run) forceLoop(ctx context.Context) {
 	}
 }
 
+// targetStatus is one target's /status document and the URL it came from.
 type targetStatus struct {
-	url  string
-	ID   string `json:"id"`
-	Role string `json:"role"`
+	url string
+	status.Replica
 }
 
 // forceOnce finds the leader among the targets and asks it to send a

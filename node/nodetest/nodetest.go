@@ -1,4 +1,4 @@
-// Package nodetest starts real lanectl replicas for tests: n node.Replica
+// Package nodetest starts real lanectl replicas for tests: n replica.Replica
 // values in the test process, talking raft over loopback TCP through the lane
 // dispatcher and transport, each with its own temporary data directory and
 // HTTP API. Tests stop, restart (with another environment, as a rollout
@@ -22,7 +22,9 @@ import (
 	"time"
 
 	"github.com/lanectl/lanectl/lanes"
-	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
+	"github.com/lanectl/lanectl/node/replica/status"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // Env is the environment a replica is started with; only
@@ -70,17 +72,17 @@ type Options struct {
 	ProposalTimeout time.Duration
 	// Transport tunes each replica's TCP transport (e.g. Dial to put a
 	// simulated link in the way).
-	Transport node.TCPTransportConfig
+	Transport transport.Config
 	// Logger receives every replica's logs; nil writes warnings and errors
 	// to the test's output.
 	Logger *slog.Logger
 }
 
 // Cluster is a running test cluster. Replica i is named "n<i+1>". It is a
-// node.LocalCluster that reports failures to the test.
+// replica.LocalCluster that reports failures to the test.
 type Cluster struct {
 	t      testing.TB
-	lc     *node.LocalCluster
+	lc     *replica.LocalCluster
 	client *http.Client
 	mu     sync.Mutex
 	envs   []Env
@@ -110,14 +112,14 @@ func StartCluster(t testing.TB, n int, opts Options) *Cluster {
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
 		envs:   make([]Env, n),
 	}
-	starts := make([]node.LocalStart, n)
+	starts := make([]replica.LocalStart, n)
 	for i := range n {
 		if i < len(opts.Env) {
 			c.envs[i] = opts.Env[i]
 		}
-		starts[i] = node.LocalStart{Getenv: c.envs[i].get}
+		starts[i] = replica.LocalStart{Getenv: c.envs[i].get}
 	}
-	lc, err := node.StartLocalCluster(t.Context(), node.LocalClusterConfig{
+	lc, err := replica.StartLocalCluster(t.Context(), replica.LocalClusterConfig{
 		Replicas:               n,
 		Dir:                    t.TempDir(),
 		Start:                  starts,
@@ -153,7 +155,7 @@ func (c *Cluster) URL(i int) string { return c.lc.URL(i) }
 func (c *Cluster) RaftAddr(i int) string { return c.lc.RaftAddr(i) }
 
 // Peers is the cluster's membership as every replica was given it.
-func (c *Cluster) Peers() []node.Peer { return c.lc.Peers() }
+func (c *Cluster) Peers() []replica.Peer { return c.lc.Peers() }
 
 // URLs are every replica's HTTP base URLs.
 func (c *Cluster) URLs() []string {
@@ -175,7 +177,7 @@ func (c *Cluster) Env(i int) Env {
 }
 
 // Replica returns replica i, or nil while it is stopped.
-func (c *Cluster) Replica(i int) *node.Replica { return c.lc.Replica(i) }
+func (c *Cluster) Replica(i int) *replica.Replica { return c.lc.Replica(i) }
 
 // Running reports whether replica i is running.
 func (c *Cluster) Running(i int) bool { return c.Replica(i) != nil }
@@ -207,7 +209,7 @@ func (c *Cluster) TryRestart(i int, env Env) error {
 	c.mu.Lock()
 	c.envs[i] = env
 	c.mu.Unlock()
-	return c.lc.Restart(i, node.LocalStart{Getenv: env.get})
+	return c.lc.Restart(i, replica.LocalStart{Getenv: env.get})
 }
 
 // Close stops every replica. It is registered with t.Cleanup.
@@ -219,8 +221,8 @@ func (c *Cluster) Close() {
 }
 
 // Status fetches replica i's /status.
-func (c *Cluster) Status(i int) (node.Status, error) {
-	var st node.Status
+func (c *Cluster) Status(i int) (status.Replica, error) {
+	var st status.Replica
 	body, code, err := c.do(http.MethodGet, c.URL(i)+"/status", nil)
 	if err != nil {
 		return st, err
@@ -301,7 +303,7 @@ func (c *Cluster) Put(i int, key string, value []byte) (uint64, error) {
 	if code != http.StatusOK {
 		return 0, fmt.Errorf("PUT %s on %s: %d %s", key, c.Name(i), code, bytes.TrimSpace(body))
 	}
-	var res node.PutResult
+	var res replica.PutResult
 	if err := json.Unmarshal(body, &res); err != nil {
 		return 0, fmt.Errorf("decode PUT reply from %s: %w", c.Name(i), err)
 	}
@@ -325,8 +327,8 @@ func (c *Cluster) Get(i int, key string) (value []byte, ok bool, err error) {
 
 // ForceSnapshot asks replica i (which must be the leader) to send a snapshot
 // to the replica named peer.
-func (c *Cluster) ForceSnapshot(i int, peer string) (node.ForceSnapshotResult, error) {
-	var res node.ForceSnapshotResult
+func (c *Cluster) ForceSnapshot(i int, peer string) (replica.ForceSnapshotResult, error) {
+	var res replica.ForceSnapshotResult
 	body, code, err := c.do(http.MethodPost, c.URL(i)+"/admin/snapshot?peer="+url.QueryEscape(peer), nil)
 	if err != nil {
 		return res, err

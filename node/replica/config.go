@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"errors"
@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
-// Defaults for ReplicaConfig fields left zero.
+// Defaults for Config fields left zero.
 const (
 	DefaultTickInterval           = 100 * time.Millisecond
 	DefaultHeartbeatTick          = 1
@@ -86,9 +88,9 @@ func ParsePeers(s string) ([]Peer, error) {
 	return peers, nil
 }
 
-// ReplicaConfig configures a Replica. Environment-derived values (Mode,
+// Config configures a Replica. Environment-derived values (Mode,
 // SyncMode) are read by the caller, once, and passed in.
-type ReplicaConfig struct {
+type Config struct {
 	// Name is this replica's identity, as given to --id; it must appear in
 	// Peers. It is the node_id label on every metric.
 	Name string
@@ -101,7 +103,7 @@ type ReplicaConfig struct {
 	HTTPAddr string
 	// RaftListener and HTTPListener, when set, are used instead of listening
 	// on ListenAddr/HTTPAddr (tests bind port 0 first to learn the address).
-	// The replica closes them, also when NewReplica fails.
+	// The replica closes them, also when New fails.
 	RaftListener net.Listener
 	HTTPListener net.Listener
 	// DataDir holds raft.db and fsm.db. A directory with neither is
@@ -132,16 +134,16 @@ type ReplicaConfig struct {
 
 	// Transport tunes the TCP transport (Dial, ChunkSize, timeouts...). The
 	// replica sets ID, Listen, Listener, Peers, Handler and Logger itself.
-	Transport TCPTransportConfig
+	Transport transport.Config
 
 	// InjectDrops deliberately drops every Nth message of one lane, to show
 	// that the soak gates catch a misbehaving canary. Off when Every is 0.
-	InjectDrops DropInjection
+	InjectDrops node.DropInjection
 
 	Logger *slog.Logger
 }
 
-func (c *ReplicaConfig) withDefaults() ReplicaConfig {
+func (c *Config) withDefaults() Config {
 	out := *c
 	if out.TickInterval <= 0 {
 		out.TickInterval = DefaultTickInterval
@@ -180,7 +182,7 @@ func (c *ReplicaConfig) withDefaults() ReplicaConfig {
 }
 
 // validate checks the config and returns this replica's Peer entry.
-func (c *ReplicaConfig) validate() (Peer, error) {
+func (c *Config) validate() (Peer, error) {
 	if c.DataDir == "" {
 		return Peer{}, errors.New("no data directory")
 	}

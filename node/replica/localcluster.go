@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"context"
@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/lanectl/lanectl/internal/loopback"
+	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // LocalClusterConfig describes a cluster run inside one process. Zero tuning
-// fields take the ReplicaConfig defaults.
+// fields take the Config defaults.
 type LocalClusterConfig struct {
 	// Replicas is the cluster size; replica i is named "n<i+1>".
 	Replicas int
@@ -34,7 +36,7 @@ type LocalClusterConfig struct {
 	HealthMaxLag           uint64
 	ProposalTimeout        time.Duration
 	// Transport tunes each replica's TCP transport.
-	Transport TCPTransportConfig
+	Transport transport.Config
 	// Logger receives every replica's logs with a replica attribute; nil
 	// discards them.
 	Logger *slog.Logger
@@ -48,8 +50,8 @@ type LocalStart struct {
 	// Getenv reads the replica's environment; nil reads nothing.
 	Getenv func(key string) string
 	// InjectDrops deliberately drops messages of one lane; see
-	// ReplicaConfig.InjectDrops.
-	InjectDrops DropInjection
+	// Config.InjectDrops.
+	InjectDrops node.DropInjection
 }
 
 // LocalCluster runs replicas of one raft cluster in this process. They talk
@@ -138,7 +140,7 @@ func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalClust
 	return c, nil
 }
 
-func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Listener) ReplicaConfig {
+func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Listener) Config {
 	slot := c.slots[i]
 	getenv := s.Getenv
 	if getenv == nil {
@@ -149,7 +151,7 @@ func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Lis
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	return ReplicaConfig{
+	return Config{
 		Name:                   slot.name,
 		Peers:                  c.peers,
 		ListenAddr:             c.peers[i].Addr,
@@ -186,7 +188,7 @@ func (c *LocalCluster) start(i int, s LocalStart, raftLn, httpLn net.Listener) e
 		}
 		return errors.New("local cluster is closed")
 	}
-	rep, err := NewReplica(c.replicaConfig(i, s, raftLn, httpLn))
+	rep, err := New(c.replicaConfig(i, s, raftLn, httpLn))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package node
+package transport
 
 import (
 	"bufio"
@@ -23,7 +23,7 @@ const inboundReadBuffer = 64 << 10
 const snapshotInitialBuffer = 8 << 20
 
 // acceptLoop accepts connections until the listener is closed.
-func (t *TCPTransport) acceptLoop() {
+func (t *TCP) acceptLoop() {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {
@@ -59,7 +59,7 @@ func (t *TCPTransport) acceptLoop() {
 
 // serve reads one inbound connection until it ends. A connection that breaks
 // the protocol is told why before it is closed, so the sender's error says it.
-func (t *TCPTransport) serve(c net.Conn) {
+func (t *TCP) serve(c net.Conn) {
 	defer t.wg.Done()
 	defer func() {
 		t.mu.Lock()
@@ -92,7 +92,7 @@ func (t *TCPTransport) serve(c net.Conn) {
 // receive reads the preamble and then frames, handing each message to the
 // handler. It returns nil when the sender closed the connection between
 // messages.
-func (t *TCPTransport) receive(c net.Conn) error {
+func (t *TCP) receive(c net.Conn) error {
 	_ = c.SetReadDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(c, inboundReadBuffer)
 	pre, err := readPreamble(br)
@@ -113,7 +113,7 @@ func (t *TCPTransport) receive(c net.Conn) error {
 
 // inboundConn is the receiving side of one (peer, lane) connection.
 type inboundConn struct {
-	t    *TCPTransport
+	t    *TCP
 	conn net.Conn
 	pre  preamble
 	fr   frameReader

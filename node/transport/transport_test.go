@@ -1,4 +1,4 @@
-package node
+package transport
 
 import (
 	"bufio"
@@ -65,14 +65,14 @@ func (b *inbox) empty(t *testing.T) {
 
 // startTransport starts a transport on a free loopback port and closes it
 // when the test ends.
-func startTransport(t *testing.T, cfg TCPTransportConfig) *TCPTransport {
+func startTransport(t *testing.T, cfg Config) *TCP {
 	t.Helper()
 	if cfg.Listen == "" && cfg.Listener == nil {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	tr, err := NewTCPTransport(cfg)
+	tr, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewTCPTransport: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := tr.Close(); err != nil {
@@ -83,7 +83,7 @@ func startTransport(t *testing.T, cfg TCPTransportConfig) *TCPTransport {
 }
 
 // pair starts node 1 (sender) and node 2 (receiver) and returns them.
-func transportPair(t *testing.T, sender, receiver TCPTransportConfig) (*TCPTransport, *TCPTransport, *inbox) {
+func transportPair(t *testing.T, sender, receiver Config) (*TCP, *TCP, *inbox) {
 	t.Helper()
 	in := newInbox()
 	receiver.ID = 2
@@ -152,7 +152,7 @@ func TestTransportRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tx, _, in := transportPair(t, TCPTransportConfig{ChunkSize: tc.chunk}, TCPTransportConfig{})
+			tx, _, in := transportPair(t, Config{ChunkSize: tc.chunk}, Config{})
 			if err := tx.Send(t.Context(), tc.lane, tc.m); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -244,12 +244,12 @@ func TestTransportOneConnectionPerPeerAndLane(t *testing.T) {
 			t.Fatalf("listen: %v", err)
 		}
 		r := receiver{ln: &countingListener{Listener: raw}, in: newInbox()}
-		startTransport(t, TCPTransportConfig{ID: id, Listener: r.ln, Handler: r.in.handle})
+		startTransport(t, Config{ID: id, Listener: r.ln, Handler: r.in.handle})
 		receivers[id] = r
 		peers[id] = raw.Addr().String()
 	}
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Peers: peers, Handler: newInbox().handle, Dial: dc.dial})
+	tx := startTransport(t, Config{ID: 1, Peers: peers, Handler: newInbox().handle, Dial: dc.dial})
 
 	// Every (peer, lane) sends from its own goroutine, as the dispatcher's
 	// lane workers do.
@@ -289,7 +289,7 @@ func TestTransportOneConnectionPerPeerAndLane(t *testing.T) {
 }
 
 // rawConn opens a plain TCP connection to tr for feeding it hand-made bytes.
-func rawTransportConn(t *testing.T, tr *TCPTransport) net.Conn {
+func rawTransportConn(t *testing.T, tr *TCP) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", tr.Addr().String())
 	if err != nil {
@@ -370,7 +370,7 @@ func TestTransportRejectsBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInbox()
-			rx := startTransport(t, TCPTransportConfig{ID: 2, Handler: in.handle, MaxFrameBytes: 1 << 20, MaxSnapshotBytes: 4 << 20})
+			rx := startTransport(t, Config{ID: 2, Handler: in.handle, MaxFrameBytes: 1 << 20, MaxSnapshotBytes: 4 << 20})
 			c := rawTransportConn(t, rx)
 			if _, err := c.Write(tc.input); err != nil {
 				t.Fatalf("write: %v", err)
@@ -386,9 +386,9 @@ func TestTransportRejectsBadInput(t *testing.T) {
 func TestTransportSenderSeesRejectionReason(t *testing.T) {
 	// Node 1 believes node 3 lives at node 2's address.
 	in := newInbox()
-	rx := startTransport(t, TCPTransportConfig{ID: 2, Handler: in.handle})
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle})
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()},
+	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()},
 		Dial: dc.dial, MinBackoff: time.Minute, MaxBackoff: time.Minute})
 	send := func() error {
 		return tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 3))
@@ -417,10 +417,10 @@ func TestTransportSenderSeesRejectionReason(t *testing.T) {
 
 func TestTransportReconnectsAfterPeerRestart(t *testing.T) {
 	in := newInbox()
-	rx := startTransport(t, TCPTransportConfig{ID: 2, Handler: in.handle})
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle})
 	addr := rx.Addr().String()
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
+	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
 		Dial: dc.dial, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	send := func() error {
 		return tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2))
@@ -447,7 +447,7 @@ func TestTransportReconnectsAfterPeerRestart(t *testing.T) {
 	}
 
 	in2 := newInbox()
-	startTransport(t, TCPTransportConfig{ID: 2, Listen: addr, Handler: in2.handle})
+	startTransport(t, Config{ID: 2, Listen: addr, Handler: in2.handle})
 	for i := 0; ; i++ {
 		if err = send(); err == nil {
 			break
@@ -474,7 +474,7 @@ func TestTransportBacksOffAfterFailedDial(t *testing.T) {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
+	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
 		Dial: dc.dial, MinBackoff: time.Minute, MaxBackoff: time.Minute})
 
 	for i, want := range []string{"dial " + addr, "next dial in"} {
@@ -529,14 +529,14 @@ func (c *cutConn) Read(p []byte) (int, error) {
 func TestTransportSnapshotFailures(t *testing.T) {
 	tests := []struct {
 		name     string
-		receiver func(*TCPTransportConfig, *inbox)
+		receiver func(*Config, *inbox)
 		ctx      func(context.Context) (context.Context, context.CancelFunc)
 		want     error
 		wantText string
 	}{
 		{
 			name: "connection breaks mid-snapshot",
-			receiver: func(c *TCPTransportConfig, _ *inbox) {
+			receiver: func(c *Config, _ *inbox) {
 				raw, _ := net.Listen("tcp", "127.0.0.1:0")
 				c.Listener = &cutListener{Listener: raw, limit: 8 << 20}
 			},
@@ -544,13 +544,13 @@ func TestTransportSnapshotFailures(t *testing.T) {
 		},
 		{
 			name:     "snapshot over the receiver's limit",
-			receiver: func(c *TCPTransportConfig, _ *inbox) { c.MaxSnapshotBytes = 1 << 20 },
+			receiver: func(c *Config, _ *inbox) { c.MaxSnapshotBytes = 1 << 20 },
 			want:     ErrPeerRejected,
 			wantText: "over this node's 1048576-byte limit",
 		},
 		{
 			name: "handler refuses the snapshot",
-			receiver: func(_ *TCPTransportConfig, in *inbox) {
+			receiver: func(_ *Config, in *inbox) {
 				in.reject = func(*raftpb.Message) error { return errors.New("snapshot index behind the log") }
 			},
 			want:     ErrSnapshotRejected,
@@ -558,7 +558,7 @@ func TestTransportSnapshotFailures(t *testing.T) {
 		},
 		{
 			name: "context cancelled mid-snapshot",
-			receiver: func(c *TCPTransportConfig, in *inbox) {
+			receiver: func(c *Config, in *inbox) {
 				// The receiver stops reading, so the sender is stuck in
 				// a write when the deadline passes.
 				in.reject = func(*raftpb.Message) error { return nil }
@@ -574,9 +574,9 @@ func TestTransportSnapshotFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInbox()
-			rcfg := TCPTransportConfig{Handler: in.handle}
+			rcfg := Config{Handler: in.handle}
 			tc.receiver(&rcfg, in)
-			tx, _, _ := transportPair(t, TCPTransportConfig{ChunkSize: 256 << 10}, rcfg)
+			tx, _, _ := transportPair(t, Config{ChunkSize: 256 << 10}, rcfg)
 			ctx := t.Context()
 			if tc.ctx != nil {
 				var cancel context.CancelFunc
@@ -635,7 +635,7 @@ func (c *stallConn) Read(p []byte) (int, error) {
 }
 
 func TestTransportPeerLifecycleErrors(t *testing.T) {
-	tx, rx, in := transportPair(t, TCPTransportConfig{}, TCPTransportConfig{})
+	tx, rx, in := transportPair(t, Config{}, Config{})
 	hb := func(to uint64) *raftpb.Message { return raftMsg(raftpb.MessageType_MsgHeartbeat, 1, to) }
 
 	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(9)); !errors.Is(err, ErrUnknownPeer) {
@@ -697,8 +697,8 @@ func TestTransportCloseInterruptsBlockedWork(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	stalled := startTransport(t, TCPTransportConfig{ID: 3, Listener: &stallListener{Listener: raw}, Handler: block})
-	tx, _, _ := transportPair(t, TCPTransportConfig{}, TCPTransportConfig{Handler: block})
+	stalled := startTransport(t, Config{ID: 3, Listener: &stallListener{Listener: raw}, Handler: block})
+	tx, _, _ := transportPair(t, Config{}, Config{Handler: block})
 	if err := tx.AddPeer(3, stalled.Addr().String()); err != nil {
 		t.Fatalf("AddPeer: %v", err)
 	}
@@ -725,22 +725,22 @@ func TestTransportConfigErrors(t *testing.T) {
 	h := newInbox().handle
 	tests := []struct {
 		name string
-		cfg  TCPTransportConfig
+		cfg  Config
 		want string
 	}{
-		{"no id", TCPTransportConfig{Listen: "127.0.0.1:0", Handler: h}, "ID must be a non-zero raft id"},
-		{"no handler", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0"}, "Handler is required"},
-		{"no address", TCPTransportConfig{ID: 1, Handler: h}, "Listen or Listener is required"},
-		{"negative chunk", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: -1}, "ChunkSize is -1"},
-		{"chunk over frame limit", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: 4 << 20, MaxFrameBytes: 1 << 20}, "ChunkSize 4194304 is larger than MaxFrameBytes 1048576"},
-		{"backoff inverted", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff 1ms is below MinBackoff 1s"},
-		{"peer without address", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ""}}, `peer 2="": want a non-zero id and an address`},
-		{"itself as a peer", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: "127.0.0.1:1"}}, `peer 1="127.0.0.1:1" is this node's own id`},
-		{"bad listen address", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:99999", Handler: h}, "transport listen on 127.0.0.1:99999"},
+		{"no id", Config{Listen: "127.0.0.1:0", Handler: h}, "ID must be a non-zero raft id"},
+		{"no handler", Config{ID: 1, Listen: "127.0.0.1:0"}, "Handler is required"},
+		{"no address", Config{ID: 1, Handler: h}, "Listen or Listener is required"},
+		{"negative chunk", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: -1}, "ChunkSize is -1"},
+		{"chunk over frame limit", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: 4 << 20, MaxFrameBytes: 1 << 20}, "ChunkSize 4194304 is larger than MaxFrameBytes 1048576"},
+		{"backoff inverted", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff 1ms is below MinBackoff 1s"},
+		{"peer without address", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ""}}, `peer 2="": want a non-zero id and an address`},
+		{"itself as a peer", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: "127.0.0.1:1"}}, `peer 1="127.0.0.1:1" is this node's own id`},
+		{"bad listen address", Config{ID: 1, Listen: "127.0.0.1:99999", Handler: h}, "transport listen on 127.0.0.1:99999"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr, err := NewTCPTransport(tc.cfg)
+			tr, err := New(tc.cfg)
 			if err == nil {
 				_ = tr.Close()
 				t.Fatalf("got no error, want %q", tc.want)
@@ -760,7 +760,7 @@ func TestTransportTraceSeesBothEnds(t *testing.T) {
 		events = append(events, ev)
 		mu.Unlock()
 	}
-	tx, _, in := transportPair(t, TCPTransportConfig{Trace: trace}, TCPTransportConfig{Trace: trace})
+	tx, _, in := transportPair(t, Config{Trace: trace}, Config{Trace: trace})
 	if err := tx.Send(t.Context(), lanes.LaneReplication, raftMsg(raftpb.MessageType_MsgApp, 1, 2)); err != nil {
 		t.Fatalf("Send: %v", err)
 	}

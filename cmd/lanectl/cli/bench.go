@@ -64,8 +64,8 @@ connections interleave as flows on a real wire do. Both layouts get the same
 link. Everything runs on 127.0.0.1.
 
 Scenarios:
-  direct   the leader's real Dispatcher and TCPTransport sending to a
-           follower's TCPTransport, no raft: appends keep coming while the
+  direct   the leader's real Dispatcher and transport.TCP sending to a
+           follower's transport.TCP, no raft: appends keep coming while the
            snapshot is in flight, as they do when several raft groups share
            a node's lanes. Elections here are heartbeat silences longer than
            --election-timeout.

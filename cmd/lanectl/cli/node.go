@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
 )
 
 // NodeRunOptions are the inputs of 'lanectl node run'.
@@ -92,11 +93,11 @@ Environment (read once at start):
 	f.StringVar(&opts.Peers, "peers", "", "every member as NAME=HOST:PORT, comma-separated, this one included")
 	f.StringVar(&opts.HTTP, "http", "", "HTTP API listen address")
 	f.StringVar(&opts.Data, "data", "", "data directory (raft.db, fsm.db); created when missing")
-	f.DurationVar(&opts.TickInterval, "tick", node.DefaultTickInterval, "raft tick interval")
-	f.IntVar(&opts.HeartbeatTick, "heartbeat-ticks", node.DefaultHeartbeatTick, "ticks between leader heartbeats")
-	f.IntVar(&opts.ElectionTick, "election-ticks", node.DefaultElectionTick, "ticks without a leader before an election")
-	f.Uint64Var(&opts.SnapshotEntries, "snapshot-entries", node.DefaultSnapshotEntries, "applied entries between automatic snapshots")
-	f.Uint64Var(&opts.SnapshotCatchUpEntries, "snapshot-catchup-entries", node.DefaultSnapshotCatchUpEntries, "log entries kept behind a snapshot for slow followers")
+	f.DurationVar(&opts.TickInterval, "tick", replica.DefaultTickInterval, "raft tick interval")
+	f.IntVar(&opts.HeartbeatTick, "heartbeat-ticks", replica.DefaultHeartbeatTick, "ticks between leader heartbeats")
+	f.IntVar(&opts.ElectionTick, "election-ticks", replica.DefaultElectionTick, "ticks without a leader before an election")
+	f.Uint64Var(&opts.SnapshotEntries, "snapshot-entries", replica.DefaultSnapshotEntries, "applied entries between automatic snapshots")
+	f.Uint64Var(&opts.SnapshotCatchUpEntries, "snapshot-catchup-entries", replica.DefaultSnapshotCatchUpEntries, "log entries kept behind a snapshot for slow followers")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&opts.InjectDrops, "inject-drops", "", "fault injection for testing gates: LANE:N drops every Nth message of that lane (e.g. heartbeat:20)")
 	cmd.AddCommand(run)
@@ -114,7 +115,7 @@ func parseLogLevel(s string) (slog.Level, error) {
 func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 	level, _ := parseLogLevel(opts.LogLevel)
 	log := slog.New(slog.NewTextHandler(opts.Streams.ErrOut, &slog.HandlerOptions{Level: level}))
-	peers, err := node.ParsePeers(opts.Peers)
+	peers, err := replica.ParsePeers(opts.Peers)
 	if err != nil {
 		return usageErrorf(cmd, "--peers: %v", err)
 	}
@@ -122,7 +123,7 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 	if inject.Every > 0 {
 		log.Warn("fault injection on: dropping messages on purpose", "lane", inject.Lane.String(), "every", inject.Every)
 	}
-	mode, sync, warnings := node.SettingsFromEnv(opts.Getenv)
+	mode, sync, warnings := replica.SettingsFromEnv(opts.Getenv)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -134,7 +135,7 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 			}
 		}
 	}
-	rep, err := node.NewReplica(node.ReplicaConfig{
+	rep, err := replica.New(replica.Config{
 		Name:                   strings.TrimSpace(opts.ID),
 		Peers:                  peers,
 		ListenAddr:             listen,

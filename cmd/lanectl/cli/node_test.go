@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/nodetest"
+	"github.com/lanectl/lanectl/node/replica/status"
 )
 
 // lockedBuffer is written by the replica's logger while the test reads it.
@@ -61,7 +61,7 @@ func TestNodeRunServesAndStopsOnCancel(t *testing.T) {
 	}
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	var st node.Status
+	var st status.Replica
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(base + "/status")
 		if err == nil {
