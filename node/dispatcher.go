@@ -18,12 +18,13 @@ import (
 	"github.com/lanectl/lanectl/lanes"
 )
 
-// Transport sends one message to one peer over the given lane's connection.
-// A lane's worker calls Send sequentially; different lanes and peers call it
-// concurrently. m.GetTo() is the peer. Send must return promptly once ctx is
+// Transport sends one message of one raft group to one peer over the given
+// lane's connection. A lane's worker calls Send sequentially; different lanes
+// and peers call it concurrently. m.GetTo() is the peer; group is the raft
+// group the message belongs to, which the receiver needs to route it. Send must return promptly once ctx is
 // cancelled, which happens when the peer is removed or the dispatcher closes.
 type Transport interface {
-	Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error
+	Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error
 }
 
 // Reporter receives the dispatcher's verdicts on messages. *raft.RawNode
@@ -154,6 +155,7 @@ type laneCounters struct {
 // item is one queued message; enqueuedAt is nanoseconds since the
 // dispatcher's epoch, on the monotonic clock.
 type item struct {
+	group      uint64
 	m          *raftpb.Message
 	enqueuedAt int64
 }
@@ -379,7 +381,7 @@ func (d *Dispatcher) runLane(ctx context.Context, p *lanePeer, lq *laneQueue) {
 		case it := <-lq.q:
 			lq.depth.Dec()
 			lq.wait.Observe(time.Duration(int64(time.Since(d.epoch)) - it.enqueuedAt).Seconds())
-			err := d.transport.Send(ctx, lq.lane, it.m)
+			err := d.transport.Send(ctx, lq.lane, it.group, it.m)
 			isSnap := it.m.GetType() == raftpb.MessageType_MsgSnap
 			switch {
 			case err == nil:

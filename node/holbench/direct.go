@@ -220,7 +220,7 @@ func (r *recorder) started(m *raftpb.Message, at time.Time) {
 }
 
 // deliver is the follower transport's handler.
-func (r *recorder) deliver(_ context.Context, m *raftpb.Message) error {
+func (r *recorder) deliver(_ context.Context, _ uint64, m *raftpb.Message) error {
 	now := time.Now()
 	if m.GetType() == raftpb.MessageType_MsgSnap {
 		select {
@@ -294,9 +294,9 @@ type timedTransport struct {
 	rec *recorder
 }
 
-func (t timedTransport) Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
+func (t timedTransport) Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
 	t.rec.started(m, time.Now())
-	return t.Transport.Send(ctx, lane, m)
+	return t.Transport.Send(ctx, lane, group, m)
 }
 
 // reportCounter stands in for raft: it only counts what the dispatcher
@@ -331,7 +331,7 @@ func runDirect(ctx context.Context, mode lanes.Mode, cfg Config, link *Link, sna
 		ID:      leaderID,
 		Listen:  "127.0.0.1:0",
 		Peers:   map[uint64]string{followerID: rx.Addr().String()},
-		Handler: func(context.Context, *raftpb.Message) error { return nil },
+		Handler: func(context.Context, uint64, *raftpb.Message) error { return nil },
 		Dial:    linkDialer(link),
 		Logger:  cfg.Logger,
 	})

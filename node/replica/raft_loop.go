@@ -30,7 +30,10 @@ const (
 // raft loop, waiting while the queue is full so a busy replica slows its
 // senders instead of dropping. A MsgSnap is acknowledged to its sender when
 // this returns nil.
-func (r *Replica) deliver(ctx context.Context, m *raftpb.Message) error {
+func (r *Replica) deliver(ctx context.Context, group uint64, m *raftpb.Message) error {
+	if group != 0 {
+		return fmt.Errorf("message for raft group %d from %s: this replica runs group 0 only", group, r.peerName(m.GetFrom()))
+	}
 	if m.GetType() == raftpb.MsgSnap {
 		// A damaged snapshot is refused here, so the sender hears of it and
 		// raft retries, instead of the raft loop failing on it.

@@ -189,14 +189,14 @@ func (r *Replica) startRaft() error {
 
 // transportFunc adapts the late-bound transport: the dispatcher is built
 // before the listener is opened.
-type transportFunc func(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error
+type transportFunc func(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error
 
-func (f transportFunc) Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
-	return f(ctx, lane, m)
+func (f transportFunc) Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
+	return f(ctx, lane, group, m)
 }
 
-func (r *Replica) sendVia(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
-	return r.trans.Send(ctx, lane, m)
+func (r *Replica) sendVia(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
+	return r.trans.Send(ctx, lane, group, m)
 }
 
 func (r *Replica) startNetwork() error {

@@ -596,7 +596,7 @@ func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
 		ID:      9,
 		Listen:  "127.0.0.1:0",
 		Peers:   map[uint64]string{1: c.RaftAddr(0)},
-		Handler: func(context.Context, *raftpb.Message) error { return nil },
+		Handler: func(context.Context, uint64, *raftpb.Message) error { return nil },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -613,7 +613,7 @@ func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
 			Metadata: &raftpb.SnapshotMetadata{Index: new(st.Applied + 100), Term: new(st.Term)},
 		},
 	}
-	err = tr.Send(t.Context(), lanes.LaneSnapshot, m)
+	err = tr.Send(t.Context(), lanes.LaneSnapshot, 0, m)
 	if !errors.Is(err, transport.ErrSnapshotRejected) || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("got %v, want ErrSnapshotRejected saying checksum mismatch", err)
 	}

@@ -185,26 +185,27 @@ func (t *TCP) Close() error {
 	return nil
 }
 
-// Send writes m to peer m.GetTo() on lane's connection, dialling it first if
-// needed. It returns when the message is in the kernel's send buffer, or, for
+// Send writes m, a message of raft group group, to peer m.GetTo() on lane's
+// connection, dialling it first if needed. All groups' messages to one peer
+// share that peer's lane connections. It returns when the message is in the kernel's send buffer, or, for
 // a MsgSnap with data, when the peer has confirmed the whole snapshot. Sends
 // on one (peer, lane) are serialised; different lanes proceed in parallel.
-func (t *TCP) Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
+func (t *TCP) Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
 	var start time.Time
 	if t.cfg.Trace != nil {
 		start = time.Now()
 	}
-	err := t.send(ctx, lane, m)
+	err := t.send(ctx, lane, group, m)
 	if err != nil {
-		err = fmt.Errorf("send %s to peer %d on lane %s: %w", m.GetType(), m.GetTo(), lane, err)
+		err = fmt.Errorf("send %s of group %d to peer %d on lane %s: %w", m.GetType(), group, m.GetTo(), lane, err)
 	}
 	if t.cfg.Trace != nil {
-		t.cfg.Trace(TraceEvent{Peer: m.GetTo(), Lane: lane, Msg: m, Start: start, End: time.Now(), Err: err})
+		t.cfg.Trace(TraceEvent{Peer: m.GetTo(), Lane: lane, Group: group, Msg: m, Start: start, End: time.Now(), Err: err})
 	}
 	return err
 }
 
-func (t *TCP) send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
+func (t *TCP) send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
 	if int(lane) >= lanes.NumLanes {
 		return fmt.Errorf("lane %d does not exist", uint8(lane))
 	}
@@ -218,5 +219,5 @@ func (t *TCP) send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) erro
 	if p == nil {
 		return ErrUnknownPeer
 	}
-	return p.lanes[lane].send(ctx, m)
+	return p.lanes[lane].send(ctx, group, m)
 }

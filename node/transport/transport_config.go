@@ -26,12 +26,13 @@ const (
 	DefaultMaxBackoff         = 2 * time.Second
 )
 
-// MessageHandler receives one inbound raft message. It is called from the
-// goroutine reading that message's connection, so messages of one (peer,
-// lane) arrive in order; it may block (back-pressure slows that lane only). ctx is
-// cancelled when the transport closes. An error drops the message (for a
-// MsgSnap, the sender is told the snapshot was rejected).
-type MessageHandler func(ctx context.Context, m *raftpb.Message) error
+// MessageHandler receives one inbound raft message of raft group group. It
+// is called from the goroutine reading that message's connection, so
+// messages of one (peer, lane) arrive in order whatever their group; it may
+// block (back-pressure slows that lane only). ctx is cancelled when the
+// transport closes. An error drops the message (for a MsgSnap, the sender is
+// told the snapshot was rejected).
+type MessageHandler func(ctx context.Context, group uint64, m *raftpb.Message) error
 
 // DialFunc opens the connection that carries one lane to one peer. Tests and
 // benchmarks replace it to put a simulated link in the way.
@@ -45,7 +46,9 @@ type TraceEvent struct {
 	// sender of a received one.
 	Peer uint64
 	Lane lanes.Lane
-	Msg  *raftpb.Message
+	// Group is the raft group the message belongs to.
+	Group uint64
+	Msg   *raftpb.Message
 	// Start is when Send began (outbound) or when the message was whole
 	// (inbound); End is when Send returned, or Start for inbound messages.
 	Start, End time.Time

@@ -105,7 +105,7 @@ func (oc *outConn) close(cause error) {
 	}
 }
 
-func (oc *outConn) send(ctx context.Context, m *raftpb.Message) error {
+func (oc *outConn) send(ctx context.Context, group uint64, m *raftpb.Message) error {
 	oc.sendMu.Lock()
 	defer oc.sendMu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -122,9 +122,9 @@ func (oc *outConn) send(ctx context.Context, m *raftpb.Message) error {
 	})
 	defer stop()
 	if m.GetType() == raftpb.MessageType_MsgSnap && len(m.GetSnapshot().GetData()) > 0 {
-		return oc.writeSnapshot(s, m)
+		return oc.writeSnapshot(s, group, m)
 	}
-	return oc.writeMessage(s, m)
+	return oc.writeMessage(s, group, m)
 }
 
 // session returns the live connection, dialling a new one when there is none.
@@ -262,9 +262,10 @@ func (oc *outConn) readStatus(s *session) {
 // one large append does not pin its memory for the connection's life.
 const maxKeptBuffer = 1 << 20
 
-func (oc *outConn) writeMessage(s *session, m *raftpb.Message) error {
+func (oc *outConn) writeMessage(s *session, group uint64, m *raftpb.Message) error {
 	var header [frameHeaderLen]byte
-	buf, err := proto.MarshalOptions{}.MarshalAppend(append(oc.buf[:0], header[:]...), m)
+	buf := binary.BigEndian.AppendUint64(append(oc.buf[:0], header[:]...), group)
+	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, m)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
@@ -285,7 +286,7 @@ func (oc *outConn) writeMessage(s *session, m *raftpb.Message) error {
 // writeSnapshot streams a MsgSnap: a begin frame with the message minus its
 // data, then the data in ChunkSize pieces written straight from the
 // message's buffer, then waits for the peer's verdict.
-func (oc *outConn) writeSnapshot(s *session, m *raftpb.Message) error {
+func (oc *outConn) writeSnapshot(s *session, group uint64, m *raftpb.Message) error {
 	cfg := &oc.t.cfg
 	data := m.GetSnapshot().GetData()
 	head, err := proto.Marshal(withoutSnapshotData(m))
@@ -297,6 +298,7 @@ func (oc *outConn) writeSnapshot(s *session, m *raftpb.Message) error {
 	}
 	begin := make([]byte, snapBeginPrefix, snapBeginPrefix+len(head))
 	binary.BigEndian.PutUint64(begin, uint64(len(data)))
+	binary.BigEndian.PutUint64(begin[8:], group)
 	begin = append(begin, head...)
 
 	// A verdict left over from an abandoned snapshot would be taken for
