@@ -35,8 +35,9 @@ type recordingTransport struct {
 }
 
 type delivery struct {
-	lane lanes.Lane
-	m    *raftpb.Message
+	lane  lanes.Lane
+	group uint64
+	m     *raftpb.Message
 }
 
 func newRecordingTransport() *recordingTransport {
@@ -51,7 +52,7 @@ func (t *recordingTransport) holdType(typ raftpb.MessageType) (release func()) {
 	return func() { close(ch) }
 }
 
-func (t *recordingTransport) Send(ctx context.Context, lane lanes.Lane, _ uint64, m *raftpb.Message) error {
+func (t *recordingTransport) Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
 	t.mu.Lock()
 	ch := t.hold[m.GetType()]
 	fail := t.fail
@@ -73,7 +74,7 @@ func (t *recordingTransport) Send(ctx context.Context, lane lanes.Lane, _ uint64
 		}
 	}
 	t.mu.Lock()
-	t.got = append(t.got, delivery{lane: lane, m: m})
+	t.got = append(t.got, delivery{lane: lane, group: group, m: m})
 	t.mu.Unlock()
 	return nil
 }
