@@ -437,7 +437,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		// it is timed apart, and elections it causes are counted apart,
 		// since no lane layout can help with them.
 		prepStart = time.Now()
-		forced, err = leader.ForceSnapshot(ctx, c.names[fi])
+		forced, err = leader.ForceSnapshot(ctx, 0, c.names[fi])
 		snapStart = time.Now()
 		after, cerr := c.leaderChanges()
 		if cerr != nil {

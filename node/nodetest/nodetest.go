@@ -70,6 +70,8 @@ type Options struct {
 	// ProposalTimeout bounds each PUT; defaults to 2s so a write lost with
 	// a stopped leader fails quickly.
 	ProposalTimeout time.Duration
+	// Groups is the number of raft groups every replica runs; zero is 1.
+	Groups int
 	// Transport tunes each replica's TCP transport (e.g. Dial to put a
 	// simulated link in the way).
 	Transport transport.Config
@@ -123,6 +125,7 @@ func StartCluster(t testing.TB, n int, opts Options) *Cluster {
 		Replicas:               n,
 		Dir:                    t.TempDir(),
 		Start:                  starts,
+		Groups:                 opts.Groups,
 		TickInterval:           opts.TickInterval,
 		HeartbeatTick:          opts.HeartbeatTick,
 		ElectionTick:           opts.ElectionTick,
@@ -251,63 +254,58 @@ func (c *Cluster) Metrics(i int) (string, error) {
 	return string(body), err
 }
 
-// WaitLeader waits until every running replica reports the same leader and
-// returns its index.
+// WaitLeader waits until every running replica reports the same leader of
+// group 0 and returns its index.
 func (c *Cluster) WaitLeader(timeout time.Duration) int {
 	c.t.Helper()
-	var last string
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		leader, why := c.agreedLeader()
-		if leader >= 0 {
-			return leader
-		}
-		last = why
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("nodetest: no agreed leader within %v: %s", timeout, last)
-	return -1
+	return c.WaitGroupLeader(0, timeout)
 }
 
-func (c *Cluster) agreedLeader() (int, string) {
-	var leader string
-	for i := range c.N() {
-		if !c.Running(i) {
-			continue
-		}
-		st, err := c.Status(i)
-		if err != nil {
-			return -1, err.Error()
-		}
-		if st.Leader == "" {
-			return -1, c.Name(i) + " knows no leader"
-		}
-		if leader != "" && st.Leader != leader {
-			return -1, fmt.Sprintf("%s says %s, another says %s", c.Name(i), st.Leader, leader)
-		}
-		leader = st.Leader
+// WaitGroupLeader waits until every running replica reports the same
+// leader of raft group group and returns its index.
+func (c *Cluster) WaitGroupLeader(group uint64, timeout time.Duration) int {
+	c.t.Helper()
+	leader := -1
+	c.WaitFor(timeout, func() (bool, string) {
+		var why string
+		leader, why = c.lc.GroupLeader(group)
+		return leader >= 0, why
+	})
+	return leader
+}
+
+// WaitLeaders waits for an agreed leader of every one of groups raft
+// groups and returns their indexes, by group.
+func (c *Cluster) WaitLeaders(groups int, timeout time.Duration) []int {
+	c.t.Helper()
+	out := make([]int, groups)
+	for g := range out {
+		out[g] = c.WaitGroupLeader(uint64(g), timeout)
 	}
-	if i, ok := c.lc.Index(leader); ok && c.Running(i) {
-		return i, ""
-	}
-	return -1, fmt.Sprintf("leader %q is not running", leader)
+	return out
 }
 
 // Put writes key=value through replica i's HTTP API and returns the applied
-// log index.
+// log index (of the key's raft group).
 func (c *Cluster) Put(i int, key string, value []byte) (uint64, error) {
+	res, err := c.PutResult(i, key, value)
+	return res.Index, err
+}
+
+// PutResult is Put returning the whole answer: the key's raft group too.
+func (c *Cluster) PutResult(i int, key string, value []byte) (replica.PutResult, error) {
+	var res replica.PutResult
 	body, code, err := c.do(http.MethodPut, c.URL(i)+"/kv/"+url.PathEscape(key), value)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	if code != http.StatusOK {
-		return 0, fmt.Errorf("PUT %s on %s: %d %s", key, c.Name(i), code, bytes.TrimSpace(body))
+		return res, fmt.Errorf("PUT %s on %s: %d %s", key, c.Name(i), code, bytes.TrimSpace(body))
 	}
-	var res replica.PutResult
 	if err := json.Unmarshal(body, &res); err != nil {
-		return 0, fmt.Errorf("decode PUT reply from %s: %w", c.Name(i), err)
+		return res, fmt.Errorf("decode PUT reply from %s: %w", c.Name(i), err)
 	}
-	return res.Index, nil
+	return res, nil
 }
 
 // Get reads key from replica i's state machine over HTTP; ok is false when
@@ -325,11 +323,17 @@ func (c *Cluster) Get(i int, key string) (value []byte, ok bool, err error) {
 	return body, true, nil
 }
 
-// ForceSnapshot asks replica i (which must be the leader) to send a snapshot
-// to the replica named peer.
+// ForceSnapshot asks replica i (which must be group 0's leader) to send a
+// snapshot of group 0 to the replica named peer.
 func (c *Cluster) ForceSnapshot(i int, peer string) (replica.ForceSnapshotResult, error) {
+	return c.ForceGroupSnapshot(i, 0, peer)
+}
+
+// ForceGroupSnapshot asks replica i (which must be the group's leader) to
+// send a snapshot of raft group group to the replica named peer.
+func (c *Cluster) ForceGroupSnapshot(i int, group uint64, peer string) (replica.ForceSnapshotResult, error) {
 	var res replica.ForceSnapshotResult
-	body, code, err := c.do(http.MethodPost, c.URL(i)+"/admin/snapshot?peer="+url.QueryEscape(peer), nil)
+	body, code, err := c.do(http.MethodPost, fmt.Sprintf("%s/admin/snapshot?group=%d&peer=%s", c.URL(i), group, url.QueryEscape(peer)), nil)
 	if err != nil {
 		return res, err
 	}
@@ -349,6 +353,23 @@ func (c *Cluster) WaitApplied(i int, index uint64, timeout time.Duration) {
 			return false, err.Error()
 		}
 		return st.Applied >= index, fmt.Sprintf("%s applied %d, want %d", c.Name(i), st.Applied, index)
+	})
+}
+
+// WaitGroupApplied waits until replica i has applied index in raft group
+// group.
+func (c *Cluster) WaitGroupApplied(i int, group uint64, index uint64, timeout time.Duration) {
+	c.t.Helper()
+	c.WaitFor(timeout, func() (bool, string) {
+		st, err := c.Status(i)
+		if err != nil {
+			return false, err.Error()
+		}
+		if group >= uint64(len(st.Groups)) {
+			return false, fmt.Sprintf("%s runs %d groups, want group %d", c.Name(i), len(st.Groups), group)
+		}
+		g := st.Groups[group]
+		return g.Applied >= index, fmt.Sprintf("%s applied %d in group %d, want %d", c.Name(i), g.Applied, group, index)
 	})
 }
 

@@ -8,28 +8,28 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
+func (g *group) installSnapshot(snap *raftpb.Snapshot) error {
 	start := time.Now()
 	idx := snap.GetMetadata().GetIndex()
-	recent, err := r.kv.restore(snap.GetData(), idx)
+	recent, err := g.kv.restore(snap.GetData(), idx)
 	if err != nil {
 		return err
 	}
 	// Clients waiting here for writes the snapshot covers get their answer
 	// now; their entries will never be applied one by one on this replica.
 	for _, c := range recent {
-		r.waiters.trigger(c.requestID, c.index)
+		g.r.waiters.trigger(c.requestID, c.index)
 	}
-	r.snapIndex, r.applied = idx, idx
-	r.installed++
-	r.confState = snap.GetMetadata().GetConfState()
-	keys, size := r.kv.size()
-	r.log.Info("installed snapshot from leader", "index", idx, "bytes", len(snap.GetData()), "keys", keys, "kv_bytes", size,
+	g.snapIndex, g.applied = idx, idx
+	g.installed++
+	g.confState = snap.GetMetadata().GetConfState()
+	keys, size := g.kv.size()
+	g.log.Info("installed snapshot from leader", "index", idx, "bytes", len(snap.GetData()), "keys", keys, "kv_bytes", size,
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-func (r *Replica) applyEntries(ents []*raftpb.Entry) error {
+func (g *group) applyEntries(ents []*raftpb.Entry) error {
 	if len(ents) == 0 {
 		return nil
 	}
@@ -44,7 +44,7 @@ func (r *Replica) applyEntries(ents []*raftpb.Entry) error {
 			cmds, err := decodeEntry(e.GetData())
 			if err != nil {
 				// Every replica skips the same entry, so state stays equal.
-				r.log.Error("skipping undecodable log entry", "index", e.GetIndex(), "err", err)
+				g.log.Error("skipping undecodable log entry", "index", e.GetIndex(), "err", err)
 				continue
 			}
 			for _, c := range cmds {
@@ -54,24 +54,24 @@ func (r *Replica) applyEntries(ents []*raftpb.Entry) error {
 				done = append(done, appliedCmd{c.requestID, e.GetIndex()})
 			}
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
-			if err := r.applyConfChange(e); err != nil {
+			if err := g.applyConfChange(e); err != nil {
 				return err
 			}
 		}
 	}
 	last := ents[len(ents)-1].GetIndex()
-	if err := r.kv.apply(puts, done, last); err != nil {
+	if err := g.kv.apply(puts, done, last); err != nil {
 		return err
 	}
-	r.applied = last
+	g.applied = last
 	for _, d := range done {
-		r.waiters.trigger(d.requestID, d.index)
-		r.onForceApplied(d.requestID)
+		g.r.waiters.trigger(d.requestID, d.index)
+		g.onForceApplied(d.requestID)
 	}
 	return nil
 }
 
-func (r *Replica) applyConfChange(e *raftpb.Entry) error {
+func (g *group) applyConfChange(e *raftpb.Entry) error {
 	var cc raftpb.ConfChangeI
 	if e.GetType() == raftpb.EntryConfChange {
 		v1 := &raftpb.ConfChange{}
@@ -86,6 +86,6 @@ func (r *Replica) applyConfChange(e *raftpb.Entry) error {
 		}
 		cc = v2
 	}
-	r.confState = r.rn.ApplyConfChange(cc)
-	return r.store.saveConfState(r.confState)
+	g.confState = g.rn.ApplyConfChange(cc)
+	return g.store.saveConfState(g.confState)
 }

@@ -27,6 +27,10 @@ const (
 	DefaultMaxValueBytes          = 16 << 20
 )
 
+// MaxGroups bounds Config.Groups: each group holds two open bbolt files, a
+// goroutine and a ticker.
+const MaxGroups = 256
+
 // Peer is one member of the cluster. Name is the identity operators use (the
 // node_id label and the name in --peers); ID is raft's numeric identity,
 // derived from Name by RaftID.
@@ -106,9 +110,14 @@ type Config struct {
 	// The replica closes them, also when New fails.
 	RaftListener net.Listener
 	HTTPListener net.Listener
-	// DataDir holds raft.db and fsm.db. A directory with neither is
-	// initialised; one with only one of them is refused.
+	// DataDir holds raft.db and fsm.db of group 0, and those of group N in
+	// DataDir/group-N. A directory with neither is initialised; one with
+	// only one of them, or written with another group count, is refused.
 	DataDir string
+	// Groups is how many raft groups the replica runs; every member of
+	// the cluster must run the same number. Keys are assigned to groups by
+	// hash (FNV-1a 64 modulo Groups). Zero means 1.
+	Groups int
 
 	Mode     lanes.Mode
 	SyncMode lanes.SyncMode
@@ -175,6 +184,9 @@ func (c *Config) withDefaults() Config {
 	if out.MaxValueBytes <= 0 {
 		out.MaxValueBytes = DefaultMaxValueBytes
 	}
+	if out.Groups == 0 {
+		out.Groups = 1
+	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -191,6 +203,9 @@ func (c *Config) validate() (Peer, error) {
 	}
 	if c.HTTPAddr == "" && c.HTTPListener == nil {
 		return Peer{}, errors.New("no HTTP address")
+	}
+	if c.Groups < 1 || c.Groups > MaxGroups {
+		return Peer{}, fmt.Errorf("%d raft groups: want 1 to %d", c.Groups, MaxGroups)
 	}
 	if c.Mode != lanes.ModeLegacy && c.Mode != lanes.ModeFourLane {
 		return Peer{}, fmt.Errorf("unknown dispatcher mode %s", c.Mode)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -49,7 +50,10 @@ func (r *Replica) serveGet(w http.ResponseWriter, req *http.Request) {
 
 // PutResult is what PUT /kv/{key} returns.
 type PutResult struct {
-	Key   string `json:"key"`
+	Key string `json:"key"`
+	// Group is the raft group the key belongs to; Index is that group's
+	// log index the write was applied at.
+	Group uint64 `json:"group"`
 	Index uint64 `json:"index"`
 }
 
@@ -74,7 +78,7 @@ func (r *Replica) servePut(w http.ResponseWriter, req *http.Request) {
 	idx, err := r.Put(ctx, key, value)
 	switch {
 	case err == nil:
-		httpJSON(w, http.StatusOK, PutResult{Key: key, Index: idx})
+		httpJSON(w, http.StatusOK, PutResult{Key: key, Group: r.GroupOf(key), Index: idx})
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrStopped):
 		httpText(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -90,11 +94,19 @@ func (r *Replica) serveForceSnapshot(w http.ResponseWriter, req *http.Request) {
 		httpText(w, http.StatusBadRequest, "missing ?peer=NAME")
 		return
 	}
-	res, err := r.ForceSnapshot(req.Context(), peer)
+	var group uint64
+	if s := req.URL.Query().Get("group"); s != "" {
+		var err error
+		if group, err = strconv.ParseUint(s, 10, 64); err != nil {
+			httpText(w, http.StatusBadRequest, fmt.Sprintf("?group=%q: want a group id, 0 to %d", s, len(r.groups)-1))
+			return
+		}
+	}
+	res, err := r.ForceSnapshot(req.Context(), group, peer)
 	switch {
 	case err == nil:
 		httpJSON(w, http.StatusOK, res)
-	case errors.Is(err, ErrBadPeer):
+	case errors.Is(err, ErrBadPeer), errors.Is(err, ErrBadGroup):
 		httpText(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrForceBusy):
 		httpText(w, http.StatusConflict, err.Error())

@@ -27,6 +27,8 @@ type LocalClusterConfig struct {
 	// Start is how each replica is first started, by index; missing
 	// entries read an empty environment (legacy layout, sync mode).
 	Start []LocalStart
+	// Groups is the number of raft groups every replica runs; zero is 1.
+	Groups int
 
 	TickInterval           time.Duration
 	HeartbeatTick          int
@@ -159,6 +161,7 @@ func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Lis
 		RaftListener:           raftLn,
 		HTTPListener:           httpLn,
 		DataDir:                slot.dir,
+		Groups:                 c.cfg.Groups,
 		Mode:                   mode,
 		SyncMode:               sync,
 		TickInterval:           c.cfg.TickInterval,
@@ -294,9 +297,13 @@ func (c *LocalCluster) Close() error {
 	return errors.Join(errs...)
 }
 
-// Leader returns the index of the leader every running replica agrees on,
-// from their in-process status, or -1 and why there is none.
-func (c *LocalCluster) Leader() (int, string) {
+// Leader returns the index of group 0's leader; see GroupLeader.
+func (c *LocalCluster) Leader() (int, string) { return c.GroupLeader(0) }
+
+// GroupLeader returns the index of the leader of raft group group that
+// every running replica agrees on, from their in-process status, or -1 and
+// why there is none.
+func (c *LocalCluster) GroupLeader(group uint64) (int, string) {
 	var leader string
 	for i := range c.slots {
 		r := c.Replica(i)
@@ -304,18 +311,25 @@ func (c *LocalCluster) Leader() (int, string) {
 			continue
 		}
 		st := r.Status()
-		if st.Leader == "" {
-			return -1, c.slots[i].name + " knows no leader"
+		if group >= uint64(len(st.Groups)) {
+			return -1, fmt.Sprintf("%s runs no group %d", c.slots[i].name, group)
 		}
-		if leader != "" && st.Leader != leader {
-			return -1, fmt.Sprintf("%s says %s, another says %s", c.slots[i].name, st.Leader, leader)
+		g := st.Groups[group]
+		if g.Leader == "" {
+			return -1, fmt.Sprintf("%s knows no leader of group %d", c.slots[i].name, group)
 		}
-		leader = st.Leader
+		if leader != "" && g.Leader != leader {
+			return -1, fmt.Sprintf("group %d: %s says %s, another says %s", group, c.slots[i].name, g.Leader, leader)
+		}
+		leader = g.Leader
+	}
+	if leader == "" {
+		return -1, "no replica is running"
 	}
 	for i, s := range c.slots {
 		if s.name == leader && c.Replica(i) != nil {
 			return i, ""
 		}
 	}
-	return -1, fmt.Sprintf("leader %q is not running", leader)
+	return -1, fmt.Sprintf("group %d: leader %q is not running", group, leader)
 }

@@ -9,44 +9,55 @@ import (
 	"github.com/lanectl/lanectl/node/replica/status"
 )
 
-// Status returns the replica's state as of the last raft loop iteration.
-func (r *Replica) Status() status.Replica { return *r.status.Load() }
-
-// publish refreshes the Status snapshot and the gauges.
-func (r *Replica) publish() {
-	bs := r.rn.BasicStatus()
-	last, err := r.ms.LastIndex()
-	if err != nil {
-		r.log.Warn("read last log index", "err", err)
+// Status returns the replica's state, each group's as of its raft loop's
+// last iteration.
+func (r *Replica) Status() status.Replica {
+	st := status.Replica{
+		ID:           r.cfg.Name,
+		RaftID:       r.self.ID,
+		LanesEnabled: r.cfg.Mode == lanes.ModeFourLane,
+		SyncMode:     r.cfg.SyncMode.String(),
+		Groups:       make([]status.Group, len(r.groups)),
 	}
-	st := &status.Replica{
-		ID:            r.cfg.Name,
-		RaftID:        r.self.ID,
+	for i, g := range r.groups {
+		st.Groups[i] = *g.status.Load()
+	}
+	st.Group = st.Groups[0]
+	return st
+}
+
+// publish refreshes the group's status and gauges.
+func (g *group) publish() {
+	bs := g.rn.BasicStatus()
+	last, err := g.ms.LastIndex()
+	if err != nil {
+		g.log.Warn("read last log index", "err", err)
+	}
+	st := &status.Group{
+		ID:            g.id,
 		Term:          bs.GetTerm(),
 		LeaderRaftID:  bs.Lead,
 		Role:          roleName(bs.RaftState),
 		LastIndex:     last,
 		Commit:        bs.GetCommit(),
-		Applied:       r.applied,
-		SnapshotIndex: r.snapIndex,
-		LanesEnabled:  r.cfg.Mode == lanes.ModeFourLane,
-		SyncMode:      r.cfg.SyncMode.String(),
+		Applied:       g.applied,
+		SnapshotIndex: g.snapIndex,
 
-		SnapshotsInstalled: r.installed,
+		SnapshotsInstalled: g.installed,
 	}
 	if bs.Lead != raft.None {
-		st.Leader = r.peerName(bs.Lead)
+		st.Leader = g.r.peerName(bs.Lead)
 	}
 	switch {
 	case bs.RaftState == raft.StateLeader:
 		st.LeaderCommit, st.LeaderCommitAt = st.Commit, time.Now()
-	case !r.leaderCommitAt.IsZero():
-		st.LeaderCommit, st.LeaderCommitAt = r.leaderCommit, r.leaderCommitAt
+	case !g.leaderCommitAt.IsZero():
+		st.LeaderCommit, st.LeaderCommitAt = g.leaderCommit, g.leaderCommitAt
 	}
-	r.status.Store(st)
-	r.metrics.term.Set(float64(st.Term))
-	r.metrics.commit.Set(float64(st.Commit))
-	r.metrics.applied.Set(float64(st.Applied))
+	g.status.Store(st)
+	g.metrics.term.Set(float64(st.Term))
+	g.metrics.commit.Set(float64(st.Commit))
+	g.metrics.applied.Set(float64(st.Applied))
 }
 
 func roleName(s raft.StateType) string {
@@ -62,13 +73,13 @@ func roleName(s raft.StateType) string {
 	}
 }
 
-func (r *Replica) lastContactSeconds() float64 {
-	if r.isLeader.Load() {
+func (g *group) lastContactSeconds() float64 {
+	if g.isLeader.Load() {
 		return 0
 	}
-	last := r.lastContact.Load()
+	last := g.lastContact.Load()
 	if last == 0 {
-		return time.Since(r.started).Seconds()
+		return time.Since(g.r.started).Seconds()
 	}
 	return time.Since(time.Unix(0, last)).Seconds()
 }

@@ -26,26 +26,30 @@ const (
 	inboundQueue = 4096
 )
 
-// deliver is the transport's Handler: it queues an inbound message for the
-// raft loop, waiting while the queue is full so a busy replica slows its
-// senders instead of dropping. A MsgSnap is acknowledged to its sender when
-// this returns nil.
+// deliver is the transport's Handler: it queues an inbound message for its
+// group's raft loop, waiting while the queue is full so a busy group slows
+// that lane of its sender instead of dropping. A MsgSnap is acknowledged to
+// its sender when this returns nil.
 func (r *Replica) deliver(ctx context.Context, group uint64, m *raftpb.Message) error {
-	if group != 0 {
-		return fmt.Errorf("message for raft group %d from %s: this replica runs group 0 only", group, r.peerName(m.GetFrom()))
+	if group >= uint64(len(r.groups)) {
+		return fmt.Errorf("%s from %s is for raft group %d, but this replica runs %d groups", m.GetType(), r.peerName(m.GetFrom()), group, len(r.groups))
 	}
+	return r.groups[group].deliver(ctx, m)
+}
+
+func (g *group) deliver(ctx context.Context, m *raftpb.Message) error {
 	if m.GetType() == raftpb.MsgSnap {
 		// A damaged snapshot is refused here, so the sender hears of it and
 		// raft retries, instead of the raft loop failing on it.
 		if err := checkSnapshot(m.GetSnapshot().GetData()); err != nil {
-			r.log.Warn("refusing snapshot", "from", r.peerName(m.GetFrom()), "err", err)
-			return fmt.Errorf("snapshot from %s: %w", r.peerName(m.GetFrom()), err)
+			g.log.Warn("refusing snapshot", "from", g.r.peerName(m.GetFrom()), "err", err)
+			return fmt.Errorf("snapshot from %s: %w", g.r.peerName(m.GetFrom()), err)
 		}
 	}
 	select {
-	case r.recvc <- m:
+	case g.recvc <- m:
 		return nil
-	case <-r.stopped:
+	case <-g.stopped:
 		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
@@ -55,36 +59,36 @@ func (r *Replica) deliver(ctx context.Context, group uint64, m *raftpb.Message) 
 // loop is the raft goroutine. When ctx is cancelled a leader first hands
 // its leadership to a follower (see handOff), so the cluster elects a new
 // leader at once instead of waiting out an election timeout.
-func (r *Replica) loop(ctx context.Context) error {
-	ticker := time.NewTicker(r.cfg.TickInterval)
+func (g *group) loop(ctx context.Context) error {
+	ticker := time.NewTicker(g.r.cfg.TickInterval)
 	defer ticker.Stop()
-	defer r.failForce(ErrStopped)
+	defer g.failForce(ErrStopped)
 	done := ctx.Done()
 	var handOffUntil time.Time
 	for {
 		select {
 		case <-done:
 			done = nil
-			handOffUntil = r.handOff()
+			handOffUntil = g.handOff()
 		case <-ticker.C:
-			r.rn.Tick()
-			r.onTick()
-		case m := <-r.recvc:
-			r.step(m)
-		case p := <-r.propc:
-			r.props = append(r.props, p)
-		case req := <-r.forcec:
-			r.startForce(req)
-		case <-r.disp.Pending():
-			r.disp.ApplyReports(r.rn)
+			g.rn.Tick()
+			g.onTick()
+		case m := <-g.recvc:
+			g.step(m)
+		case p := <-g.propc:
+			g.props = append(g.props, p)
+		case req := <-g.forcec:
+			g.startForce(req)
+		case <-g.dg.Pending():
+			g.dg.ApplyReports(g.rn)
 		}
-		r.drainInputs()
-		r.proposeQueued()
-		if err := r.handleReady(); err != nil {
-			r.log.Error("raft loop failed; stopping", "err", err)
+		g.drainInputs()
+		g.proposeQueued()
+		if err := g.handleReady(); err != nil {
+			g.log.Error("raft loop failed; stopping", "err", err)
 			return err
 		}
-		if !handOffUntil.IsZero() && r.handedOff(handOffUntil) {
+		if !handOffUntil.IsZero() && g.handedOff(handOffUntil) {
 			return nil
 		}
 	}
@@ -92,13 +96,13 @@ func (r *Replica) loop(ctx context.Context) error {
 
 // drainInputs steps whatever else is already queued, so that one Ready (and
 // one fsync) covers a burst of messages and proposals instead of one each.
-func (r *Replica) drainInputs() {
+func (g *group) drainInputs() {
 	for range maxDrain {
 		select {
-		case m := <-r.recvc:
-			r.step(m)
-		case p := <-r.propc:
-			r.props = append(r.props, p)
+		case m := <-g.recvc:
+			g.step(m)
+		case p := <-g.propc:
+			g.props = append(g.props, p)
 		default:
 			return
 		}
@@ -115,91 +119,91 @@ func fromLeader(t raftpb.MessageType) bool {
 	return false
 }
 
-func (r *Replica) step(m *raftpb.Message) {
-	if err := r.rn.Step(m); err != nil {
-		r.log.Debug("raft refused inbound message", "type", m.GetType().String(), "from", r.peerName(m.GetFrom()), "err", err)
+func (g *group) step(m *raftpb.Message) {
+	if err := g.rn.Step(m); err != nil {
+		g.log.Debug("raft refused inbound message", "type", m.GetType().String(), "from", g.r.peerName(m.GetFrom()), "err", err)
 		return
 	}
 	if fromLeader(m.GetType()) {
-		r.lastContact.Store(time.Now().UnixNano())
+		g.lastContact.Store(time.Now().UnixNano())
 	}
 }
 
-func (r *Replica) onTick() {
-	r.ticks++
-	if r.force != nil && time.Now().After(r.force.deadline) {
-		r.failForce(fmt.Errorf("%w: peer %s was not sent a snapshot within %v", errForceTimeout, r.peerName(r.force.peer), forceTimeout))
+func (g *group) onTick() {
+	g.ticks++
+	if g.force != nil && time.Now().After(g.force.deadline) {
+		g.failForce(fmt.Errorf("%w: peer %s was not sent a snapshot within %v", errForceTimeout, g.r.peerName(g.force.peer), forceTimeout))
 	}
-	if r.lead != 0 && r.lead != r.self.ID && r.ticks%healthProbeTicks == 0 {
-		r.readSeq++
-		r.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, r.readSeq))
+	if g.lead != 0 && g.lead != g.r.self.ID && g.ticks%healthProbeTicks == 0 {
+		g.readSeq++
+		g.rn.ReadIndex(binary.BigEndian.AppendUint64(nil, g.readSeq))
 	}
 }
 
 // handleReady processes Ready batches in the order raft requires: persist
 // the snapshot, entries and HardState (fsynced), then send messages, then
 // apply committed entries, then Advance.
-func (r *Replica) handleReady() error {
-	for i := 0; i < maxReadyPerWake && r.rn.HasReady(); i++ {
-		rd := r.rn.Ready()
+func (g *group) handleReady() error {
+	for i := 0; i < maxReadyPerWake && g.rn.HasReady(); i++ {
+		rd := g.rn.Ready()
 		if rd.SoftState != nil {
-			r.onSoftState(rd.SoftState)
+			g.onSoftState(rd.SoftState)
 		}
-		if err := r.store.save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+		if err := g.store.save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 			return err
 		}
 		if !raft.IsEmptySnap(rd.Snapshot) {
-			if err := r.ms.ApplySnapshot(rd.Snapshot); err != nil {
+			if err := g.ms.ApplySnapshot(rd.Snapshot); err != nil {
 				return fmt.Errorf("install snapshot %d: %w", rd.Snapshot.GetMetadata().GetIndex(), err)
 			}
 		}
-		if err := r.ms.Append(rd.Entries); err != nil {
+		if err := g.ms.Append(rd.Entries); err != nil {
 			return fmt.Errorf("append to in-memory log: %w", err)
 		}
 		if !raft.IsEmptyHardState(rd.HardState) {
-			if err := r.ms.SetHardState(rd.HardState); err != nil {
+			if err := g.ms.SetHardState(rd.HardState); err != nil {
 				return fmt.Errorf("set hard state: %w", err)
 			}
 		}
-		r.send(rd.Messages)
+		g.send(rd.Messages)
 		if !raft.IsEmptySnap(rd.Snapshot) {
-			if err := r.installSnapshot(rd.Snapshot); err != nil {
+			if err := g.installSnapshot(rd.Snapshot); err != nil {
 				return err
 			}
 		}
-		if err := r.applyEntries(rd.CommittedEntries); err != nil {
+		if err := g.applyEntries(rd.CommittedEntries); err != nil {
 			return err
 		}
 		for _, rs := range rd.ReadStates {
-			r.leaderCommit, r.leaderCommitAt = rs.Index, time.Now()
+			g.leaderCommit, g.leaderCommitAt = rs.Index, time.Now()
 		}
-		r.rn.Advance(rd)
-		r.disp.ApplyReports(r.rn)
-		if err := r.afterApply(); err != nil {
+		g.rn.Advance(rd)
+		g.dg.ApplyReports(g.rn)
+		if err := g.afterApply(); err != nil {
 			return err
 		}
 	}
-	r.publish()
+	g.publish()
 	return nil
 }
 
-func (r *Replica) onSoftState(ss *raft.SoftState) {
-	if ss.Lead != raft.None && ss.Lead != r.lead {
-		r.metrics.leaderChanges.Inc()
-		r.log.Info("leader changed", "leader", r.peerName(ss.Lead))
+func (g *group) onSoftState(ss *raft.SoftState) {
+	if ss.Lead != raft.None && ss.Lead != g.lead {
+		g.metrics.leaderChanges.Inc()
+		g.log.Info("leader changed", "leader", g.r.peerName(ss.Lead))
 	}
-	if ss.Lead != r.lead {
-		r.leaderCommit, r.leaderCommitAt = 0, time.Time{}
+	if ss.Lead != g.lead {
+		g.leaderCommit, g.leaderCommitAt = 0, time.Time{}
 	}
-	r.lead = ss.Lead
+	g.lead = ss.Lead
 	leader := ss.RaftState == raft.StateLeader
-	r.isLeader.Store(leader)
+	g.isLeader.Store(leader)
 	if leader {
-		r.metrics.isLeader.Set(1)
+		g.metrics.isLeader.Set(1)
 	} else {
-		r.metrics.isLeader.Set(0)
-		if r.force != nil {
-			r.failForce(fmt.Errorf("%w: lost leadership", ErrNotLeader))
+		g.metrics.isLeader.Set(0)
+		if g.force != nil {
+			g.failForce(fmt.Errorf("%w: lost leadership", ErrNotLeader))
 		}
 	}
 }
@@ -207,15 +211,15 @@ func (r *Replica) onSoftState(ss *raft.SoftState) {
 // send hands messages to the dispatcher. While a forced snapshot is being
 // prepared, appends to its target are withheld so the target falls behind
 // the compaction point (see startForce).
-func (r *Replica) send(msgs []*raftpb.Message) {
-	if r.isolated != 0 || r.force != nil {
+func (g *group) send(msgs []*raftpb.Message) {
+	if g.isolated != 0 || g.force != nil {
 		kept := msgs[:0:0]
 		for _, m := range msgs {
-			if m.GetTo() == r.isolated && m.GetType() == raftpb.MsgApp {
+			if m.GetTo() == g.isolated && m.GetType() == raftpb.MsgApp {
 				continue
 			}
 			if m.GetType() == raftpb.MsgSnap {
-				r.onSnapshotSent(m)
+				g.onSnapshotSent(m)
 			}
 			kept = append(kept, m)
 		}
@@ -223,9 +227,9 @@ func (r *Replica) send(msgs []*raftpb.Message) {
 	}
 	for _, m := range msgs {
 		if m.GetType() == raftpb.MsgSnap {
-			r.log.Info("sending snapshot", "peer", r.peerName(m.GetTo()),
+			g.log.Info("sending snapshot", "peer", g.r.peerName(m.GetTo()),
 				"index", m.GetSnapshot().GetMetadata().GetIndex(), "bytes", len(m.GetSnapshot().GetData()))
 		}
 	}
-	r.disp.Dispatch(msgs)
+	g.dg.Dispatch(msgs)
 }

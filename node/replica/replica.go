@@ -14,12 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
-	"github.com/lanectl/lanectl/node/replica/status"
 	"github.com/lanectl/lanectl/node/transport"
 )
 
@@ -33,9 +31,10 @@ var (
 )
 
 // Replica is one member of a raft-replicated key-value store whose outbound
-// raft traffic goes through a lane node.Dispatcher and a transport.TCP. One
-// goroutine (Run's) owns the raft.RawNode; everything else talks to it
-// through channels.
+// raft traffic goes through a lane node.Dispatcher and a transport.TCP. It
+// runs Config.Groups raft groups (see group); each has its own goroutine,
+// RawNode, log, state machine and snapshots, and all of them share the
+// replica's one dispatcher, transport and HTTP API.
 type Replica struct {
 	cfg      Config
 	self     Peer
@@ -45,18 +44,12 @@ type Replica struct {
 	registry *prometheus.Registry
 	metrics  *replicaMetrics
 
-	store  *raftStore
-	kv     *kvStore
-	ms     *raft.MemoryStorage
-	rn     *raft.RawNode
 	disp   *node.Dispatcher
 	trans  *transport.TCP
 	httpLn net.Listener
+	groups []*group
 
-	recvc   chan *raftpb.Message
-	propc   chan proposal
-	forcec  chan forceRequest
-	stopped chan struct{} // closed when the raft loop has exited
+	stopped chan struct{} // closed when every group's raft loop has exited
 	running atomic.Bool
 	release sync.Once
 	relErr  error
@@ -64,32 +57,10 @@ type Replica struct {
 	waiters waiters
 	reqBase uint64
 	reqSeq  atomic.Uint64
-	status  atomic.Pointer[status.Replica]
-
-	lastContact atomic.Int64 // unix nanoseconds; 0 = never
-	isLeader    atomic.Bool
-
-	// Owned by the raft goroutine.
-	confState      *raftpb.ConfState
-	snapIndex      uint64
-	applied        uint64
-	lead           uint64
-	ticks          uint64
-	readSeq        uint64
-	leaderCommit   uint64
-	leaderCommitAt time.Time
-	force          *forceState
-	isolated       uint64
-	installed      uint64
-	props          []proposal
-	// stopping is set once Run's context is cancelled; handOffTo is the
-	// follower a stopping leader hands leadership to.
-	stopping  bool
-	handOffTo uint64
 }
 
-// New opens (or initialises) the data directory, restores the state
-// machine and the raft log, and binds the raft and HTTP listeners. Run starts
+// New opens (or initialises) the data directory, restores every group's
+// state machine and raft log, and binds the raft and HTTP listeners. Run starts
 // it; Close releases a replica that is never run.
 func New(cfg Config) (_ *Replica, err error) {
 	c := cfg.withDefaults()
@@ -108,9 +79,6 @@ func New(cfg Config) (_ *Replica, err error) {
 		log:     c.Logger.With("node_id", c.Name),
 		names:   make(map[uint64]string),
 		started: time.Now(),
-		recvc:   make(chan *raftpb.Message, inboundQueue),
-		propc:   make(chan proposal),
-		forcec:  make(chan forceRequest),
 		stopped: make(chan struct{}),
 		waiters: waiters{m: make(map[uint64]chan uint64)},
 	}
@@ -129,44 +97,37 @@ func New(cfg Config) (_ *Replica, err error) {
 			_ = r.releaseAll()
 		}
 	}()
-	if err := r.openData(); err != nil {
+	if err := r.startMetrics(); err != nil {
 		return nil, err
 	}
-	if err := r.startRaft(); err != nil {
+	if err := checkGroupDirs(c.DataDir, c.Groups); err != nil {
 		return nil, err
+	}
+	for id := range uint64(c.Groups) {
+		g, err := r.openGroup(id)
+		if g != nil {
+			r.groups = append(r.groups, g)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if err := r.startNetwork(); err != nil {
 		return nil, err
 	}
-	r.publish()
+	for _, g := range r.groups {
+		g.publish()
+	}
 	return r, nil
 }
 
-func (r *Replica) startRaft() error {
-	rc := &raft.Config{
-		ID:                        r.self.ID,
-		ElectionTick:              r.cfg.ElectionTick,
-		HeartbeatTick:             r.cfg.HeartbeatTick,
-		Storage:                   r.ms,
-		Applied:                   r.applied,
-		MaxSizePerMsg:             r.cfg.MaxSizePerMsg,
-		MaxInflightMsgs:           r.cfg.MaxInflightMsgs,
-		MaxUncommittedEntriesSize: 1 << 30,
-		// CheckQuorum and PreVote keep a replica that restarts (which is
-		// what a rollout does to each one) from disrupting a healthy leader.
-		CheckQuorum: true,
-		PreVote:     true,
-		Logger:      raftLogger{r.log.With("component", "raft")},
-	}
-	rn, err := raft.NewRawNode(rc)
-	if err != nil {
-		return fmt.Errorf("start raft: %w", err)
-	}
-	r.rn = rn
-
+// startMetrics creates the registry, the replica-wide metrics and the
+// dispatcher every group shares.
+func (r *Replica) startMetrics() error {
+	var err error
 	r.registry = prometheus.NewRegistry()
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{LabelNodeID: r.cfg.Name}, r.registry)
-	if r.metrics, err = newReplicaMetrics(reg, r.lastContactSeconds); err != nil {
+	if r.metrics, err = newReplicaMetrics(reg); err != nil {
 		return err
 	}
 	if err := node.NewSyncModeGauge(reg, r.cfg.SyncMode); err != nil {
@@ -250,11 +211,11 @@ func (r *Replica) peerName(id uint64) string {
 	return fmt.Sprintf("%d", id)
 }
 
-// Run serves until ctx is cancelled or the replica fails, then shuts down:
-// a leader first hands leadership to a follower (bounded by one election
-// timeout), then the raft loop stops, then HTTP, the transport, the
-// dispatcher and storage.
-// It returns nil after a clean shutdown.
+// Run serves until ctx is cancelled or a group's raft loop fails, then shuts
+// down: in every group it leads, the replica first hands leadership to a
+// follower (bounded by one election timeout), then the groups' raft loops
+// stop, then HTTP, the transport, the dispatcher and storage. A failing
+// group stops the others. It returns nil after a clean shutdown.
 func (r *Replica) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("replica already running")
@@ -270,9 +231,9 @@ func (r *Replica) Run(ctx context.Context) error {
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(r.httpLn) }()
 	r.log.Info("replica running", "raft", r.RaftAddr().String(), "http", r.HTTPAddr().String(),
-		"lanes", r.cfg.Mode.String(), "sync_mode", r.cfg.SyncMode.String())
+		"lanes", r.cfg.Mode.String(), "sync_mode", r.cfg.SyncMode.String(), "groups", len(r.groups))
 
-	loopErr := r.loop(ctx)
+	loopErr := r.runGroups(ctx)
 	close(r.stopped)
 
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -284,6 +245,30 @@ func (r *Replica) Run(ctx context.Context) error {
 	err = errors.Join(loopErr, err, r.releaseAll())
 	r.log.Info("replica stopped", "err", err)
 	return err
+}
+
+// runGroups runs every group's raft loop on its own goroutine until ctx is
+// cancelled or one of them fails, and waits for all of them.
+func (r *Replica) runGroups(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(r.groups))
+	for _, g := range r.groups {
+		go func() {
+			err := g.loop(ctx)
+			close(g.stopped)
+			if err != nil {
+				err = fmt.Errorf("group %d: %w", g.id, err)
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var all []error
+	for range r.groups {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
 }
 
 // Close releases a replica that was never run (or whose Run has returned).
@@ -317,11 +302,8 @@ func (r *Replica) releaseAll() error {
 				}
 			}
 		}
-		if r.kv != nil {
-			errs = append(errs, r.kv.close())
-		}
-		if r.store != nil {
-			errs = append(errs, r.store.close())
+		for _, g := range r.groups {
+			errs = append(errs, g.close())
 		}
 		r.relErr = errors.Join(errs...)
 	})

@@ -353,7 +353,7 @@ func TestHealthzGoesHealthyAsReplicaCatchesUp(t *testing.T) {
 }
 
 // metricSpec is one DESIGN.md metric: its type and label names (node_id
-// included).
+// included, and group on the raft series that are per group).
 var metricSpecs = map[string]struct {
 	typ    dto.MetricType
 	labels []string
@@ -365,12 +365,12 @@ var metricSpecs = map[string]struct {
 	node.MetricDispatchWait:     {dto.MetricType_HISTOGRAM, []string{"lane", "node_id"}},
 	node.MetricLanesEnabled:     {dto.MetricType_GAUGE, []string{"node_id"}},
 	node.MetricFSMApplySyncMode: {dto.MetricType_GAUGE, []string{"mode", "node_id"}},
-	replica.MetricLeaderChanges: {dto.MetricType_COUNTER, []string{"node_id"}},
-	replica.MetricTerm:          {dto.MetricType_GAUGE, []string{"node_id"}},
-	replica.MetricCommitIndex:   {dto.MetricType_GAUGE, []string{"node_id"}},
-	replica.MetricAppliedIndex:  {dto.MetricType_GAUGE, []string{"node_id"}},
-	replica.MetricLastContact:   {dto.MetricType_GAUGE, []string{"node_id"}},
-	replica.MetricIsLeader:      {dto.MetricType_GAUGE, []string{"node_id"}},
+	replica.MetricLeaderChanges: {dto.MetricType_COUNTER, []string{"group", "node_id"}},
+	replica.MetricTerm:          {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricCommitIndex:   {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricAppliedIndex:  {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricLastContact:   {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricIsLeader:      {dto.MetricType_GAUGE, []string{"group", "node_id"}},
 }
 
 func TestMetricsExposeDesignNames(t *testing.T) {
