@@ -62,6 +62,13 @@ type DispatcherConfig struct {
 	// fail on real drop metrics (lanectl demo --inject-heartbeat-drops, the
 	// rollout tests); it is never on unless asked for.
 	InjectDrops DropInjection
+	// Enqueued, when set, sees every message accepted into a lane, with
+	// its group and the time, on the goroutine that dispatched it (in the
+	// rare race where another group fills the lane first, a message it saw
+	// is dropped after all).
+	// Benchmarks time messages from enqueue to arrival with it. It must
+	// not block or modify the message.
+	Enqueued func(group uint64, lane lanes.Lane, m *raftpb.Message, at time.Time)
 }
 
 // DropInjection selects deliberate drops in one lane; see
@@ -107,6 +114,7 @@ type Dispatcher struct {
 	epoch       time.Time
 	inject      DropInjection
 	injectSeen  atomic.Uint64
+	enqueued    func(uint64, lanes.Lane, *raftpb.Message, time.Time)
 
 	// peersMu is read-locked by every Dispatch and write-locked by
 	// AddPeer, RemovePeer and Close, so a peer's queues are never drained
@@ -207,6 +215,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		peerLabel:   cfg.PeerLabel,
 		epoch:       time.Now(),
 		inject:      cfg.InjectDrops,
+		enqueued:    cfg.Enqueued,
 		peers:       make(map[uint64]*lanePeer),
 		unknown:     make(map[unknownKey]*laneCounters),
 		groups:      make(map[uint64]*Group),
@@ -336,8 +345,14 @@ func (d *Dispatcher) dispatch(g *Group, m *raftpb.Message) {
 		d.drop(g, &lq.laneCounters, lane, to, typ)
 		return
 	}
+	now := time.Now()
+	if d.enqueued != nil {
+		// Before the enqueue: once queued, the message may arrive at the
+		// peer before a later call could run.
+		d.enqueued(g.id, lane, m, now)
+	}
 	select {
-	case lq.q <- item{group: g, m: m, enqueuedAt: int64(time.Since(d.epoch))}:
+	case lq.q <- item{group: g, m: m, enqueuedAt: int64(now.Sub(d.epoch))}:
 		lq.depth.Inc()
 	default:
 		d.drop(g, &lq.laneCounters, lane, to, typ)

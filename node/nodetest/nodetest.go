@@ -274,6 +274,10 @@ func (c *Cluster) WaitGroupLeader(group uint64, timeout time.Duration) int {
 	return leader
 }
 
+// LocalGroupLeader is the replica every running replica agrees leads raft
+// group group right now, or -1 and why there is none.
+func (c *Cluster) LocalGroupLeader(group uint64) (int, string) { return c.lc.GroupLeader(group) }
+
 // WaitLeaders waits for an agreed leader of every one of groups raft
 // groups and returns their indexes, by group.
 func (c *Cluster) WaitLeaders(groups int, timeout time.Duration) []int {

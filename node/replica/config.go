@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/transport"
@@ -148,6 +150,9 @@ type Config struct {
 	// InjectDrops deliberately drops every Nth message of one lane, to show
 	// that the soak gates catch a misbehaving canary. Off when Every is 0.
 	InjectDrops node.DropInjection
+	// Enqueued, when set, sees every outbound message as the dispatcher
+	// queues it (see node.DispatcherConfig.Enqueued); benchmarks use it.
+	Enqueued func(group uint64, lane lanes.Lane, m *raftpb.Message, at time.Time)
 
 	Logger *slog.Logger
 }

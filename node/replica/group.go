@@ -40,6 +40,7 @@ type group struct {
 	recvc   chan *raftpb.Message
 	propc   chan proposal
 	forcec  chan forceRequest
+	movec   chan moveRequest
 	stopped chan struct{} // closed when the group's raft loop has exited
 	status  atomic.Pointer[status.Group]
 
@@ -148,6 +149,7 @@ func (r *Replica) openGroup(id uint64) (*group, error) {
 		recvc:   make(chan *raftpb.Message, inboundQueue),
 		propc:   make(chan proposal),
 		forcec:  make(chan forceRequest),
+		movec:   make(chan moveRequest),
 		stopped: make(chan struct{}),
 	}
 	if err := g.openData(); err != nil {

@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -49,4 +51,50 @@ func (g *group) handedOff(until time.Time) bool {
 		return true
 	}
 	return false
+}
+
+// moveRequest asks a group's raft loop to hand its leadership to a peer.
+type moveRequest struct {
+	to     uint64
+	result chan error
+}
+
+// TransferLeadership asks raft group group, which this replica must lead,
+// to hand its leadership to peer (a name from the peer list, or a raft ID),
+// with raft's leadership transfer. It returns once the transfer has
+// started; the peer leads once every replica's status says so. Benchmarks
+// use it to put the leaders of all groups on one replica.
+func (r *Replica) TransferLeadership(ctx context.Context, group uint64, peer string) error {
+	if group >= uint64(len(r.groups)) {
+		return fmt.Errorf("transfer leadership: %w: group %d does not exist (the replica runs %d)", ErrBadGroup, group, len(r.groups))
+	}
+	g := r.groups[group]
+	id, err := r.resolvePeer(peer)
+	if err != nil {
+		return fmt.Errorf("transfer leadership: %w", err)
+	}
+	req := moveRequest{to: id, result: make(chan error, 1)}
+	select {
+	case g.movec <- req:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-g.stopped:
+		return ErrStopped
+	}
+	return <-req.result
+}
+
+// startMove runs on the raft goroutine.
+func (g *group) startMove(to uint64) error {
+	switch {
+	case !g.isLeader.Load():
+		return fmt.Errorf("transfer leadership of group %d: %w", g.id, ErrNotLeader)
+	case g.stopping:
+		return ErrStopped
+	case to == g.r.self.ID:
+		return nil
+	}
+	g.log.Info("handing leadership over on request", "to", g.r.peerName(to))
+	g.rn.TransferLeader(to)
+	return nil
 }

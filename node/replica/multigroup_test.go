@@ -272,3 +272,30 @@ func (h *groupHandOffHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *groupHandOffHandler) WithGroup(string) slog.Handler { return h }
+
+// TestTransferLeadershipPutsGroupsOnOneReplica: the leaders of every group
+// can be moved to one replica, which is how the cluster benchmark makes all
+// groups' appends share one leader's lanes to a follower.
+func TestTransferLeadershipPutsGroupsOnOneReplica(t *testing.T) {
+	const groups = 3
+	opts := testOptions()
+	opts.Groups = groups
+	c := nodetest.StartCluster(t, 3, opts)
+	leaders := c.WaitLeaders(groups, waitLong)
+	target := (leaders[0] + 1) % c.N()
+	for g, l := range leaders {
+		if err := c.Replica(l).TransferLeadership(t.Context(), uint64(g), c.Name(target)); err != nil {
+			t.Fatalf("group %d: %v", g, err)
+		}
+	}
+	for g := range uint64(groups) {
+		c.WaitFor(waitLong, func() (bool, string) {
+			l, why := c.LocalGroupLeader(g)
+			return l == target, fmt.Sprintf("group %d: leader %d (%s), want %s", g, l, why, c.Name(target))
+		})
+	}
+	other := (target + 1) % c.N()
+	if err := c.Replica(other).TransferLeadership(t.Context(), 0, c.Name(other)); err == nil || !strings.Contains(err.Error(), "not the raft leader") {
+		t.Errorf("transfer from a follower: %v, want a not-leader refusal", err)
+	}
+}

@@ -79,6 +79,8 @@ func (g *group) loop(ctx context.Context) error {
 			g.props = append(g.props, p)
 		case req := <-g.forcec:
 			g.startForce(req)
+		case req := <-g.movec:
+			req.result <- g.startMove(req.to)
 		case <-g.dg.Pending():
 			g.dg.ApplyReports(g.rn)
 		}

@@ -141,6 +141,7 @@ func (r *Replica) startMetrics() error {
 		Logger:          r.log.With("component", "dispatcher"),
 		PeerLabel:       r.peerName,
 		InjectDrops:     r.cfg.InjectDrops,
+		Enqueued:        r.cfg.Enqueued,
 	})
 	if err != nil {
 		return err
