@@ -36,16 +36,17 @@ const (
 )
 
 // RunCluster runs the scenario on real replicas, in both layouts one after
-// the other: three replica.Replica values on loopback, the slow link between
-// the leader and one follower (both directions, one bucket each), the store
-// preloaded to the snapshot size, steady writes to the leader, and a snapshot
-// forced to that follower with Replica.ForceSnapshot, which makes raft itself
-// send it.
+// the other: three replica.Replica values on loopback, each running
+// cfg.Groups raft groups with all leaders on one replica, the slow link
+// between that leader and one follower (both directions, one bucket each),
+// group 0's store preloaded to the snapshot size, steady writes to the other
+// groups, and a snapshot of group 0 forced to that follower with
+// Replica.ForceSnapshot, which makes raft itself send it.
 //
-// Raft sends no MsgApp to a follower while a snapshot is on its way to it,
-// so in this scenario the lanes can only show up in heartbeats and in what
-// little else raft sends that follower; the direct scenario shows appends
-// that keep coming for a peer during a transfer.
+// Raft sends no MsgApp of group 0 to the follower while group 0's snapshot
+// is on its way, but the other groups keep appending to it, through the
+// same lanes and connections: this is the multi-raft node the lanes are
+// for. With one group, the lanes can only show up in heartbeats.
 func RunCluster(ctx context.Context, cfg Config) (Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -58,11 +59,16 @@ func RunCluster(ctx context.Context, cfg Config) (Report, error) {
 	rep := Report{Scenario: "cluster", Setup: cfg.setup(link)}
 	rep.Setup.ElectionTimeout = time.Duration(electionTicks(cfg)) * clusterTick
 	rep.Setup.HeartbeatInterval = time.Duration(heartbeatTicks(cfg)) * clusterTick
+	rep.Setup.Groups = cfg.Groups
 	rep.Notes = []string{
-		"queue wait: the leader's elastickv_raft_dispatch_queue_wait_seconds for the lane (all peers), p50/p99 interpolated in buckets, max is a bucket bound",
-		"delivery: transport send start on the leader to arrival at the slow follower",
+		"queue wait: the leader's elastickv_raft_dispatch_queue_wait_seconds for the lane (all peers, all groups), p50/p99 interpolated in buckets, max is a bucket bound",
+		"delivery: enqueue in the leader's dispatcher to arrival at the slow follower",
 		"writes: PUT to applied on the leader, for writes started during the transfer",
-		"raft sends no MsgApp to a follower while its snapshot is in flight",
+	}
+	if cfg.Groups > 1 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("group 0 sends the snapshot; appends and writes are groups 1-%d's, heartbeats every group's; all %d groups' leader is one replica", cfg.Groups-1, cfg.Groups))
+	} else {
+		rep.Notes = append(rep.Notes, "one raft group: raft sends no MsgApp to a follower while its snapshot is in flight")
 	}
 	for _, mode := range []lanes.Mode{lanes.ModeLegacy, lanes.ModeFourLane} {
 		cfg.Logger.Info("running head-of-line scenario", "scenario", "cluster", "mode", mode.String())
@@ -143,6 +149,7 @@ func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) 
 			RaftListener:    raftLns[i],
 			HTTPListener:    httpLns[i],
 			DataDir:         filepath.Join(dir, fmt.Sprintf("%s-%s", mode, p.Name)),
+			Groups:          cfg.Groups,
 			Mode:            mode,
 			SyncMode:        lanes.SyncModeNoSync,
 			TickInterval:    clusterTick,
@@ -153,7 +160,8 @@ func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) 
 				Dial:  c.dialer(p.ID),
 				Trace: c.trace.record(p.ID),
 			},
-			Logger: cfg.Logger.With("replica", p.Name),
+			Enqueued: c.trace.enqueue,
+			Logger:   cfg.Logger.With("replica", p.Name),
 		})
 		raftLns[i], httpLns[i] = nil, nil // the replica owns them now
 		if err != nil {
@@ -218,6 +226,39 @@ func (c *benchCluster) waitLeader(ctx context.Context) (int, error) {
 	return 0, fmt.Errorf("no leader agreed on within %v", leaderWait)
 }
 
+// alignLeaders makes replica li the leader of every group and waits until
+// every replica agrees, so all groups' appends to a follower share li's
+// lanes to it.
+func (c *benchCluster) alignLeaders(ctx context.Context, li int) error {
+	want := uint64(li + 1)
+	deadline := time.Now().Add(leaderWait)
+	for time.Now().Before(deadline) {
+		aligned := true
+		for g := range uint64(c.cfg.Groups) {
+			for _, r := range c.replicas {
+				if r.Status().Groups[g].LeaderRaftID != want {
+					aligned = false
+				}
+			}
+			lead := c.replicas[li].Status().Groups[g].LeaderRaftID
+			if lead != 0 && lead != want {
+				// Refusals (a leader that just lost the group) are retried
+				// on the next round.
+				_ = c.replicas[lead-1].TransferLeadership(ctx, g, c.names[li])
+			}
+		}
+		if aligned {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the leaders of all %d groups did not move to %s within %v", c.cfg.Groups, c.names[li], leaderWait)
+}
+
 // counterSum reads a counter (summed over its series) from a replica.
 func counterSum(g prometheus.Gatherer, name string) (float64, error) {
 	mfs, err := g.Gather()
@@ -247,12 +288,18 @@ func (c *benchCluster) leaderChanges() ([]float64, error) {
 	return out, nil
 }
 
-func (c *benchCluster) maxTerm() uint64 {
-	var t uint64
-	for _, r := range c.replicas {
-		t = max(t, r.Status().Term)
+// termSum is the sum over groups of the highest term any replica knows:
+// it grows by one for each election in any group.
+func (c *benchCluster) termSum() uint64 {
+	var sum uint64
+	for g := range c.cfg.Groups {
+		var t uint64
+		for _, r := range c.replicas {
+			t = max(t, r.Status().Groups[g].Term)
+		}
+		sum += t
 	}
-	return t
+	return sum
 }
 
 // writer keeps a steady write load on the leader and times each write.
@@ -267,7 +314,19 @@ type timedWrite struct {
 	dur time.Duration
 }
 
-func (w *writer) run(ctx context.Context, leader func() *replica.Replica, every time.Duration, value []byte) {
+// groupKeys returns n key names of the groups keep selects.
+func groupKeys(prefix string, n, groups int, keep func(uint64) bool) []string {
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		k := fmt.Sprintf("%s/%d", prefix, i)
+		if keep(replica.KeyGroup(k, groups)) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func (w *writer) run(ctx context.Context, leader func() *replica.Replica, keys []string, every time.Duration, value []byte) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	sem := make(chan struct{}, maxWritesInFlight)
@@ -292,7 +351,7 @@ func (w *writer) run(ctx context.Context, leader func() *replica.Replica, every 
 		wg.Go(func() {
 			defer func() { <-sem }()
 			start := time.Now()
-			_, err := leader().Put(ctx, fmt.Sprintf("load/%d", i%loadKeys), value)
+			_, err := leader().Put(ctx, keys[i%len(keys)], value)
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if err != nil {
@@ -318,9 +377,11 @@ func (w *writer) between(from, to time.Time) Latency {
 	return summarize(d)
 }
 
-// preload fills the store so that a snapshot of it is about size bytes.
-func preload(ctx context.Context, leader *replica.Replica, size int) error {
+// preload fills group 0's store so that a snapshot of it is about size
+// bytes.
+func preload(ctx context.Context, leader *replica.Replica, groups, size int) error {
 	n := (size + preloadValueBytes - 1) / preloadValueBytes
+	names := groupKeys("preload", n, groups, func(g uint64) bool { return g == 0 })
 	value := make([]byte, preloadValueBytes)
 	for i := range value {
 		value[i] = byte(i*31 + i>>8)
@@ -335,7 +396,7 @@ func preload(ctx context.Context, leader *replica.Replica, size int) error {
 	for range preloadWorkers {
 		wg.Go(func() {
 			for i := range keys {
-				if _, err := leader.Put(ctx, fmt.Sprintf("preload/%05d", i), value); err != nil {
+				if _, err := leader.Put(ctx, names[i], value); err != nil {
 					errc <- fmt.Errorf("preload: %w", err)
 					return
 				}
@@ -368,9 +429,15 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		return res, err
 	}
 	cfg.Logger.Info("cluster up", "mode", mode.String(), "leader", c.names[li])
-	if err := preload(ctx, c.replicas[li], cfg.SnapshotBytes); err != nil {
+	if err := c.alignLeaders(ctx, li); err != nil {
 		return res, err
 	}
+	if err := preload(ctx, c.replicas[li], cfg.Groups, cfg.SnapshotBytes); err != nil {
+		return res, err
+	}
+	// The other groups write; with one group, group 0 does.
+	others := func(g uint64) bool { return g != 0 || cfg.Groups == 1 }
+	loadKeyNames := groupKeys("load", loadKeys, cfg.Groups, others)
 
 	// Writes go to whoever leads; a follower would forward them anyway.
 	var current atomic.Int32
@@ -379,7 +446,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	var w writer
 	var loadWG sync.WaitGroup
 	loadWG.Go(func() {
-		w.run(loadCtx, func() *replica.Replica { return c.replicas[current.Load()] }, cfg.AppendInterval, make([]byte, cfg.EntryBytes))
+		w.run(loadCtx, func() *replica.Replica { return c.replicas[current.Load()] }, loadKeyNames, cfg.AppendInterval, make([]byte, cfg.EntryBytes))
 	})
 	defer func() {
 		stopLoad()
@@ -397,6 +464,9 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	)
 	for attempt := 1; ; attempt++ {
 		if li, err = c.waitLeader(ctx); err != nil {
+			return res, err
+		}
+		if err := c.alignLeaders(ctx, li); err != nil {
 			return res, err
 		}
 		current.Store(int32(li))
@@ -456,7 +526,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	if err != nil {
 		return res, err
 	}
-	term0 := c.maxTerm()
+	term0 := c.termSum()
 	snapDone, err := c.trace.waitSnapshot(ctx, leaderID, followerID, cfg.transferTimeout())
 	if err != nil {
 		return res, err
@@ -479,8 +549,8 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	beatLane, _ := lanes.Route(mode, raftpb.MessageType_MsgHeartbeat)
 	res = ModeResult{
 		Mode:             mode.String(),
-		Append:           c.trace.traffic(raftpb.MessageType_MsgApp, leaderID, followerID, appendLane, snapStart, snapDone),
-		Heartbeat:        c.trace.traffic(raftpb.MessageType_MsgHeartbeat, leaderID, followerID, beatLane, snapStart, snapDone),
+		Append:           c.trace.traffic(raftpb.MessageType_MsgApp, leaderID, followerID, appendLane, snapStart, snapDone, others),
+		Heartbeat:        c.trace.traffic(raftpb.MessageType_MsgHeartbeat, leaderID, followerID, beatLane, snapStart, snapDone, func(uint64) bool { return true }),
 		SnapshotBytes:    forced.SnapshotBytes,
 		SnapshotTransfer: snapDone.Sub(snapStart),
 		SnapshotPrepare:  snapStart.Sub(prepStart),
@@ -492,7 +562,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 
 	res.Elections = maxDelta(changes0, changes1)
 	res.PrepElections = prepElections
-	res.TermChanges = c.maxTerm() - term0
+	res.TermChanges = c.termSum() - term0
 	if res.Dropped, err = counterDelta(leader.Registry(), node.MetricDispatchDropped, drops0); err != nil {
 		return res, err
 	}
@@ -523,13 +593,18 @@ func counterDelta(g prometheus.Gatherer, name string, before map[string]float64)
 	return now, nil
 }
 
-// tracer collects every node's transport trace.
+// tracer collects every node's dispatcher enqueues and transport arrivals.
 type tracer struct {
 	mu        sync.Mutex
-	sent      map[traceKey][]time.Time // send start times, in order
+	sent      map[traceKey][]time.Time // enqueue times, in order
 	matched   []tracedMsg
-	beats     map[[2]uint64][]time.Time // heartbeat arrivals by (from, to)
+	beats     map[beatKey][]time.Time // heartbeat arrivals
 	snapshots chan snapshotArrival
+}
+
+// beatKey is one group's heartbeats from one node to another.
+type beatKey struct {
+	from, to, group uint64
 }
 
 type snapshotArrival struct {
@@ -541,6 +616,7 @@ type snapshotArrival struct {
 // arrival; messages that share a key are paired in order, which is the
 // order one (peer, lane) connection keeps.
 type traceKey struct {
+	group                        uint64
 	typ                          raftpb.MessageType
 	from, to                     uint64
 	term, index, logTerm, commit uint64
@@ -556,39 +632,46 @@ type tracedMsg struct {
 func newTracer() *tracer {
 	return &tracer{
 		sent:      make(map[traceKey][]time.Time),
-		beats:     make(map[[2]uint64][]time.Time),
+		beats:     make(map[beatKey][]time.Time),
 		snapshots: make(chan snapshotArrival, 16),
 	}
 }
 
-func keyOf(m *raftpb.Message) traceKey {
+func keyOf(group uint64, m *raftpb.Message) traceKey {
 	return traceKey{
+		group: group,
 		typ: m.GetType(), from: m.GetFrom(), to: m.GetTo(),
 		term: m.GetTerm(), index: m.GetIndex(), logTerm: m.GetLogTerm(), commit: m.GetCommit(),
 		entries: len(m.GetEntries()), reject: m.GetReject(),
 	}
 }
 
-// record returns node self's Trace hook.
+// enqueue is every node's dispatcher Enqueued hook.
+func (tr *tracer) enqueue(group uint64, _ lanes.Lane, m *raftpb.Message, at time.Time) {
+	k := keyOf(group, m)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.sent[k] = append(tr.sent[k], at)
+}
+
+// record returns node self's transport Trace hook; it pairs each arrival
+// with the enqueue of the same message.
 func (tr *tracer) record(self uint64) func(transport.TraceEvent) {
 	return func(ev transport.TraceEvent) {
-		k := keyOf(ev.Msg)
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
 		if !ev.Received {
-			if ev.Err == nil {
-				tr.sent[k] = append(tr.sent[k], ev.Start)
-			}
 			return
 		}
+		k := keyOf(ev.Group, ev.Msg)
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
 		if q := tr.sent[k]; len(q) > 0 {
 			tr.matched = append(tr.matched, tracedMsg{key: k, sent: q[0], arrived: ev.Start})
 			tr.sent[k] = q[1:]
 		}
 		switch k.typ {
 		case raftpb.MessageType_MsgHeartbeat:
-			pair := [2]uint64{ev.Peer, self}
-			tr.beats[pair] = append(tr.beats[pair], ev.Start)
+			bk := beatKey{from: ev.Peer, to: self, group: ev.Group}
+			tr.beats[bk] = append(tr.beats[bk], ev.Start)
 		case raftpb.MessageType_MsgSnap:
 			select {
 			case tr.snapshots <- snapshotArrival{from: ev.Peer, to: self, at: ev.Start}:
@@ -615,21 +698,25 @@ func (tr *tracer) waitSnapshot(ctx context.Context, from, to uint64, timeout tim
 	}
 }
 
-// traffic summarises messages of one type from one node to another sent in
-// [from, to]. Delivery is send start to arrival; QueueWait is left for the
-// dispatcher's histogram.
-func (tr *tracer) traffic(typ raftpb.MessageType, src, dst uint64, lane lanes.Lane, from, to time.Time) Traffic {
+// traffic summarises messages of one type from one node to another, of the
+// groups keep selects, enqueued in [from, to]. Delivery is enqueue to
+// arrival; QueueWait is left for the dispatcher's histogram.
+func (tr *tracer) traffic(typ raftpb.MessageType, src, dst uint64, lane lanes.Lane, from, to time.Time, keep func(uint64) bool) Traffic {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	var d []time.Duration
+	during := 0
 	for _, m := range tr.matched {
-		if m.key.typ == typ && m.key.from == src && m.key.to == dst && !m.sent.Before(from) && !m.sent.After(to) {
+		if m.key.typ == typ && m.key.from == src && m.key.to == dst && keep(m.key.group) && !m.sent.Before(from) && !m.sent.After(to) {
 			d = append(d, m.arrived.Sub(m.sent))
+			if m.arrived.Before(to) {
+				during++
+			}
 		}
 	}
 	lost := 0
 	for k, q := range tr.sent {
-		if k.typ != typ || k.from != src || k.to != dst {
+		if k.typ != typ || k.from != src || k.to != dst || !keep(k.group) {
 			continue
 		}
 		for _, s := range q {
@@ -638,16 +725,27 @@ func (tr *tracer) traffic(typ raftpb.MessageType, src, dst uint64, lane lanes.La
 			}
 		}
 	}
-	return Traffic{Lane: lane.String(), Delivery: summarize(d), Lost: lost}
+	return Traffic{Lane: lane.String(), Delivery: summarize(d), Lost: lost, DuringTransfer: during}
 }
 
+// heartbeatGap is the longest time any group's follower on dst went without
+// a heartbeat from src in [from, to].
 func (tr *tracer) heartbeatGap(src, dst uint64, from, to time.Time) time.Duration {
 	tr.mu.Lock()
-	beats := slices.Clone(tr.beats[[2]uint64{src, dst}])
+	var all [][]time.Time
+	for k, beats := range tr.beats {
+		if k.from == src && k.to == dst {
+			all = append(all, slices.Clone(beats))
+		}
+	}
 	tr.mu.Unlock()
-	r := recorder{beats: beats}
-	gap, _ := r.heartbeatGaps(from, to, math.MaxInt64)
-	return gap
+	var longest time.Duration
+	for _, beats := range all {
+		r := recorder{beats: beats}
+		gap, _ := r.heartbeatGaps(from, to, math.MaxInt64)
+		longest = max(longest, gap)
+	}
+	return longest
 }
 
 // bucketCounts is one lane's queue-wait histogram: upper bounds and

@@ -30,6 +30,7 @@ const (
 	DefaultElectionTimeout    = time.Second
 	DefaultWarmup             = 500 * time.Millisecond
 	DefaultTail               = 300 * time.Millisecond
+	DefaultGroups             = 4
 )
 
 // The two nodes of the direct scenario.
@@ -59,6 +60,11 @@ type Config struct {
 	// Warmup is the steady load before the snapshot; Tail the steady load
 	// after it arrived.
 	Warmup, Tail time.Duration
+	// Groups is the number of raft groups each replica of the cluster
+	// scenario runs: group 0 sends the snapshot, the others keep writing.
+	// 1 is the single-group cluster. The direct scenario has no raft and
+	// ignores it.
+	Groups int
 	Logger       *slog.Logger
 }
 
@@ -76,6 +82,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.SnapshotBytes, DefaultSnapshotBytes)
 	def(&c.LinkChunk, DefaultLinkChunk)
 	def(&c.EntryBytes, DefaultEntryBytes)
+	def(&c.Groups, DefaultGroups)
 	if c.LinkBytesPerSecond == 0 {
 		c.LinkBytesPerSecond = DefaultLinkBytesPerSecond
 	}
@@ -85,7 +92,7 @@ func (c Config) withDefaults() (Config, error) {
 	defDur(&c.Warmup, DefaultWarmup)
 	defDur(&c.Tail, DefaultTail)
 	switch {
-	case c.SnapshotBytes < 0, c.LinkChunk < 0, c.EntryBytes < 0, c.LinkBytesPerSecond < 0:
+	case c.SnapshotBytes < 0, c.LinkChunk < 0, c.EntryBytes < 0, c.LinkBytesPerSecond < 0, c.Groups < 0:
 		return c, errors.New("holbench config: sizes and rates must not be negative")
 	case c.AppendInterval < 0, c.HeartbeatInterval < 0, c.ElectionTimeout < 0, c.Warmup < 0, c.Tail < 0:
 		return c, errors.New("holbench config: durations must not be negative")
