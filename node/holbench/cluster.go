@@ -506,6 +506,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		// compaction) happens on the leader's raft goroutine before that;
 		// it is timed apart, and elections it causes are counted apart,
 		// since no lane layout can help with them.
+		leader.TakeLongestIteration(0)
 		prepStart = time.Now()
 		forced, err = leader.ForceSnapshot(ctx, 0, c.names[fi])
 		snapStart = time.Now()
@@ -531,6 +532,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	if err != nil {
 		return res, err
 	}
+	loopStall := leader.TakeLongestIteration(0)
 	wait1, err := waitHistograms(leader.Registry())
 	if err != nil {
 		return res, err
@@ -555,6 +557,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		SnapshotTransfer: snapDone.Sub(snapStart),
 		SnapshotPrepare:  snapStart.Sub(prepStart),
 		Writes:           w.between(snapStart, snapDone),
+		LoopStall:        loopStall,
 	}
 	res.Append.QueueWait = histogramDelta(wait0, wait1, appendLane.String())
 	res.Heartbeat.QueueWait = histogramDelta(wait0, wait1, beatLane.String())

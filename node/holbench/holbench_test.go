@@ -298,6 +298,9 @@ func TestRunClusterMeasuresBothModes(t *testing.T) {
 			if res.Append.Delivery.Count == 0 {
 				t.Error("no MsgApp of the other groups reached the follower")
 			}
+			if res.LoopStall <= 0 {
+				t.Error("no raft loop iteration measured on the leader around the snapshot")
+			}
 		})
 	}
 	if rep.Setup.Groups != 4 {

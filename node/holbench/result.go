@@ -73,6 +73,11 @@ type ModeResult struct {
 	// TermChanges is how far the raft term moved during the run (cluster
 	// runs only).
 	TermChanges uint64 `json:"term_changes"`
+	// LoopStall is the longest iteration of the leader's raft loop of the
+	// snapshot's group, from just before the forced snapshot to its
+	// arrival (cluster runs only): making the snapshot on the raft
+	// goroutine stalls it.
+	LoopStall time.Duration `json:"leader_loop_stall_ns,omitempty"`
 	// Writes is the latency of client writes started during the transfer,
 	// from proposal to applied on the leader (cluster runs only).
 	Writes Latency `json:"writes"`

@@ -46,6 +46,9 @@ type group struct {
 
 	lastContact atomic.Int64 // unix nanoseconds; 0 = never
 	isLeader    atomic.Bool
+	// longestIter is the longest raft loop iteration, in nanoseconds,
+	// since TakeLongestIteration last read it.
+	longestIter atomic.Int64
 
 	// Owned by the raft goroutine.
 	confState      *raftpb.ConfState

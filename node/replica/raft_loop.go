@@ -84,12 +84,14 @@ func (g *group) loop(ctx context.Context) error {
 		case <-g.dg.Pending():
 			g.dg.ApplyReports(g.rn)
 		}
+		woke := time.Now()
 		g.drainInputs()
 		g.proposeQueued()
 		if err := g.handleReady(); err != nil {
 			g.log.Error("raft loop failed; stopping", "err", err)
 			return err
 		}
+		g.noteIteration(time.Since(woke))
 		if !handOffUntil.IsZero() && g.handedOff(handOffUntil) {
 			return nil
 		}
@@ -234,4 +236,27 @@ func (g *group) send(msgs []*raftpb.Message) {
 		}
 	}
 	g.dg.Dispatch(msgs)
+}
+
+// noteIteration keeps the longest loop iteration: while one runs, the group
+// neither ticks nor steps messages, so its heartbeats (as leader) or its
+// answers (as follower) wait.
+func (g *group) noteIteration(d time.Duration) {
+	for {
+		old := g.longestIter.Load()
+		if int64(d) <= old || g.longestIter.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
+
+// TakeLongestIteration returns the longest iteration of raft group group's
+// loop (the time from waking on an input to waiting again) since the last
+// call, and starts over. Benchmarks read it around a forced snapshot: the
+// group's raft goroutine is stalled for that long.
+func (r *Replica) TakeLongestIteration(group uint64) time.Duration {
+	if group >= uint64(len(r.groups)) {
+		return 0
+	}
+	return time.Duration(r.groups[group].longestIter.Swap(0))
 }

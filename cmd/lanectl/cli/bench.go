@@ -256,6 +256,9 @@ func writeHOLTable(streams *IOStreams, rep holbench.Report, verdict string) erro
 	if l.SnapshotPrepare+f.SnapshotPrepare > 0 {
 		durRow("snapshot preparation (before the transfer)", l.SnapshotPrepare, f.SnapshotPrepare)
 	}
+	if l.LoopStall+f.LoopStall > 0 {
+		durRow("longest raft loop stall on the leader (snapshot's group)", l.LoopStall, f.LoopStall)
+	}
 	durRow("snapshot transfer", l.SnapshotTransfer, f.SnapshotTransfer)
 	rows = append(rows,
 		[]string{"dispatch drops", fmtByLane(l.Dropped), fmtByLane(f.Dropped), ""},
