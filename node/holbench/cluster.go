@@ -642,8 +642,7 @@ func newTracer() *tracer {
 
 func keyOf(group uint64, m *raftpb.Message) traceKey {
 	return traceKey{
-		group: group,
-		typ: m.GetType(), from: m.GetFrom(), to: m.GetTo(),
+		group: group, typ: m.GetType(), from: m.GetFrom(), to: m.GetTo(),
 		term: m.GetTerm(), index: m.GetIndex(), logTerm: m.GetLogTerm(), commit: m.GetCommit(),
 		entries: len(m.GetEntries()), reject: m.GetReject(),
 	}

@@ -65,7 +65,7 @@ type Config struct {
 	// 1 is the single-group cluster. The direct scenario has no raft and
 	// ignores it.
 	Groups int
-	Logger       *slog.Logger
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
