@@ -57,6 +57,9 @@ const (
 	forceApplying forcePhase = iota
 	// forceCompact: the no-op is applied; snapshot and compact after Advance.
 	forceCompact
+	// forceSnapshotting: the snapshot is being written off the raft
+	// goroutine; compaction follows when it is durable.
+	forceSnapshotting
 	// forceSending: the log is compacted past the peer; waiting for raft to
 	// emit the MsgSnap.
 	forceSending

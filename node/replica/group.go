@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,11 @@ type group struct {
 
 	lastContact atomic.Int64 // unix nanoseconds; 0 = never
 	isLeader    atomic.Bool
+	// snapc brings a snapshot made off the raft goroutine back to it;
+	// snapWG waits for the goroutine making it.
+	snapc  chan *snapshotJob
+	snapWG sync.WaitGroup
+
 	// longestIter is the longest raft loop iteration, in nanoseconds,
 	// since TakeLongestIteration last read it.
 	longestIter atomic.Int64
@@ -60,6 +66,7 @@ type group struct {
 	leaderCommit   uint64
 	leaderCommitAt time.Time
 	force          *forceState
+	snapping       bool // a snapshot is being made (see startSnapshot)
 	isolated       uint64
 	installed      uint64
 	props          []proposal
@@ -153,6 +160,7 @@ func (r *Replica) openGroup(id uint64) (*group, error) {
 		propc:   make(chan proposal),
 		forcec:  make(chan forceRequest),
 		movec:   make(chan moveRequest),
+		snapc:   make(chan *snapshotJob, 1),
 		stopped: make(chan struct{}),
 	}
 	if err := g.openData(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -153,6 +154,14 @@ func TestForcedSnapshotOfOneGroup(t *testing.T) {
 		}
 		return fmt.Sprint(installed) == "[0 0 1]", fmt.Sprintf("%s snapshots installed by group: %v, want [0 0 1]", c.Name(follower), installed)
 	})
+	// The snapshot's data is a file of its own in the group's directory,
+	// on the leader that made it and on the follower that received it.
+	for _, i := range []int{leaders[g], follower} {
+		files, err := filepath.Glob(filepath.Join(c.DataDir(i), fmt.Sprintf("group-%d", g), "snapshot-*.lkv"))
+		if err != nil || len(files) != 1 {
+			t.Errorf("%s: snapshot files of group %d: %v %v, want one", c.Name(i), g, files, err)
+		}
+	}
 	if _, err := c.ForceGroupSnapshot(leaders[g], groups, c.Name(follower)); err == nil || !strings.Contains(err.Error(), "group 3 does not exist") {
 		t.Errorf("forcing a snapshot of group %d: %v, want a refusal naming the group", groups, err)
 	}

@@ -63,6 +63,8 @@ func (g *group) loop(ctx context.Context) error {
 	ticker := time.NewTicker(g.r.cfg.TickInterval)
 	defer ticker.Stop()
 	defer g.failForce(ErrStopped)
+	// A snapshot still being written finishes before the files close.
+	defer g.snapWG.Wait()
 	done := ctx.Done()
 	var handOffUntil time.Time
 	for {
@@ -81,6 +83,11 @@ func (g *group) loop(ctx context.Context) error {
 			g.startForce(req)
 		case req := <-g.movec:
 			req.result <- g.startMove(req.to)
+		case job := <-g.snapc:
+			if err := g.finishSnapshot(job); err != nil {
+				g.log.Error("raft loop failed; stopping", "err", err)
+				return err
+			}
 		case <-g.dg.Pending():
 			g.dg.ApplyReports(g.rn)
 		}
@@ -183,9 +190,7 @@ func (g *group) handleReady() error {
 		}
 		g.rn.Advance(rd)
 		g.dg.ApplyReports(g.rn)
-		if err := g.afterApply(); err != nil {
-			return err
-		}
+		g.afterApply()
 	}
 	g.publish()
 	return nil
