@@ -324,10 +324,12 @@ func BenchmarkHeadOfLineCluster(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(float64(rep.Legacy.Append.Delivery.Count), "legacy-app-count")
-		b.ReportMetric(float64(rep.FourLane.Append.Delivery.Count), "fourlane-app-count")
+		b.ReportMetric(float64(rep.Legacy.Append.Delivery.P99.Microseconds()), "legacy-app-p99-µs")
+		b.ReportMetric(float64(rep.FourLane.Append.Delivery.P99.Microseconds()), "fourlane-app-p99-µs")
+		b.ReportMetric(rep.AppendP99Ratio(), "app-p99-ratio")
 		b.ReportMetric(float64(rep.Legacy.Heartbeat.Delivery.P99.Microseconds()), "legacy-hb-p99-µs")
 		b.ReportMetric(float64(rep.FourLane.Heartbeat.Delivery.P99.Microseconds()), "fourlane-hb-p99-µs")
 		b.ReportMetric(float64(rep.FourLane.Elections), "fourlane-elections")
+		b.ReportMetric(float64(max(rep.Legacy.LoopStall, rep.FourLane.LoopStall).Microseconds()), "leader-loop-stall-µs")
 	}
 }
