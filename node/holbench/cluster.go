@@ -7,8 +7,8 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,83 +95,55 @@ func heartbeatTicks(cfg Config) int {
 	return max(1, int((cfg.HeartbeatInterval+clusterTick-1)/clusterTick))
 }
 
-// benchCluster is one layout's running cluster.
+// benchCluster is one layout's running cluster: a replica.LocalCluster
+// whose replicas dial each other through switches, where the slow link goes
+// in.
 type benchCluster struct {
 	cfg      Config
+	lc       *replica.LocalCluster
 	replicas []*replica.Replica
 	names    []string
 	switches map[[2]uint64]*Switch // by (from, to)
 	trace    *tracer
-	cancel   context.CancelFunc
-	done     []chan error
 }
 
-func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) (_ *benchCluster, err error) {
+func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) (*benchCluster, error) {
 	c := &benchCluster{cfg: cfg, switches: make(map[[2]uint64]*Switch), trace: newTracer()}
-	var raftLns, httpLns []net.Listener
-	defer func() {
-		if err != nil {
-			for _, ln := range append(raftLns, httpLns...) {
-				_ = ln.Close()
-			}
-		}
-	}()
-	var peers []replica.Peer
-	for i := range clusterSize {
-		rl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		raftLns = append(raftLns, rl)
-		hl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		httpLns = append(httpLns, hl)
-		id := uint64(i + 1)
-		c.names = append(c.names, fmt.Sprintf("n%d", id))
-		peers = append(peers, replica.Peer{Name: c.names[i], ID: id, Addr: rl.Addr().String()})
-	}
-	for _, from := range peers {
-		for _, to := range peers {
-			if from.ID != to.ID {
-				c.switches[[2]uint64{from.ID, to.ID}] = &Switch{}
+	for from := range uint64(clusterSize) {
+		for to := range uint64(clusterSize) {
+			if from != to {
+				c.switches[[2]uint64{from + 1, to + 1}] = &Switch{}
 			}
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	c.cancel = cancel
-	for i, p := range peers {
-		rep, err := replica.New(replica.Config{
-			Name:            p.Name,
-			Peers:           peers,
-			ListenAddr:      p.Addr,
-			RaftListener:    raftLns[i],
-			HTTPListener:    httpLns[i],
-			DataDir:         filepath.Join(dir, fmt.Sprintf("%s-%s", mode, p.Name)),
-			Groups:          cfg.Groups,
-			Mode:            mode,
-			SyncMode:        lanes.SyncModeNoSync,
-			TickInterval:    clusterTick,
-			HeartbeatTick:   heartbeatTicks(cfg),
-			ElectionTick:    electionTicks(cfg),
-			SnapshotEntries: math.MaxUint32, // only the forced snapshot
-			Transport: transport.Config{
-				Dial:  c.dialer(p.ID),
-				Trace: c.trace.record(p.ID),
-			},
-			Enqueued: c.trace.enqueue,
-			Logger:   cfg.Logger.With("replica", p.Name),
-		})
-		raftLns[i], httpLns[i] = nil, nil // the replica owns them now
-		if err != nil {
-			c.stop()
-			return nil, fmt.Errorf("start %s: %w", p.Name, err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- rep.Run(runCtx) }()
-		c.replicas = append(c.replicas, rep)
-		c.done = append(c.done, done)
+	env := map[string]string{
+		lanes.FlagEnv:     strconv.FormatBool(mode == lanes.ModeFourLane),
+		lanes.SyncModeEnv: lanes.SyncModeNoSync.String(),
+	}
+	start := replica.LocalStart{Getenv: func(k string) string { return env[k] }}
+	lc, err := replica.StartLocalCluster(ctx, replica.LocalClusterConfig{
+		Replicas:        clusterSize,
+		Dir:             dir,
+		Start:           slices.Repeat([]replica.LocalStart{start}, clusterSize),
+		Groups:          cfg.Groups,
+		TickInterval:    clusterTick,
+		HeartbeatTick:   heartbeatTicks(cfg),
+		ElectionTick:    electionTicks(cfg),
+		SnapshotEntries: math.MaxUint32, // only the forced snapshot
+		TransportOf: func(i int) transport.Config {
+			id := uint64(i + 1)
+			return transport.Config{Dial: c.dialer(id), Trace: c.trace.record(id)}
+		},
+		Enqueued: c.trace.enqueue,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.lc = lc
+	for i := range lc.N() {
+		c.replicas = append(c.replicas, lc.Replica(i))
+		c.names = append(c.names, lc.Name(i))
 	}
 	return c, nil
 }
@@ -187,35 +159,19 @@ func (c *benchCluster) dialer(self uint64) transport.DialFunc {
 	}
 }
 
-// stop cancels every replica and waits for them.
-func (c *benchCluster) stop() error {
-	c.cancel()
-	var errs []error
-	for i, done := range c.done {
-		if err := <-done; err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.names[i], err))
-		}
-	}
-	return errors.Join(errs...)
-}
+// stop stops every replica and waits for them.
+func (c *benchCluster) stop() error { return c.lc.Close() }
 
-// waitLeader returns the index of the replica all agree leads.
+// waitLeader returns the index of the replica all agree leads group 0.
 func (c *benchCluster) waitLeader(ctx context.Context) (int, error) {
 	deadline := time.Now().Add(leaderWait)
-	for time.Now().Before(deadline) {
-		leader := -1
-		agreed := true
-		for i, r := range c.replicas {
-			st := r.Status()
-			if st.Role == "leader" {
-				leader = i
-			}
-			if st.LeaderRaftID == 0 || (leader >= 0 && st.LeaderRaftID != uint64(leader+1)) {
-				agreed = false
-			}
+	for {
+		i, why := c.lc.Leader()
+		if i >= 0 {
+			return i, nil
 		}
-		if leader >= 0 && agreed {
-			return leader, nil
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no leader agreed on within %v: %s", leaderWait, why)
 		}
 		select {
 		case <-ctx.Done():
@@ -223,7 +179,6 @@ func (c *benchCluster) waitLeader(ctx context.Context) (int, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return 0, fmt.Errorf("no leader agreed on within %v", leaderWait)
 }
 
 // alignLeaders makes replica li the leader of every group and waits until
@@ -235,10 +190,8 @@ func (c *benchCluster) alignLeaders(ctx context.Context, li int) error {
 	for time.Now().Before(deadline) {
 		aligned := true
 		for g := range uint64(c.cfg.Groups) {
-			for _, r := range c.replicas {
-				if r.Status().Groups[g].LeaderRaftID != want {
-					aligned = false
-				}
+			if l, _ := c.lc.GroupLeader(g); l != li {
+				aligned = false
 			}
 			lead := c.replicas[li].Status().Groups[g].LeaderRaftID
 			if lead != 0 && lead != want {

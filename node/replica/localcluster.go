@@ -11,7 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/lanectl/lanectl/internal/loopback"
+	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/transport"
 )
@@ -39,6 +42,13 @@ type LocalClusterConfig struct {
 	ProposalTimeout        time.Duration
 	// Transport tunes each replica's TCP transport.
 	Transport transport.Config
+	// TransportOf, when set, is replica i's transport config instead of
+	// Transport: benchmarks give each replica a dialer that puts a
+	// simulated link between it and one peer.
+	TransportOf func(i int) transport.Config
+	// Enqueued, when set, sees every replica's outbound messages as its
+	// dispatcher queues them (see Config.Enqueued).
+	Enqueued func(group uint64, lane lanes.Lane, m *raftpb.Message, at time.Time)
 	// Logger receives every replica's logs with a replica attribute; nil
 	// discards them.
 	Logger *slog.Logger
@@ -150,6 +160,10 @@ func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Lis
 	}
 	mode, sync, warnings := SettingsFromEnv(getenv)
 	log := c.cfg.Logger.With("replica", slot.name)
+	tc := c.cfg.Transport
+	if c.cfg.TransportOf != nil {
+		tc = c.cfg.TransportOf(i)
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -171,7 +185,8 @@ func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Lis
 		SnapshotCatchUpEntries: c.cfg.SnapshotCatchUpEntries,
 		HealthMaxLag:           c.cfg.HealthMaxLag,
 		ProposalTimeout:        c.cfg.ProposalTimeout,
-		Transport:              c.cfg.Transport,
+		Transport:              tc,
+		Enqueued:               c.cfg.Enqueued,
 		InjectDrops:            s.InjectDrops,
 		Logger:                 log,
 	}
