@@ -7,9 +7,7 @@
 // The wire format is described in transport_wire.go. Every connection starts
 // with a preamble naming the lane, the sender and the receiver; frames carry
 // a length and a CRC-32C, and every frame and reassembled snapshot is bounded
-// by the receiver's limits before it is allocated. Every message carries its
-// raft group, so a node running many groups sends all of them to a peer over
-// the same connection per lane.
+// by the receiver's limits before it is allocated.
 //
 // The caller's duties:
 //
