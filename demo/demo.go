@@ -17,6 +17,7 @@ import (
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/loadgen"
+	"github.com/lanectl/lanectl/node/replica"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/rollout"
 )
@@ -114,7 +115,7 @@ type run struct {
 	tm      Timing
 	log     io.Writer
 	dir     string
-	cluster *node.LocalCluster
+	cluster *replica.LocalCluster
 	store   *query.Embedded
 	client  *http.Client
 
@@ -180,7 +181,7 @@ func (r *run) setUp(ctx context.Context) error {
 		return fmt.Errorf("create working directory: %w", err)
 	}
 	r.logf("working directory %s (removed at the end)", r.dir)
-	starts := make([]node.LocalStart, replicas)
+	starts := make([]replica.LocalStart, replicas)
 	names := make([]string, replicas)
 	for i := range replicas {
 		names[i] = fmt.Sprintf("n%d", i+1)
@@ -192,9 +193,9 @@ func (r *run) setUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		starts[i] = node.LocalStart{Getenv: env.get}
+		starts[i] = replica.LocalStart{Getenv: env.get}
 	}
-	r.cluster, err = node.StartLocalCluster(ctx, node.LocalClusterConfig{
+	r.cluster, err = replica.StartLocalCluster(ctx, replica.LocalClusterConfig{
 		Replicas:        replicas,
 		Dir:             filepath.Join(r.dir, "data"),
 		Start:           starts,

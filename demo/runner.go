@@ -8,6 +8,7 @@ import (
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
 	"github.com/lanectl/lanectl/rollout"
 )
 
@@ -23,7 +24,7 @@ const restartCommand = ": the replica restarts in-process next"
 // would.
 type localRestarter struct {
 	sh      rollout.LocalRunner
-	cluster *node.LocalCluster
+	cluster *replica.LocalCluster
 	dir     string
 	// inject is the fault given to the first replica restarted onto the
 	// four-lane layout, if any.
@@ -52,8 +53,8 @@ func (l *localRestarter) Run(ctx context.Context, r rollout.Replica, command str
 	if err != nil {
 		return out, fmt.Errorf("restart %s: %w", r.Name, err)
 	}
-	start := node.LocalStart{Getenv: env.get}
-	if mode, _, _ := node.SettingsFromEnv(env.get); mode == lanes.ModeFourLane {
+	start := replica.LocalStart{Getenv: env.get}
+	if mode, _, _ := replica.SettingsFromEnv(env.get); mode == lanes.ModeFourLane {
 		start.InjectDrops = l.injection(r.Name)
 	}
 	if err := l.cluster.Restart(i, start); err != nil {

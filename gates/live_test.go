@@ -14,8 +14,8 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
-	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/nodetest"
+	"github.com/lanectl/lanectl/node/transport"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/targets"
@@ -81,7 +81,7 @@ func TestLiveCluster(t *testing.T) {
 		Env:          []nodetest.Env{nodetest.Legacy(), nodetest.FourLane(), nodetest.Legacy()},
 		TickInterval: 5 * time.Millisecond,
 		ElectionTick: 100,
-		Transport:    node.TCPTransportConfig{Dial: sw.dial},
+		Transport:    transport.Config{Dial: sw.dial},
 	})
 	leader := c.WaitLeader(20 * time.Second)
 	var metricsURLs []string

@@ -18,12 +18,13 @@ import (
 	"github.com/lanectl/lanectl/lanes"
 )
 
-// Transport sends one message to one peer over the given lane's connection.
-// A lane's worker calls Send sequentially; different lanes and peers call it
-// concurrently. m.GetTo() is the peer. Send must return promptly once ctx is
+// Transport sends one message of one raft group to one peer over the given
+// lane's connection. A lane's worker calls Send sequentially; different lanes
+// and peers call it concurrently. m.GetTo() is the peer; group is the raft
+// group the message belongs to, which the receiver needs to route it. Send must return promptly once ctx is
 // cancelled, which happens when the peer is removed or the dispatcher closes.
 type Transport interface {
-	Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error
+	Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error
 }
 
 // Reporter receives the dispatcher's verdicts on messages. *raft.RawNode
@@ -61,6 +62,13 @@ type DispatcherConfig struct {
 	// fail on real drop metrics (lanectl demo --inject-heartbeat-drops, the
 	// rollout tests); it is never on unless asked for.
 	InjectDrops DropInjection
+	// Enqueued, when set, sees every message accepted into a lane, with
+	// its group and the time, on the goroutine that dispatched it (in the
+	// rare race where another group fills the lane first, a message it saw
+	// is dropped after all).
+	// Benchmarks time messages from enqueue to arrival with it. It must
+	// not block or modify the message.
+	Enqueued func(group uint64, lane lanes.Lane, m *raftpb.Message, at time.Time)
 }
 
 // DropInjection selects deliberate drops in one lane; see
@@ -92,8 +100,9 @@ func ParseDropInjection(s string) (DropInjection, error) {
 }
 
 // Dispatcher routes outbound raft messages into per-peer lanes, each drained
-// by its own worker into the Transport. See the package documentation for
-// the caller's duties.
+// by its own worker into the Transport. The lanes of a peer are shared by
+// every raft group that sends to it (see Group). See the package
+// documentation for the caller's duties.
 type Dispatcher struct {
 	mode        lanes.Mode
 	maxInflight int
@@ -104,20 +113,24 @@ type Dispatcher struct {
 	peerLabel   func(uint64) string
 	epoch       time.Time
 	inject      DropInjection
-	injectSeen  uint64
+	injectSeen  atomic.Uint64
+	enqueued    func(uint64, lanes.Lane, *raftpb.Message, time.Time)
 
-	// Owned by the goroutine that owns the RawNode.
+	// peersMu is read-locked by every Dispatch and write-locked by
+	// AddPeer, RemovePeer and Close, so a peer's queues are never drained
+	// while a group enqueues into them.
+	peersMu sync.RWMutex
 	peers   map[uint64]*lanePeer
-	unknown map[unknownKey]*laneCounters
-	local   []report
 	closed  bool
 
-	// Reports produced by workers.
-	mu      sync.Mutex
-	remote  []report
-	spare   []report
-	hasRem  atomic.Bool
-	pending chan struct{}
+	unknownMu sync.Mutex
+	unknown   map[unknownKey]*laneCounters
+
+	groupsMu sync.Mutex
+	groups   map[uint64]*Group
+	// group0 serves Dispatch, Pending and ApplyReports, for engines that
+	// run a single raft group.
+	group0 *Group
 }
 
 type unknownKey struct {
@@ -148,12 +161,13 @@ type report struct {
 type laneCounters struct {
 	dropped prometheus.Counter
 	// dropsSeen counts this (peer, lane)'s drops for log rate limiting.
-	dropsSeen uint64
+	dropsSeen atomic.Uint64
 }
 
 // item is one queued message; enqueuedAt is nanoseconds since the
 // dispatcher's epoch, on the monotonic clock.
 type item struct {
+	group      *Group
 	m          *raftpb.Message
 	enqueuedAt int64
 }
@@ -201,10 +215,12 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		peerLabel:   cfg.PeerLabel,
 		epoch:       time.Now(),
 		inject:      cfg.InjectDrops,
+		enqueued:    cfg.Enqueued,
 		peers:       make(map[uint64]*lanePeer),
 		unknown:     make(map[unknownKey]*laneCounters),
-		pending:     make(chan struct{}, 1),
+		groups:      make(map[uint64]*Group),
 	}
+	d.group0 = d.Group(0)
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -222,6 +238,8 @@ func (d *Dispatcher) Mode() lanes.Mode { return d.mode }
 
 // AddPeer starts the lane workers for a peer. Adding a known peer is a no-op.
 func (d *Dispatcher) AddPeer(id uint64) {
+	d.peersMu.Lock()
+	defer d.peersMu.Unlock()
 	if d.closed {
 		return
 	}
@@ -251,6 +269,8 @@ func (d *Dispatcher) AddPeer(id uint64) {
 // RemovePeer stops a peer's workers, waits for them, and counts the messages
 // still queued for it as dropped. Later messages to it are dropped too.
 func (d *Dispatcher) RemovePeer(id uint64) {
+	d.peersMu.Lock()
+	defer d.peersMu.Unlock()
 	p, ok := d.peers[id]
 	if !ok {
 		return
@@ -266,8 +286,8 @@ func (d *Dispatcher) stopPeer(p *lanePeer) {
 		if lq == nil {
 			continue
 		}
-		// The workers are gone and only this goroutine enqueues, so the
-		// length cannot change under us.
+		// The workers are gone and the write lock keeps every group from
+		// enqueuing, so the length cannot change under us.
 		for len(lq.q) > 0 {
 			<-lq.q
 			lq.depth.Dec()
@@ -279,6 +299,8 @@ func (d *Dispatcher) stopPeer(p *lanePeer) {
 // Close stops every worker and waits for them. Messages still queued are
 // counted as dropped; later Dispatch calls drop everything.
 func (d *Dispatcher) Close() {
+	d.peersMu.Lock()
+	defer d.peersMu.Unlock()
 	d.closed = true
 	for id, p := range d.peers {
 		delete(d.peers, id)
@@ -286,58 +308,67 @@ func (d *Dispatcher) Close() {
 	}
 }
 
-// Dispatch queues each message in its peer's lane. It never blocks: a full
-// lane, an unknown peer or a message type the routing table does not know is
-// a counted drop, reported to raft at the next ApplyReports.
-func (d *Dispatcher) Dispatch(msgs []*raftpb.Message) {
-	for _, m := range msgs {
-		d.dispatch(m)
-	}
-}
+// Dispatch queues each message of group 0 in its peer's lane; see
+// Group.Dispatch.
+func (d *Dispatcher) Dispatch(msgs []*raftpb.Message) { d.group0.Dispatch(msgs) }
 
-func (d *Dispatcher) dispatch(m *raftpb.Message) {
+// Pending is group 0's; see Group.Pending.
+func (d *Dispatcher) Pending() <-chan struct{} { return d.group0.Pending() }
+
+// ApplyReports applies group 0's reports; see Group.ApplyReports.
+func (d *Dispatcher) ApplyReports(r Reporter) { d.group0.ApplyReports(r) }
+
+func (d *Dispatcher) dispatch(g *Group, m *raftpb.Message) {
 	typ := m.GetType()
 	lane, ok := lanes.Route(d.mode, typ)
 	if !ok {
-		d.dropUnroutable(m)
+		d.dropUnroutable(g, m)
 		return
 	}
 	to := m.GetTo()
 	p := d.peers[to]
 	if p == nil {
-		d.drop(d.unknownCounters(to, lane), lane, to, typ)
+		d.drop(g, d.unknownCounters(to, lane), lane, to, typ)
 		return
 	}
 	lq := p.lanes[lane]
 	if d.inject.Every > 0 && lane == d.inject.Lane {
-		d.injectSeen++
-		if d.injectSeen%d.inject.Every == 0 {
-			d.drop(&lq.laneCounters, lane, to, typ)
+		if d.injectSeen.Add(1)%d.inject.Every == 0 {
+			d.drop(g, &lq.laneCounters, lane, to, typ)
 			return
 		}
 	}
-	// Raft's goroutine is the only producer, so a lane with room now still
-	// has room when we send. Checking first keeps the drop path free of the
-	// clock read and the channel lock.
+	// Checking first keeps the drop path free of the clock read; the
+	// select still drops rather than waits if another group filled the
+	// lane in between.
 	if len(lq.q) == cap(lq.q) {
-		d.drop(&lq.laneCounters, lane, to, typ)
+		d.drop(g, &lq.laneCounters, lane, to, typ)
 		return
 	}
-	lq.q <- item{m: m, enqueuedAt: int64(time.Since(d.epoch))}
-	lq.depth.Inc()
+	now := time.Now()
+	if d.enqueued != nil {
+		// Before the enqueue: once queued, the message may arrive at the
+		// peer before a later call could run.
+		d.enqueued(g.id, lane, m, now)
+	}
+	select {
+	case lq.q <- item{group: g, m: m, enqueuedAt: int64(now.Sub(d.epoch))}:
+		lq.depth.Inc()
+	default:
+		d.drop(g, &lq.laneCounters, lane, to, typ)
+	}
 }
 
-func (d *Dispatcher) drop(c *laneCounters, lane lanes.Lane, to uint64, typ raftpb.MessageType) {
+func (d *Dispatcher) drop(g *Group, c *laneCounters, lane lanes.Lane, to uint64, typ raftpb.MessageType) {
 	c.dropped.Inc()
-	d.local = append(d.local, report{to: to, kind: reportUnreachable})
+	g.local = append(g.local, report{to: to, kind: reportUnreachable})
 	if typ == raftpb.MessageType_MsgSnap {
-		d.local = append(d.local, report{to: to, kind: reportSnapshotFailure})
+		g.local = append(g.local, report{to: to, kind: reportSnapshotFailure})
 	}
-	c.dropsSeen++
-	if c.dropsSeen == 1 || c.dropsSeen%d.logEvery == 0 {
+	if seen := c.dropsSeen.Add(1); seen == 1 || seen%d.logEvery == 0 {
 		d.log.Warn("raft message dropped before transport",
-			"lane", lane.String(), "peer", d.peerLabel(to), "type", typ.String(),
-			"drops_in_lane", c.dropsSeen)
+			"lane", lane.String(), "peer", d.peerLabel(to), "group", g.id, "type", typ.String(),
+			"drops_in_lane", seen)
 	}
 }
 
@@ -345,7 +376,7 @@ func (d *Dispatcher) drop(c *laneCounters, lane lanes.Lane, to uint64, typ raftp
 // local-only type raft should never hand out, or a type added upstream. It
 // is counted in the layout's catch-all lane and logged every time, since it
 // means the routing table is out of date.
-func (d *Dispatcher) dropUnroutable(m *raftpb.Message) {
+func (d *Dispatcher) dropUnroutable(g *Group, m *raftpb.Message) {
 	lane := lanes.LaneOther
 	if d.mode == lanes.ModeLegacy {
 		lane = lanes.LaneNormal
@@ -353,14 +384,16 @@ func (d *Dispatcher) dropUnroutable(m *raftpb.Message) {
 	to := m.GetTo()
 	c := d.unknownCounters(to, lane)
 	c.dropped.Inc()
-	d.local = append(d.local, report{to: to, kind: reportUnreachable})
+	g.local = append(g.local, report{to: to, kind: reportUnreachable})
 	d.log.Error("raft message type has no lane; dropped",
-		"type", m.GetType().String(), "peer", d.peerLabel(to))
+		"type", m.GetType().String(), "peer", d.peerLabel(to), "group", g.id)
 }
 
 // unknownCounters returns the drop counter for messages to a peer without
 // workers, cached so repeated drops do not allocate.
 func (d *Dispatcher) unknownCounters(to uint64, lane lanes.Lane) *laneCounters {
+	d.unknownMu.Lock()
+	defer d.unknownMu.Unlock()
 	key := unknownKey{to: to, lane: lane}
 	c, ok := d.unknown[key]
 	if !ok {
@@ -379,13 +412,13 @@ func (d *Dispatcher) runLane(ctx context.Context, p *lanePeer, lq *laneQueue) {
 		case it := <-lq.q:
 			lq.depth.Dec()
 			lq.wait.Observe(time.Duration(int64(time.Since(d.epoch)) - it.enqueuedAt).Seconds())
-			err := d.transport.Send(ctx, lq.lane, it.m)
+			err := d.transport.Send(ctx, lq.lane, it.group.id, it.m)
 			isSnap := it.m.GetType() == raftpb.MessageType_MsgSnap
 			switch {
 			case err == nil:
 				lq.sent.Inc()
 				if isSnap {
-					d.pushRemote(report{to: p.id, kind: reportSnapshotFinish})
+					it.group.pushRemote(report{to: p.id, kind: reportSnapshotFinish})
 				}
 			case ctx.Err() != nil:
 				// The peer was removed or the dispatcher closed mid-send:
@@ -393,49 +426,13 @@ func (d *Dispatcher) runLane(ctx context.Context, p *lanePeer, lq *laneQueue) {
 				lq.dropped.Inc()
 			default:
 				lq.errors.Inc()
-				d.pushRemote(report{to: p.id, kind: reportUnreachable})
+				it.group.pushRemote(report{to: p.id, kind: reportUnreachable})
 				if isSnap {
-					d.pushRemote(report{to: p.id, kind: reportSnapshotFailure})
+					it.group.pushRemote(report{to: p.id, kind: reportSnapshotFailure})
 				}
 			}
 		}
 	}
-}
-
-func (d *Dispatcher) pushRemote(r report) {
-	d.mu.Lock()
-	d.remote = append(d.remote, r)
-	d.hasRem.Store(true)
-	d.mu.Unlock()
-	select {
-	case d.pending <- struct{}{}:
-	default:
-	}
-}
-
-// Pending becomes readable when workers have reports waiting for
-// ApplyReports.
-func (d *Dispatcher) Pending() <-chan struct{} { return d.pending }
-
-// ApplyReports tells raft about every drop, transport error and finished
-// snapshot since the last call.
-func (d *Dispatcher) ApplyReports(r Reporter) {
-	for _, rep := range d.local {
-		apply(r, rep)
-	}
-	d.local = d.local[:0]
-	if !d.hasRem.Load() {
-		return
-	}
-	d.mu.Lock()
-	batch := d.remote
-	d.remote = d.spare[:0]
-	d.hasRem.Store(false)
-	d.mu.Unlock()
-	for _, rep := range batch {
-		apply(r, rep)
-	}
-	d.spare = batch
 }
 
 func apply(r Reporter, rep report) {

@@ -17,7 +17,7 @@ import (
 // measured cost is the enqueue alone.
 type parkedTransport struct{}
 
-func (parkedTransport) Send(ctx context.Context, _ lanes.Lane, _ *raftpb.Message) error {
+func (parkedTransport) Send(ctx context.Context, _ lanes.Lane, _ uint64, _ *raftpb.Message) error {
 	<-ctx.Done()
 	return ctx.Err()
 }

@@ -35,8 +35,9 @@ type recordingTransport struct {
 }
 
 type delivery struct {
-	lane lanes.Lane
-	m    *raftpb.Message
+	lane  lanes.Lane
+	group uint64
+	m     *raftpb.Message
 }
 
 func newRecordingTransport() *recordingTransport {
@@ -51,7 +52,7 @@ func (t *recordingTransport) holdType(typ raftpb.MessageType) (release func()) {
 	return func() { close(ch) }
 }
 
-func (t *recordingTransport) Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
+func (t *recordingTransport) Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
 	t.mu.Lock()
 	ch := t.hold[m.GetType()]
 	fail := t.fail
@@ -73,7 +74,7 @@ func (t *recordingTransport) Send(ctx context.Context, lane lanes.Lane, m *raftp
 		}
 	}
 	t.mu.Lock()
-	t.got = append(t.got, delivery{lane: lane, m: m})
+	t.got = append(t.got, delivery{lane: lane, group: group, m: m})
 	t.mu.Unlock()
 	return nil
 }
@@ -371,13 +372,13 @@ type slowTransport struct {
 	inflight *atomic.Int64
 }
 
-func (s *slowTransport) Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
+func (s *slowTransport) Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	if m.GetIndex()%50 == 0 {
 		time.Sleep(50 * time.Microsecond)
 	}
-	return s.next.Send(ctx, lane, m)
+	return s.next.Send(ctx, lane, group, m)
 }
 
 func TestReports(t *testing.T) {

@@ -5,24 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/lanectl/lanectl/node/replica/status"
 )
 
-// ReplicaReport is the part of a lanectl replica's /status the rollout
-// reads.
-type ReplicaReport struct {
-	ID           string `json:"id"`
-	Role         string `json:"role"`
-	Term         uint64 `json:"term"`
-	Leader       string `json:"leader"`
-	LeaderRaftID uint64 `json:"leader_raft_id"`
-	Applied      uint64 `json:"applied"`
-	LeaderCommit uint64 `json:"leader_commit"`
-	LanesEnabled bool   `json:"lanes_enabled"`
-}
+// ReplicaReport is a lanectl replica's /status document, as node/replica
+// serves it.
+type ReplicaReport = status.Replica
 
-// statusCheck reads the target's status path: it must answer JSON that
-// names a leader.
+// statusCheck reads the target's status path: it must answer JSON in which
+// every raft group of the replica names a leader.
 func (p *Prober) statusCheck(ctx context.Context, r Replica, path string) (CheckResult, *ReplicaReport) {
 	c := CheckResult{What: "GET " + path}
 	code, body, err := p.get(ctx, r, path)
@@ -39,11 +33,22 @@ func (p *Prober) statusCheck(ctx context.Context, r Replica, path string) (Check
 		c.Detail = fmt.Sprintf("not a status document: %v", err)
 		return c, nil
 	}
-	if rep.LeaderRaftID == 0 && rep.Leader == "" {
-		c.Detail = fmt.Sprintf("no leader (role %s, term %d)", rep.Role, rep.Term)
-		return c, &rep
+	groups := rep.Groups
+	if len(groups) == 0 {
+		groups = []status.Group{rep.Group}
+	}
+	var leaders []string
+	for _, g := range groups {
+		if g.LeaderRaftID == 0 && g.Leader == "" {
+			c.Detail = fmt.Sprintf("group %d has no leader (role %s, term %d)", g.ID, g.Role, g.Term)
+			if len(groups) == 1 {
+				c.Detail = fmt.Sprintf("no leader (role %s, term %d)", g.Role, g.Term)
+			}
+			return c, &rep
+		}
+		leaders = append(leaders, g.Leader)
 	}
 	c.OK = true
-	c.Detail = "leader " + rep.Leader
+	c.Detail = "leader " + strings.Join(slices.Compact(slices.Sorted(slices.Values(leaders))), ", ")
 	return c, &rep
 }

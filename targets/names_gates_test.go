@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
 	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/targets"
 	"github.com/lanectl/lanectl/targets/elastickvtest"
@@ -29,7 +29,7 @@ func TestLanectlNamesAreExported(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := node.StartLocalCluster(ctx, node.LocalClusterConfig{
+	c, err := replica.StartLocalCluster(ctx, replica.LocalClusterConfig{
 		Replicas: 3,
 		Dir:      t.TempDir(),
 	})

@@ -7,8 +7,8 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +19,8 @@ import (
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // Cluster scenario parameters that have no flag.
@@ -34,16 +36,17 @@ const (
 )
 
 // RunCluster runs the scenario on real replicas, in both layouts one after
-// the other: three node.Replica values on loopback, the slow link between
-// the leader and one follower (both directions, one bucket each), the store
-// preloaded to the snapshot size, steady writes to the leader, and a snapshot
-// forced to that follower with Replica.ForceSnapshot, which makes raft itself
-// send it.
+// the other: three replica.Replica values on loopback, each running
+// cfg.Groups raft groups with all leaders on one replica, the slow link
+// between that leader and one follower (both directions, one bucket each),
+// group 0's store preloaded to the snapshot size, steady writes to the other
+// groups, and a snapshot of group 0 forced to that follower with
+// Replica.ForceSnapshot, which makes raft itself send it.
 //
-// Raft sends no MsgApp to a follower while a snapshot is on its way to it,
-// so in this scenario the lanes can only show up in heartbeats and in what
-// little else raft sends that follower; the direct scenario shows appends
-// that keep coming for a peer during a transfer.
+// Raft sends no MsgApp of group 0 to the follower while group 0's snapshot
+// is on its way, but the other groups keep appending to it, through the
+// same lanes and connections: this is the multi-raft node the lanes are
+// for. With one group, the lanes can only show up in heartbeats.
 func RunCluster(ctx context.Context, cfg Config) (Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -56,11 +59,16 @@ func RunCluster(ctx context.Context, cfg Config) (Report, error) {
 	rep := Report{Scenario: "cluster", Setup: cfg.setup(link)}
 	rep.Setup.ElectionTimeout = time.Duration(electionTicks(cfg)) * clusterTick
 	rep.Setup.HeartbeatInterval = time.Duration(heartbeatTicks(cfg)) * clusterTick
+	rep.Setup.Groups = cfg.Groups
 	rep.Notes = []string{
-		"queue wait: the leader's elastickv_raft_dispatch_queue_wait_seconds for the lane (all peers), p50/p99 interpolated in buckets, max is a bucket bound",
-		"delivery: transport send start on the leader to arrival at the slow follower",
+		"queue wait: the leader's elastickv_raft_dispatch_queue_wait_seconds for the lane (all peers, all groups), p50/p99 interpolated in buckets, max is a bucket bound",
+		"delivery: enqueue in the leader's dispatcher to arrival at the slow follower",
 		"writes: PUT to applied on the leader, for writes started during the transfer",
-		"raft sends no MsgApp to a follower while its snapshot is in flight",
+	}
+	if cfg.Groups > 1 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("group 0 sends the snapshot; appends and writes are groups 1-%d's, heartbeats every group's; all %d groups' leader is one replica", cfg.Groups-1, cfg.Groups))
+	} else {
+		rep.Notes = append(rep.Notes, "one raft group: raft sends no MsgApp to a follower while its snapshot is in flight")
 	}
 	for _, mode := range []lanes.Mode{lanes.ModeLegacy, lanes.ModeFourLane} {
 		cfg.Logger.Info("running head-of-line scenario", "scenario", "cluster", "mode", mode.String())
@@ -87,86 +95,60 @@ func heartbeatTicks(cfg Config) int {
 	return max(1, int((cfg.HeartbeatInterval+clusterTick-1)/clusterTick))
 }
 
-// benchCluster is one layout's running cluster.
+// benchCluster is one layout's running cluster: a replica.LocalCluster
+// whose replicas dial each other through switches, where the slow link goes
+// in.
 type benchCluster struct {
 	cfg      Config
-	replicas []*node.Replica
+	lc       *replica.LocalCluster
+	replicas []*replica.Replica
 	names    []string
 	switches map[[2]uint64]*Switch // by (from, to)
 	trace    *tracer
-	cancel   context.CancelFunc
-	done     []chan error
 }
 
-func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) (_ *benchCluster, err error) {
+func startCluster(ctx context.Context, mode lanes.Mode, cfg Config, dir string) (*benchCluster, error) {
 	c := &benchCluster{cfg: cfg, switches: make(map[[2]uint64]*Switch), trace: newTracer()}
-	var raftLns, httpLns []net.Listener
-	defer func() {
-		if err != nil {
-			for _, ln := range append(raftLns, httpLns...) {
-				_ = ln.Close()
-			}
-		}
-	}()
-	var peers []node.Peer
-	for i := range clusterSize {
-		rl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		raftLns = append(raftLns, rl)
-		hl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		httpLns = append(httpLns, hl)
-		id := uint64(i + 1)
-		c.names = append(c.names, fmt.Sprintf("n%d", id))
-		peers = append(peers, node.Peer{Name: c.names[i], ID: id, Addr: rl.Addr().String()})
-	}
-	for _, from := range peers {
-		for _, to := range peers {
-			if from.ID != to.ID {
-				c.switches[[2]uint64{from.ID, to.ID}] = &Switch{}
+	for from := range uint64(clusterSize) {
+		for to := range uint64(clusterSize) {
+			if from != to {
+				c.switches[[2]uint64{from + 1, to + 1}] = &Switch{}
 			}
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	c.cancel = cancel
-	for i, p := range peers {
-		rep, err := node.NewReplica(node.ReplicaConfig{
-			Name:            p.Name,
-			Peers:           peers,
-			ListenAddr:      p.Addr,
-			RaftListener:    raftLns[i],
-			HTTPListener:    httpLns[i],
-			DataDir:         filepath.Join(dir, fmt.Sprintf("%s-%s", mode, p.Name)),
-			Mode:            mode,
-			SyncMode:        lanes.SyncModeNoSync,
-			TickInterval:    clusterTick,
-			HeartbeatTick:   heartbeatTicks(cfg),
-			ElectionTick:    electionTicks(cfg),
-			SnapshotEntries: math.MaxUint32, // only the forced snapshot
-			Transport: node.TCPTransportConfig{
-				Dial:  c.dialer(p.ID),
-				Trace: c.trace.record(p.ID),
-			},
-			Logger: cfg.Logger.With("replica", p.Name),
-		})
-		raftLns[i], httpLns[i] = nil, nil // the replica owns them now
-		if err != nil {
-			c.stop()
-			return nil, fmt.Errorf("start %s: %w", p.Name, err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- rep.Run(runCtx) }()
-		c.replicas = append(c.replicas, rep)
-		c.done = append(c.done, done)
+	env := map[string]string{
+		lanes.FlagEnv:     strconv.FormatBool(mode == lanes.ModeFourLane),
+		lanes.SyncModeEnv: lanes.SyncModeNoSync.String(),
+	}
+	start := replica.LocalStart{Getenv: func(k string) string { return env[k] }}
+	lc, err := replica.StartLocalCluster(ctx, replica.LocalClusterConfig{
+		Replicas:        clusterSize,
+		Dir:             dir,
+		Start:           slices.Repeat([]replica.LocalStart{start}, clusterSize),
+		Groups:          cfg.Groups,
+		TickInterval:    clusterTick,
+		HeartbeatTick:   heartbeatTicks(cfg),
+		ElectionTick:    electionTicks(cfg),
+		SnapshotEntries: math.MaxUint32, // only the forced snapshot
+		TransportOf: func(i int) transport.Config {
+			id := uint64(i + 1)
+			return transport.Config{Dial: c.dialer(id), Trace: c.trace.record(id)}
+		},
+		Enqueued: c.trace.enqueue,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.lc = lc
+	for i := range lc.N() {
+		c.replicas = append(c.replicas, lc.Replica(i))
+		c.names = append(c.names, lc.Name(i))
 	}
 	return c, nil
 }
 
-func (c *benchCluster) dialer(self uint64) node.DialFunc {
+func (c *benchCluster) dialer(self uint64) transport.DialFunc {
 	return func(ctx context.Context, peer uint64, _ lanes.Lane, addr string) (net.Conn, error) {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)
@@ -177,35 +159,19 @@ func (c *benchCluster) dialer(self uint64) node.DialFunc {
 	}
 }
 
-// stop cancels every replica and waits for them.
-func (c *benchCluster) stop() error {
-	c.cancel()
-	var errs []error
-	for i, done := range c.done {
-		if err := <-done; err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.names[i], err))
-		}
-	}
-	return errors.Join(errs...)
-}
+// stop stops every replica and waits for them.
+func (c *benchCluster) stop() error { return c.lc.Close() }
 
-// waitLeader returns the index of the replica all agree leads.
+// waitLeader returns the index of the replica all agree leads group 0.
 func (c *benchCluster) waitLeader(ctx context.Context) (int, error) {
 	deadline := time.Now().Add(leaderWait)
-	for time.Now().Before(deadline) {
-		leader := -1
-		agreed := true
-		for i, r := range c.replicas {
-			st := r.Status()
-			if st.Role == "leader" {
-				leader = i
-			}
-			if st.LeaderRaftID == 0 || (leader >= 0 && st.LeaderRaftID != uint64(leader+1)) {
-				agreed = false
-			}
+	for {
+		i, why := c.lc.Leader()
+		if i >= 0 {
+			return i, nil
 		}
-		if leader >= 0 && agreed {
-			return leader, nil
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no leader agreed on within %v: %s", leaderWait, why)
 		}
 		select {
 		case <-ctx.Done():
@@ -213,7 +179,37 @@ func (c *benchCluster) waitLeader(ctx context.Context) (int, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return 0, fmt.Errorf("no leader agreed on within %v", leaderWait)
+}
+
+// alignLeaders makes replica li the leader of every group and waits until
+// every replica agrees, so all groups' appends to a follower share li's
+// lanes to it.
+func (c *benchCluster) alignLeaders(ctx context.Context, li int) error {
+	want := uint64(li + 1)
+	deadline := time.Now().Add(leaderWait)
+	for time.Now().Before(deadline) {
+		aligned := true
+		for g := range uint64(c.cfg.Groups) {
+			if l, _ := c.lc.GroupLeader(g); l != li {
+				aligned = false
+			}
+			lead := c.replicas[li].Status().Groups[g].LeaderRaftID
+			if lead != 0 && lead != want {
+				// Refusals (a leader that just lost the group) are retried
+				// on the next round.
+				_ = c.replicas[lead-1].TransferLeadership(ctx, g, c.names[li])
+			}
+		}
+		if aligned {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the leaders of all %d groups did not move to %s within %v", c.cfg.Groups, c.names[li], leaderWait)
 }
 
 // counterSum reads a counter (summed over its series) from a replica.
@@ -236,7 +232,7 @@ func counterSum(g prometheus.Gatherer, name string) (float64, error) {
 func (c *benchCluster) leaderChanges() ([]float64, error) {
 	out := make([]float64, len(c.replicas))
 	for i, r := range c.replicas {
-		v, err := counterSum(r.Registry(), node.MetricLeaderChanges)
+		v, err := counterSum(r.Registry(), replica.MetricLeaderChanges)
 		if err != nil {
 			return nil, err
 		}
@@ -245,12 +241,18 @@ func (c *benchCluster) leaderChanges() ([]float64, error) {
 	return out, nil
 }
 
-func (c *benchCluster) maxTerm() uint64 {
-	var t uint64
-	for _, r := range c.replicas {
-		t = max(t, r.Status().Term)
+// termSum is the sum over groups of the highest term any replica knows:
+// it grows by one for each election in any group.
+func (c *benchCluster) termSum() uint64 {
+	var sum uint64
+	for g := range c.cfg.Groups {
+		var t uint64
+		for _, r := range c.replicas {
+			t = max(t, r.Status().Groups[g].Term)
+		}
+		sum += t
 	}
-	return t
+	return sum
 }
 
 // writer keeps a steady write load on the leader and times each write.
@@ -265,7 +267,19 @@ type timedWrite struct {
 	dur time.Duration
 }
 
-func (w *writer) run(ctx context.Context, leader func() *node.Replica, every time.Duration, value []byte) {
+// groupKeys returns n key names of the groups keep selects.
+func groupKeys(prefix string, n, groups int, keep func(uint64) bool) []string {
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		k := fmt.Sprintf("%s/%d", prefix, i)
+		if keep(replica.KeyGroup(k, groups)) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func (w *writer) run(ctx context.Context, leader func() *replica.Replica, keys []string, every time.Duration, value []byte) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	sem := make(chan struct{}, maxWritesInFlight)
@@ -290,7 +304,7 @@ func (w *writer) run(ctx context.Context, leader func() *node.Replica, every tim
 		wg.Go(func() {
 			defer func() { <-sem }()
 			start := time.Now()
-			_, err := leader().Put(ctx, fmt.Sprintf("load/%d", i%loadKeys), value)
+			_, err := leader().Put(ctx, keys[i%len(keys)], value)
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if err != nil {
@@ -316,9 +330,11 @@ func (w *writer) between(from, to time.Time) Latency {
 	return summarize(d)
 }
 
-// preload fills the store so that a snapshot of it is about size bytes.
-func preload(ctx context.Context, leader *node.Replica, size int) error {
+// preload fills group 0's store so that a snapshot of it is about size
+// bytes.
+func preload(ctx context.Context, leader *replica.Replica, groups, size int) error {
 	n := (size + preloadValueBytes - 1) / preloadValueBytes
+	names := groupKeys("preload", n, groups, func(g uint64) bool { return g == 0 })
 	value := make([]byte, preloadValueBytes)
 	for i := range value {
 		value[i] = byte(i*31 + i>>8)
@@ -333,7 +349,7 @@ func preload(ctx context.Context, leader *node.Replica, size int) error {
 	for range preloadWorkers {
 		wg.Go(func() {
 			for i := range keys {
-				if _, err := leader.Put(ctx, fmt.Sprintf("preload/%05d", i), value); err != nil {
+				if _, err := leader.Put(ctx, names[i], value); err != nil {
 					errc <- fmt.Errorf("preload: %w", err)
 					return
 				}
@@ -366,9 +382,15 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		return res, err
 	}
 	cfg.Logger.Info("cluster up", "mode", mode.String(), "leader", c.names[li])
-	if err := preload(ctx, c.replicas[li], cfg.SnapshotBytes); err != nil {
+	if err := c.alignLeaders(ctx, li); err != nil {
 		return res, err
 	}
+	if err := preload(ctx, c.replicas[li], cfg.Groups, cfg.SnapshotBytes); err != nil {
+		return res, err
+	}
+	// The other groups write; with one group, group 0 does.
+	others := func(g uint64) bool { return g != 0 || cfg.Groups == 1 }
+	loadKeyNames := groupKeys("load", loadKeys, cfg.Groups, others)
 
 	// Writes go to whoever leads; a follower would forward them anyway.
 	var current atomic.Int32
@@ -377,7 +399,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	var w writer
 	var loadWG sync.WaitGroup
 	loadWG.Go(func() {
-		w.run(loadCtx, func() *node.Replica { return c.replicas[current.Load()] }, cfg.AppendInterval, make([]byte, cfg.EntryBytes))
+		w.run(loadCtx, func() *replica.Replica { return c.replicas[current.Load()] }, loadKeyNames, cfg.AppendInterval, make([]byte, cfg.EntryBytes))
 	})
 	defer func() {
 		stopLoad()
@@ -385,9 +407,9 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	}()
 
 	var (
-		leader               *node.Replica
+		leader               *replica.Replica
 		leaderID, followerID uint64
-		forced               node.ForceSnapshotResult
+		forced               replica.ForceSnapshotResult
 		prepStart, snapStart time.Time
 		wait0                map[string]bucketCounts
 		drops0, errs0        map[string]float64
@@ -395,6 +417,9 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	)
 	for attempt := 1; ; attempt++ {
 		if li, err = c.waitLeader(ctx); err != nil {
+			return res, err
+		}
+		if err := c.alignLeaders(ctx, li); err != nil {
 			return res, err
 		}
 		current.Store(int32(li))
@@ -434,8 +459,9 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		// compaction) happens on the leader's raft goroutine before that;
 		// it is timed apart, and elections it causes are counted apart,
 		// since no lane layout can help with them.
+		leader.TakeLongestIteration(0)
 		prepStart = time.Now()
-		forced, err = leader.ForceSnapshot(ctx, c.names[fi])
+		forced, err = leader.ForceSnapshot(ctx, 0, c.names[fi])
 		snapStart = time.Now()
 		after, cerr := c.leaderChanges()
 		if cerr != nil {
@@ -445,7 +471,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, node.ErrNotLeader) || attempt == maxForceAttempts {
+		if !errors.Is(err, replica.ErrNotLeader) || attempt == maxForceAttempts {
 			return res, fmt.Errorf("force snapshot to %s (attempt %d): %w", c.names[fi], attempt, err)
 		}
 		cfg.Logger.Warn("leader lost while preparing the snapshot; trying again", "mode", mode.String(), "err", err)
@@ -454,11 +480,12 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	if err != nil {
 		return res, err
 	}
-	term0 := c.maxTerm()
+	term0 := c.termSum()
 	snapDone, err := c.trace.waitSnapshot(ctx, leaderID, followerID, cfg.transferTimeout())
 	if err != nil {
 		return res, err
 	}
+	loopStall := leader.TakeLongestIteration(0)
 	wait1, err := waitHistograms(leader.Registry())
 	if err != nil {
 		return res, err
@@ -477,12 +504,13 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 	beatLane, _ := lanes.Route(mode, raftpb.MessageType_MsgHeartbeat)
 	res = ModeResult{
 		Mode:             mode.String(),
-		Append:           c.trace.traffic(raftpb.MessageType_MsgApp, leaderID, followerID, appendLane, snapStart, snapDone),
-		Heartbeat:        c.trace.traffic(raftpb.MessageType_MsgHeartbeat, leaderID, followerID, beatLane, snapStart, snapDone),
+		Append:           c.trace.traffic(raftpb.MessageType_MsgApp, leaderID, followerID, appendLane, snapStart, snapDone, others),
+		Heartbeat:        c.trace.traffic(raftpb.MessageType_MsgHeartbeat, leaderID, followerID, beatLane, snapStart, snapDone, func(uint64) bool { return true }),
 		SnapshotBytes:    forced.SnapshotBytes,
 		SnapshotTransfer: snapDone.Sub(snapStart),
 		SnapshotPrepare:  snapStart.Sub(prepStart),
 		Writes:           w.between(snapStart, snapDone),
+		LoopStall:        loopStall,
 	}
 	res.Append.QueueWait = histogramDelta(wait0, wait1, appendLane.String())
 	res.Heartbeat.QueueWait = histogramDelta(wait0, wait1, beatLane.String())
@@ -490,7 +518,7 @@ func runCluster(ctx context.Context, mode lanes.Mode, cfg Config) (res ModeResul
 
 	res.Elections = maxDelta(changes0, changes1)
 	res.PrepElections = prepElections
-	res.TermChanges = c.maxTerm() - term0
+	res.TermChanges = c.termSum() - term0
 	if res.Dropped, err = counterDelta(leader.Registry(), node.MetricDispatchDropped, drops0); err != nil {
 		return res, err
 	}
@@ -521,13 +549,18 @@ func counterDelta(g prometheus.Gatherer, name string, before map[string]float64)
 	return now, nil
 }
 
-// tracer collects every node's transport trace.
+// tracer collects every node's dispatcher enqueues and transport arrivals.
 type tracer struct {
 	mu        sync.Mutex
-	sent      map[traceKey][]time.Time // send start times, in order
+	sent      map[traceKey][]time.Time // enqueue times, in order
 	matched   []tracedMsg
-	beats     map[[2]uint64][]time.Time // heartbeat arrivals by (from, to)
+	beats     map[beatKey][]time.Time // heartbeat arrivals
 	snapshots chan snapshotArrival
+}
+
+// beatKey is one group's heartbeats from one node to another.
+type beatKey struct {
+	from, to, group uint64
 }
 
 type snapshotArrival struct {
@@ -539,6 +572,7 @@ type snapshotArrival struct {
 // arrival; messages that share a key are paired in order, which is the
 // order one (peer, lane) connection keeps.
 type traceKey struct {
+	group                        uint64
 	typ                          raftpb.MessageType
 	from, to                     uint64
 	term, index, logTerm, commit uint64
@@ -554,39 +588,45 @@ type tracedMsg struct {
 func newTracer() *tracer {
 	return &tracer{
 		sent:      make(map[traceKey][]time.Time),
-		beats:     make(map[[2]uint64][]time.Time),
+		beats:     make(map[beatKey][]time.Time),
 		snapshots: make(chan snapshotArrival, 16),
 	}
 }
 
-func keyOf(m *raftpb.Message) traceKey {
+func keyOf(group uint64, m *raftpb.Message) traceKey {
 	return traceKey{
-		typ: m.GetType(), from: m.GetFrom(), to: m.GetTo(),
+		group: group, typ: m.GetType(), from: m.GetFrom(), to: m.GetTo(),
 		term: m.GetTerm(), index: m.GetIndex(), logTerm: m.GetLogTerm(), commit: m.GetCommit(),
 		entries: len(m.GetEntries()), reject: m.GetReject(),
 	}
 }
 
-// record returns node self's Trace hook.
-func (tr *tracer) record(self uint64) func(node.TraceEvent) {
-	return func(ev node.TraceEvent) {
-		k := keyOf(ev.Msg)
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
+// enqueue is every node's dispatcher Enqueued hook.
+func (tr *tracer) enqueue(group uint64, _ lanes.Lane, m *raftpb.Message, at time.Time) {
+	k := keyOf(group, m)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.sent[k] = append(tr.sent[k], at)
+}
+
+// record returns node self's transport Trace hook; it pairs each arrival
+// with the enqueue of the same message.
+func (tr *tracer) record(self uint64) func(transport.TraceEvent) {
+	return func(ev transport.TraceEvent) {
 		if !ev.Received {
-			if ev.Err == nil {
-				tr.sent[k] = append(tr.sent[k], ev.Start)
-			}
 			return
 		}
+		k := keyOf(ev.Group, ev.Msg)
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
 		if q := tr.sent[k]; len(q) > 0 {
 			tr.matched = append(tr.matched, tracedMsg{key: k, sent: q[0], arrived: ev.Start})
 			tr.sent[k] = q[1:]
 		}
 		switch k.typ {
 		case raftpb.MessageType_MsgHeartbeat:
-			pair := [2]uint64{ev.Peer, self}
-			tr.beats[pair] = append(tr.beats[pair], ev.Start)
+			bk := beatKey{from: ev.Peer, to: self, group: ev.Group}
+			tr.beats[bk] = append(tr.beats[bk], ev.Start)
 		case raftpb.MessageType_MsgSnap:
 			select {
 			case tr.snapshots <- snapshotArrival{from: ev.Peer, to: self, at: ev.Start}:
@@ -613,21 +653,25 @@ func (tr *tracer) waitSnapshot(ctx context.Context, from, to uint64, timeout tim
 	}
 }
 
-// traffic summarises messages of one type from one node to another sent in
-// [from, to]. Delivery is send start to arrival; QueueWait is left for the
-// dispatcher's histogram.
-func (tr *tracer) traffic(typ raftpb.MessageType, src, dst uint64, lane lanes.Lane, from, to time.Time) Traffic {
+// traffic summarises messages of one type from one node to another, of the
+// groups keep selects, enqueued in [from, to]. Delivery is enqueue to
+// arrival; QueueWait is left for the dispatcher's histogram.
+func (tr *tracer) traffic(typ raftpb.MessageType, src, dst uint64, lane lanes.Lane, from, to time.Time, keep func(uint64) bool) Traffic {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	var d []time.Duration
+	during := 0
 	for _, m := range tr.matched {
-		if m.key.typ == typ && m.key.from == src && m.key.to == dst && !m.sent.Before(from) && !m.sent.After(to) {
+		if m.key.typ == typ && m.key.from == src && m.key.to == dst && keep(m.key.group) && !m.sent.Before(from) && !m.sent.After(to) {
 			d = append(d, m.arrived.Sub(m.sent))
+			if m.arrived.Before(to) {
+				during++
+			}
 		}
 	}
 	lost := 0
 	for k, q := range tr.sent {
-		if k.typ != typ || k.from != src || k.to != dst {
+		if k.typ != typ || k.from != src || k.to != dst || !keep(k.group) {
 			continue
 		}
 		for _, s := range q {
@@ -636,16 +680,27 @@ func (tr *tracer) traffic(typ raftpb.MessageType, src, dst uint64, lane lanes.La
 			}
 		}
 	}
-	return Traffic{Lane: lane.String(), Delivery: summarize(d), Lost: lost}
+	return Traffic{Lane: lane.String(), Delivery: summarize(d), Lost: lost, DuringTransfer: during}
 }
 
+// heartbeatGap is the longest time any group's follower on dst went without
+// a heartbeat from src in [from, to].
 func (tr *tracer) heartbeatGap(src, dst uint64, from, to time.Time) time.Duration {
 	tr.mu.Lock()
-	beats := slices.Clone(tr.beats[[2]uint64{src, dst}])
+	var all [][]time.Time
+	for k, beats := range tr.beats {
+		if k.from == src && k.to == dst {
+			all = append(all, slices.Clone(beats))
+		}
+	}
 	tr.mu.Unlock()
-	r := recorder{beats: beats}
-	gap, _ := r.heartbeatGaps(from, to, math.MaxInt64)
-	return gap
+	var longest time.Duration
+	for _, beats := range all {
+		r := recorder{beats: beats}
+		gap, _ := r.heartbeatGaps(from, to, math.MaxInt64)
+		longest = max(longest, gap)
+	}
+	return longest
 }
 
 // bucketCounts is one lane's queue-wait histogram: upper bounds and

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // Defaults of Config.
@@ -29,6 +30,7 @@ const (
 	DefaultElectionTimeout    = time.Second
 	DefaultWarmup             = 500 * time.Millisecond
 	DefaultTail               = 300 * time.Millisecond
+	DefaultGroups             = 4
 )
 
 // The two nodes of the direct scenario.
@@ -58,7 +60,12 @@ type Config struct {
 	// Warmup is the steady load before the snapshot; Tail the steady load
 	// after it arrived.
 	Warmup, Tail time.Duration
-	Logger       *slog.Logger
+	// Groups is the number of raft groups each replica of the cluster
+	// scenario runs: group 0 sends the snapshot, the others keep writing.
+	// 1 is the single-group cluster. The direct scenario has no raft and
+	// ignores it.
+	Groups int
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -75,6 +82,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.SnapshotBytes, DefaultSnapshotBytes)
 	def(&c.LinkChunk, DefaultLinkChunk)
 	def(&c.EntryBytes, DefaultEntryBytes)
+	def(&c.Groups, DefaultGroups)
 	if c.LinkBytesPerSecond == 0 {
 		c.LinkBytesPerSecond = DefaultLinkBytesPerSecond
 	}
@@ -84,7 +92,7 @@ func (c Config) withDefaults() (Config, error) {
 	defDur(&c.Warmup, DefaultWarmup)
 	defDur(&c.Tail, DefaultTail)
 	switch {
-	case c.SnapshotBytes < 0, c.LinkChunk < 0, c.EntryBytes < 0, c.LinkBytesPerSecond < 0:
+	case c.SnapshotBytes < 0, c.LinkChunk < 0, c.EntryBytes < 0, c.LinkBytesPerSecond < 0, c.Groups < 0:
 		return c, errors.New("holbench config: sizes and rates must not be negative")
 	case c.AppendInterval < 0, c.HeartbeatInterval < 0, c.ElectionTimeout < 0, c.Warmup < 0, c.Tail < 0:
 		return c, errors.New("holbench config: durations must not be negative")
@@ -115,8 +123,8 @@ func (c Config) transferTimeout() time.Duration {
 }
 
 // RunDirect runs the scenario without raft, in both layouts, one after the
-// other: a leader-side Dispatcher and TCPTransport send a steady stream of
-// MsgApp and heartbeats to a follower-side TCPTransport over a
+// other: a leader-side Dispatcher and transport.TCP send a steady stream of
+// MsgApp and heartbeats to a follower-side transport.TCP over a
 // bandwidth-limited Link, and one large MsgSnap is dispatched in the middle.
 // It is the situation of a node whose lanes to one peer carry a snapshot
 // while appends keep coming for that peer (another raft group's, in a
@@ -219,7 +227,7 @@ func (r *recorder) started(m *raftpb.Message, at time.Time) {
 }
 
 // deliver is the follower transport's handler.
-func (r *recorder) deliver(_ context.Context, m *raftpb.Message) error {
+func (r *recorder) deliver(_ context.Context, _ uint64, m *raftpb.Message) error {
 	now := time.Now()
 	if m.GetType() == raftpb.MessageType_MsgSnap {
 		select {
@@ -293,9 +301,9 @@ type timedTransport struct {
 	rec *recorder
 }
 
-func (t timedTransport) Send(ctx context.Context, lane lanes.Lane, m *raftpb.Message) error {
+func (t timedTransport) Send(ctx context.Context, lane lanes.Lane, group uint64, m *raftpb.Message) error {
 	t.rec.started(m, time.Now())
-	return t.Transport.Send(ctx, lane, m)
+	return t.Transport.Send(ctx, lane, group, m)
 }
 
 // reportCounter stands in for raft: it only counts what the dispatcher
@@ -315,22 +323,22 @@ func (c *reportCounter) ReportSnapshot(_ uint64, s raft.SnapshotStatus) {
 
 func runDirect(ctx context.Context, mode lanes.Mode, cfg Config, link *Link, snapshot *raftpb.Message) (ModeResult, error) {
 	rec := newRecorder()
-	rx, err := node.NewTCPTransport(node.TCPTransportConfig{
+	rx, err := transport.New(transport.Config{
 		ID:               followerID,
 		Listen:           "127.0.0.1:0",
 		Handler:          rec.deliver,
-		MaxSnapshotBytes: int64(max(cfg.SnapshotBytes, node.DefaultMaxSnapshotBytes)),
+		MaxSnapshotBytes: int64(max(cfg.SnapshotBytes, transport.DefaultMaxSnapshotBytes)),
 		Logger:           cfg.Logger,
 	})
 	if err != nil {
 		return ModeResult{}, err
 	}
 	defer rx.Close()
-	tx, err := node.NewTCPTransport(node.TCPTransportConfig{
+	tx, err := transport.New(transport.Config{
 		ID:      leaderID,
 		Listen:  "127.0.0.1:0",
 		Peers:   map[uint64]string{followerID: rx.Addr().String()},
-		Handler: func(context.Context, *raftpb.Message) error { return nil },
+		Handler: func(context.Context, uint64, *raftpb.Message) error { return nil },
 		Dial:    linkDialer(link),
 		Logger:  cfg.Logger,
 	})
@@ -424,7 +432,7 @@ func runDirect(ctx context.Context, mode lanes.Mode, cfg Config, link *Link, sna
 }
 
 // linkDialer dials TCP and puts the connection behind link.
-func linkDialer(link *Link) node.DialFunc {
+func linkDialer(link *Link) transport.DialFunc {
 	return func(ctx context.Context, _ uint64, _ lanes.Lane, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", addr)

@@ -6,7 +6,7 @@
 // The link is simulated (Link): a token bucket shared by every connection
 // from the leader to that follower, releasing bytes in small chunks so the
 // connections interleave as flows on a real wire do. Everything else is real:
-// the node package's Dispatcher and TCPTransport over loopback TCP.
+// the node package's Dispatcher and transport.TCP over loopback TCP.
 //
 // The package is for benchmarks and the 'lanectl bench hol' command. It
 // must never be imported by the replica itself, and it only ever opens

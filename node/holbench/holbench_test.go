@@ -263,10 +263,12 @@ func BenchmarkHeadOfLineDirect(b *testing.B) {
 }
 
 func TestRunClusterMeasuresBothModes(t *testing.T) {
-	// Three real replicas per layout with a small forced snapshot: the
-	// test checks the run completes and measures what it claims to, not
-	// how fast anything is.
+	// Three real replicas per layout, four raft groups each, with a small
+	// forced snapshot of group 0: the test checks the run completes and
+	// measures what it claims to, and the order the other groups' appends
+	// arrive in relative to the snapshot, not how fast anything is.
 	rep, err := RunCluster(t.Context(), Config{
+		Groups:             4,
 		SnapshotBytes:      4 << 20,
 		LinkBytesPerSecond: 16 << 20,
 		ElectionTimeout:    3 * time.Second, // a slow CI machine must not lose its leader
@@ -293,7 +295,26 @@ func TestRunClusterMeasuresBothModes(t *testing.T) {
 			if res.Writes.Count == 0 {
 				t.Error("no writes completed during the transfer")
 			}
+			if res.Append.Delivery.Count == 0 {
+				t.Error("no MsgApp of the other groups reached the follower")
+			}
+			if res.LoopStall <= 0 {
+				t.Error("no raft loop iteration measured on the leader around the snapshot")
+			}
 		})
+	}
+	if rep.Setup.Groups != 4 {
+		t.Errorf("setup says %d groups, want 4", rep.Setup.Groups)
+	}
+	// The lanes' whole point, in real raft: the other groups' appends to
+	// the follower share its connection with group 0's snapshot in the
+	// legacy layout, so none overtakes it; in four-lane they travel in
+	// their own lane and arrive while it is still in flight.
+	if n := rep.Legacy.Append.DuringTransfer; n != 0 {
+		t.Errorf("legacy: %d of the other groups' appends arrived during the snapshot transfer, want none (they queue behind it)", n)
+	}
+	if n := rep.FourLane.Append.DuringTransfer; n == 0 {
+		t.Errorf("four-lane: none of the other groups' %d appends arrived during the snapshot transfer", rep.FourLane.Append.Delivery.Count)
 	}
 }
 
@@ -303,10 +324,12 @@ func BenchmarkHeadOfLineCluster(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(float64(rep.Legacy.Append.Delivery.Count), "legacy-app-count")
-		b.ReportMetric(float64(rep.FourLane.Append.Delivery.Count), "fourlane-app-count")
+		b.ReportMetric(float64(rep.Legacy.Append.Delivery.P99.Microseconds()), "legacy-app-p99-µs")
+		b.ReportMetric(float64(rep.FourLane.Append.Delivery.P99.Microseconds()), "fourlane-app-p99-µs")
+		b.ReportMetric(rep.AppendP99Ratio(), "app-p99-ratio")
 		b.ReportMetric(float64(rep.Legacy.Heartbeat.Delivery.P99.Microseconds()), "legacy-hb-p99-µs")
 		b.ReportMetric(float64(rep.FourLane.Heartbeat.Delivery.P99.Microseconds()), "fourlane-hb-p99-µs")
 		b.ReportMetric(float64(rep.FourLane.Elections), "fourlane-elections")
+		b.ReportMetric(float64(max(rep.Legacy.LoopStall, rep.FourLane.LoopStall).Microseconds()), "leader-loop-stall-µs")
 	}
 }

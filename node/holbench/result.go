@@ -38,13 +38,18 @@ type Traffic struct {
 	Delivery Latency `json:"delivery"`
 	// Lost counts messages enqueued during the transfer that never arrived.
 	Lost int `json:"lost"`
+	// DuringTransfer counts the messages enqueued during the transfer
+	// that arrived before it ended (cluster runs only): none when they are
+	// stuck behind the snapshot.
+	DuringTransfer int `json:"during_transfer"`
 }
 
 // ModeResult is one layout's run.
 type ModeResult struct {
 	Mode string `json:"mode"`
-	// Append is MsgApp traffic to the follower behind the slow link;
-	// Heartbeat is MsgHeartbeat traffic to it.
+	// Append is MsgApp traffic to the follower behind the slow link (in a
+	// multi-group cluster, the other groups' while group 0's snapshot is
+	// in flight); Heartbeat is MsgHeartbeat traffic to it.
 	Append    Traffic `json:"append"`
 	Heartbeat Traffic `json:"heartbeat"`
 	// SnapshotBytes and SnapshotTransfer: the snapshot's size, and the time
@@ -68,6 +73,11 @@ type ModeResult struct {
 	// TermChanges is how far the raft term moved during the run (cluster
 	// runs only).
 	TermChanges uint64 `json:"term_changes"`
+	// LoopStall is the longest iteration of the leader's raft loop of the
+	// snapshot's group, from just before the forced snapshot to its
+	// arrival (cluster runs only): making the snapshot on the raft
+	// goroutine stalls it.
+	LoopStall time.Duration `json:"leader_loop_stall_ns,omitempty"`
 	// Writes is the latency of client writes started during the transfer,
 	// from proposal to applied on the leader (cluster runs only).
 	Writes Latency `json:"writes"`
@@ -95,6 +105,8 @@ type Setup struct {
 	AppendInterval     time.Duration `json:"append_interval_ns"`
 	HeartbeatInterval  time.Duration `json:"heartbeat_interval_ns"`
 	ElectionTimeout    time.Duration `json:"election_timeout_ns"`
+	// Groups is the raft groups per replica (cluster scenario only).
+	Groups int `json:"groups,omitempty"`
 }
 
 // Ratio is legacy over four-lane: how many times better the four-lane

@@ -1,7 +1,9 @@
 // Package loadgen drives synthetic write load against a running cluster of
 // lanectl replicas over their HTTP API, and periodically forces a snapshot
-// transfer from the leader to a follower so that a soak exercises the
-// snapshot lane as well as replication and heartbeats.
+// transfer from a leader to a follower so that a soak exercises the
+// snapshot lane as well as replication and heartbeats. On replicas that run
+// several raft groups the keys spread over the groups (the replica assigns
+// each key to a group by hash), and the forced snapshots go group by group.
 //
 // It only talks HTTP to the targets it is given; it never reads the
 // environment, never prints, and never decides whether a soak passed (that is
@@ -23,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/lanectl/lanectl/node/replica/status"
 )
 
 // Defaults for Config fields left zero.
@@ -50,6 +54,8 @@ type Config struct {
 	// Duration ends the run; zero runs until ctx is cancelled.
 	Duration time.Duration
 	// SnapshotEvery forces a snapshot transfer this often; zero never.
+	// Each one is of the next raft group in turn, from that group's leader
+	// to its next follower.
 	SnapshotEvery time.Duration
 	// Concurrency bounds writes in flight.
 	Concurrency  int
@@ -314,23 +320,37 @@ func (r *run) forceLoop(ctx context.Context) {
 	}
 }
 
+// targetStatus is one target's /status document and the URL it came from.
 type targetStatus struct {
-	url  string
-	ID   string `json:"id"`
-	Role string `json:"role"`
+	url string
+	status.Replica
 }
 
-// forceOnce finds the leader among the targets and asks it to send a
-// snapshot to the n-th follower (round-robin).
+// forceOnce makes the n-th forced snapshot: of group n mod the group
+// count, from that group's leader among the targets to its followers in
+// turn.
 func (r *run) forceOnce(ctx context.Context, n int) error {
-	var leader string
-	var followers []string
+	var sts []targetStatus
+	groups := 1
 	for _, t := range r.cfg.Targets {
 		st, err := r.status(ctx, t)
 		if err != nil {
 			continue
 		}
-		switch st.Role {
+		sts = append(sts, st)
+		groups = max(groups, len(st.Groups))
+	}
+	group := uint64(n % groups)
+	var leader string
+	var followers []string
+	for _, st := range sts {
+		g := st.Group
+		if group < uint64(len(st.Groups)) {
+			g = st.Groups[group]
+		} else if group != 0 {
+			continue
+		}
+		switch g.Role {
 		case "leader":
 			leader = st.url
 		case "follower":
@@ -338,26 +358,27 @@ func (r *run) forceOnce(ctx context.Context, n int) error {
 		}
 	}
 	if leader == "" {
-		return errors.New("no target is the leader")
+		return fmt.Errorf("group %d: no target is the leader", group)
 	}
 	if len(followers) == 0 {
-		return errors.New("no follower among the targets")
+		return fmt.Errorf("group %d: no follower among the targets", group)
 	}
-	peer := followers[n%len(followers)]
+	peer := followers[(n/groups)%len(followers)]
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, leader+"/admin/snapshot?peer="+url.QueryEscape(peer), nil)
+	u := fmt.Sprintf("%s/admin/snapshot?group=%d&peer=%s", leader, group, url.QueryEscape(peer))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("force snapshot to %s: %w", peer, err)
+		return fmt.Errorf("force snapshot of group %d to %s: %w", group, peer, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("force snapshot to %s: %s: %s", peer, resp.Status, bytes.TrimSpace(body))
+		return fmt.Errorf("force snapshot of group %d to %s: %s: %s", group, peer, resp.Status, bytes.TrimSpace(body))
 	}
 	return nil
 }

@@ -51,6 +51,51 @@ func TestRunWritesAndForcesSnapshots(t *testing.T) {
 	}
 }
 
+// TestRunSpreadsOverGroups: against replicas running three raft groups,
+// writes land in every group and the forced snapshots go group by group.
+func TestRunSpreadsOverGroups(t *testing.T) {
+	const groups = 3
+	c := nodetest.StartCluster(t, 3, nodetest.Options{Groups: groups, Env: []nodetest.Env{nodetest.FourLane(), nodetest.FourLane(), nodetest.FourLane()}})
+	c.WaitLeaders(groups, 15*time.Second)
+	before, err := c.Status(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := loadgen.Run(t.Context(), loadgen.Config{
+		Targets:       c.URLs(),
+		Rate:          200,
+		ValueSize:     256,
+		Keys:          300,
+		Duration:      2 * time.Second,
+		SnapshotEvery: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WritesFailed != 0 || res.SnapshotsFailed != 0 || res.SnapshotsForced < groups {
+		t.Fatalf("got %d writes failed (%v), %d snapshots forced, %d failed (%s); want no failures and >= %d snapshots",
+			res.WritesFailed, res.Errors, res.SnapshotsForced, res.SnapshotsFailed, res.LastSnapshotError, groups)
+	}
+	installed := make([]uint64, groups)
+	for i := range c.N() {
+		st, err := c.Status(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g, gs := range st.Groups {
+			installed[g] += gs.SnapshotsInstalled
+			if i == 0 && gs.Commit <= before.Groups[g].Commit {
+				t.Errorf("group %d committed nothing during the run (commit %d before, %d after)", g, before.Groups[g].Commit, gs.Commit)
+			}
+		}
+	}
+	for g, n := range installed {
+		if n == 0 {
+			t.Errorf("group %d: no forced snapshot installed on any follower (by group: %v)", g, installed)
+		}
+	}
+}
+
 func TestRunCountsFailures(t *testing.T) {
 	// A target nobody listens on: every write fails, the run still ends.
 	res, err := loadgen.Run(t.Context(), loadgen.Config{

@@ -1,4 +1,4 @@
-// Package nodetest starts real lanectl replicas for tests: n node.Replica
+// Package nodetest starts real lanectl replicas for tests: n replica.Replica
 // values in the test process, talking raft over loopback TCP through the lane
 // dispatcher and transport, each with its own temporary data directory and
 // HTTP API. Tests stop, restart (with another environment, as a rollout
@@ -22,7 +22,9 @@ import (
 	"time"
 
 	"github.com/lanectl/lanectl/lanes"
-	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
+	"github.com/lanectl/lanectl/node/replica/status"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // Env is the environment a replica is started with; only
@@ -68,19 +70,21 @@ type Options struct {
 	// ProposalTimeout bounds each PUT; defaults to 2s so a write lost with
 	// a stopped leader fails quickly.
 	ProposalTimeout time.Duration
+	// Groups is the number of raft groups every replica runs; zero is 1.
+	Groups int
 	// Transport tunes each replica's TCP transport (e.g. Dial to put a
 	// simulated link in the way).
-	Transport node.TCPTransportConfig
+	Transport transport.Config
 	// Logger receives every replica's logs; nil writes warnings and errors
 	// to the test's output.
 	Logger *slog.Logger
 }
 
 // Cluster is a running test cluster. Replica i is named "n<i+1>". It is a
-// node.LocalCluster that reports failures to the test.
+// replica.LocalCluster that reports failures to the test.
 type Cluster struct {
 	t      testing.TB
-	lc     *node.LocalCluster
+	lc     *replica.LocalCluster
 	client *http.Client
 	mu     sync.Mutex
 	envs   []Env
@@ -110,17 +114,18 @@ func StartCluster(t testing.TB, n int, opts Options) *Cluster {
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
 		envs:   make([]Env, n),
 	}
-	starts := make([]node.LocalStart, n)
+	starts := make([]replica.LocalStart, n)
 	for i := range n {
 		if i < len(opts.Env) {
 			c.envs[i] = opts.Env[i]
 		}
-		starts[i] = node.LocalStart{Getenv: c.envs[i].get}
+		starts[i] = replica.LocalStart{Getenv: c.envs[i].get}
 	}
-	lc, err := node.StartLocalCluster(t.Context(), node.LocalClusterConfig{
+	lc, err := replica.StartLocalCluster(t.Context(), replica.LocalClusterConfig{
 		Replicas:               n,
 		Dir:                    t.TempDir(),
 		Start:                  starts,
+		Groups:                 opts.Groups,
 		TickInterval:           opts.TickInterval,
 		HeartbeatTick:          opts.HeartbeatTick,
 		ElectionTick:           opts.ElectionTick,
@@ -153,7 +158,7 @@ func (c *Cluster) URL(i int) string { return c.lc.URL(i) }
 func (c *Cluster) RaftAddr(i int) string { return c.lc.RaftAddr(i) }
 
 // Peers is the cluster's membership as every replica was given it.
-func (c *Cluster) Peers() []node.Peer { return c.lc.Peers() }
+func (c *Cluster) Peers() []replica.Peer { return c.lc.Peers() }
 
 // URLs are every replica's HTTP base URLs.
 func (c *Cluster) URLs() []string {
@@ -175,7 +180,7 @@ func (c *Cluster) Env(i int) Env {
 }
 
 // Replica returns replica i, or nil while it is stopped.
-func (c *Cluster) Replica(i int) *node.Replica { return c.lc.Replica(i) }
+func (c *Cluster) Replica(i int) *replica.Replica { return c.lc.Replica(i) }
 
 // Running reports whether replica i is running.
 func (c *Cluster) Running(i int) bool { return c.Replica(i) != nil }
@@ -207,7 +212,7 @@ func (c *Cluster) TryRestart(i int, env Env) error {
 	c.mu.Lock()
 	c.envs[i] = env
 	c.mu.Unlock()
-	return c.lc.Restart(i, node.LocalStart{Getenv: env.get})
+	return c.lc.Restart(i, replica.LocalStart{Getenv: env.get})
 }
 
 // Close stops every replica. It is registered with t.Cleanup.
@@ -219,8 +224,8 @@ func (c *Cluster) Close() {
 }
 
 // Status fetches replica i's /status.
-func (c *Cluster) Status(i int) (node.Status, error) {
-	var st node.Status
+func (c *Cluster) Status(i int) (status.Replica, error) {
+	var st status.Replica
 	body, code, err := c.do(http.MethodGet, c.URL(i)+"/status", nil)
 	if err != nil {
 		return st, err
@@ -249,63 +254,62 @@ func (c *Cluster) Metrics(i int) (string, error) {
 	return string(body), err
 }
 
-// WaitLeader waits until every running replica reports the same leader and
-// returns its index.
+// WaitLeader waits until every running replica reports the same leader of
+// group 0 and returns its index.
 func (c *Cluster) WaitLeader(timeout time.Duration) int {
 	c.t.Helper()
-	var last string
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		leader, why := c.agreedLeader()
-		if leader >= 0 {
-			return leader
-		}
-		last = why
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("nodetest: no agreed leader within %v: %s", timeout, last)
-	return -1
+	return c.WaitGroupLeader(0, timeout)
 }
 
-func (c *Cluster) agreedLeader() (int, string) {
-	var leader string
-	for i := range c.N() {
-		if !c.Running(i) {
-			continue
-		}
-		st, err := c.Status(i)
-		if err != nil {
-			return -1, err.Error()
-		}
-		if st.Leader == "" {
-			return -1, c.Name(i) + " knows no leader"
-		}
-		if leader != "" && st.Leader != leader {
-			return -1, fmt.Sprintf("%s says %s, another says %s", c.Name(i), st.Leader, leader)
-		}
-		leader = st.Leader
+// WaitGroupLeader waits until every running replica reports the same
+// leader of raft group group and returns its index.
+func (c *Cluster) WaitGroupLeader(group uint64, timeout time.Duration) int {
+	c.t.Helper()
+	leader := -1
+	c.WaitFor(timeout, func() (bool, string) {
+		var why string
+		leader, why = c.lc.GroupLeader(group)
+		return leader >= 0, why
+	})
+	return leader
+}
+
+// LocalGroupLeader is the replica every running replica agrees leads raft
+// group group right now, or -1 and why there is none.
+func (c *Cluster) LocalGroupLeader(group uint64) (int, string) { return c.lc.GroupLeader(group) }
+
+// WaitLeaders waits for an agreed leader of every one of groups raft
+// groups and returns their indexes, by group.
+func (c *Cluster) WaitLeaders(groups int, timeout time.Duration) []int {
+	c.t.Helper()
+	out := make([]int, groups)
+	for g := range out {
+		out[g] = c.WaitGroupLeader(uint64(g), timeout)
 	}
-	if i, ok := c.lc.Index(leader); ok && c.Running(i) {
-		return i, ""
-	}
-	return -1, fmt.Sprintf("leader %q is not running", leader)
+	return out
 }
 
 // Put writes key=value through replica i's HTTP API and returns the applied
-// log index.
+// log index (of the key's raft group).
 func (c *Cluster) Put(i int, key string, value []byte) (uint64, error) {
+	res, err := c.PutResult(i, key, value)
+	return res.Index, err
+}
+
+// PutResult is Put returning the whole answer: the key's raft group too.
+func (c *Cluster) PutResult(i int, key string, value []byte) (replica.PutResult, error) {
+	var res replica.PutResult
 	body, code, err := c.do(http.MethodPut, c.URL(i)+"/kv/"+url.PathEscape(key), value)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	if code != http.StatusOK {
-		return 0, fmt.Errorf("PUT %s on %s: %d %s", key, c.Name(i), code, bytes.TrimSpace(body))
+		return res, fmt.Errorf("PUT %s on %s: %d %s", key, c.Name(i), code, bytes.TrimSpace(body))
 	}
-	var res node.PutResult
 	if err := json.Unmarshal(body, &res); err != nil {
-		return 0, fmt.Errorf("decode PUT reply from %s: %w", c.Name(i), err)
+		return res, fmt.Errorf("decode PUT reply from %s: %w", c.Name(i), err)
 	}
-	return res.Index, nil
+	return res, nil
 }
 
 // Get reads key from replica i's state machine over HTTP; ok is false when
@@ -323,11 +327,17 @@ func (c *Cluster) Get(i int, key string) (value []byte, ok bool, err error) {
 	return body, true, nil
 }
 
-// ForceSnapshot asks replica i (which must be the leader) to send a snapshot
-// to the replica named peer.
-func (c *Cluster) ForceSnapshot(i int, peer string) (node.ForceSnapshotResult, error) {
-	var res node.ForceSnapshotResult
-	body, code, err := c.do(http.MethodPost, c.URL(i)+"/admin/snapshot?peer="+url.QueryEscape(peer), nil)
+// ForceSnapshot asks replica i (which must be group 0's leader) to send a
+// snapshot of group 0 to the replica named peer.
+func (c *Cluster) ForceSnapshot(i int, peer string) (replica.ForceSnapshotResult, error) {
+	return c.ForceGroupSnapshot(i, 0, peer)
+}
+
+// ForceGroupSnapshot asks replica i (which must be the group's leader) to
+// send a snapshot of raft group group to the replica named peer.
+func (c *Cluster) ForceGroupSnapshot(i int, group uint64, peer string) (replica.ForceSnapshotResult, error) {
+	var res replica.ForceSnapshotResult
+	body, code, err := c.do(http.MethodPost, fmt.Sprintf("%s/admin/snapshot?group=%d&peer=%s", c.URL(i), group, url.QueryEscape(peer)), nil)
 	if err != nil {
 		return res, err
 	}
@@ -347,6 +357,23 @@ func (c *Cluster) WaitApplied(i int, index uint64, timeout time.Duration) {
 			return false, err.Error()
 		}
 		return st.Applied >= index, fmt.Sprintf("%s applied %d, want %d", c.Name(i), st.Applied, index)
+	})
+}
+
+// WaitGroupApplied waits until replica i has applied index in raft group
+// group.
+func (c *Cluster) WaitGroupApplied(i int, group uint64, index uint64, timeout time.Duration) {
+	c.t.Helper()
+	c.WaitFor(timeout, func() (bool, string) {
+		st, err := c.Status(i)
+		if err != nil {
+			return false, err.Error()
+		}
+		if group >= uint64(len(st.Groups)) {
+			return false, fmt.Sprintf("%s runs %d groups, want group %d", c.Name(i), len(st.Groups), group)
+		}
+		g := st.Groups[group]
+		return g.Applied >= index, fmt.Sprintf("%s applied %d in group %d, want %d", c.Name(i), g.Applied, group, index)
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/node/holbench"
+	"github.com/lanectl/lanectl/node/replica"
 )
 
 // NewCmdBench builds 'lanectl bench', the parent of the benchmarks.
@@ -48,7 +49,7 @@ func NewCmdBenchHOL(streams *IOStreams, runF func(*BenchHOLOptions) error) *cobr
 	var snapshotMiB, linkMiBps float64
 	var linkChunkKiB int
 	cmd := &cobra.Command{
-		Use:   "hol [--scenario direct|cluster] [--snapshot-mib N] [--link-mibps N]",
+		Use:   "hol [--scenario cluster|direct] [--groups N] [--snapshot-mib N] [--link-mibps N]",
 		Short: "Measure head-of-line blocking behind a snapshot, legacy vs four-lane",
 		Long: `Send a large snapshot to a follower over a bandwidth-limited link while
 appends and heartbeats keep flowing to it, once with the legacy two-lane
@@ -64,27 +65,32 @@ connections interleave as flows on a real wire do. Both layouts get the same
 link. Everything runs on 127.0.0.1.
 
 Scenarios:
-  direct   the leader's real Dispatcher and TCPTransport sending to a
-           follower's TCPTransport, no raft: appends keep coming while the
-           snapshot is in flight, as they do when several raft groups share
-           a node's lanes. Elections here are heartbeat silences longer than
-           --election-timeout.
-  cluster  three real replicas (raft, bbolt, the replica's own dispatcher
-           and transport), the store preloaded to --snapshot-mib, a write
-           every --append-interval, and a snapshot forced to the follower
-           behind the link. Queue wait comes from the leader's
+  cluster  (default) the proof in real raft: three real replicas (raft,
+           bbolt, the replica's own dispatcher and transport), each running
+           --groups raft groups whose leaders are all on one replica, so
+           every group's messages to a follower share that leader's lanes
+           and connections to it, as in a multi-raft store. Group 0's store
+           is preloaded to --snapshot-mib and a snapshot of it forced to
+           the follower behind the link, while the other groups take a
+           write every --append-interval. MsgApp rows are the other groups'
+           appends to that follower; heartbeats are every group's. Queue
+           wait comes from the leader's
            elastickv_raft_dispatch_queue_wait_seconds histogram; delivery is
-           measured from the transport send; heartbeat and election
-           intervals are rounded up to 100ms raft ticks.
+           enqueue in the leader's dispatcher to arrival; heartbeat and
+           election intervals are rounded up to 100ms raft ticks. With
+           --groups 1 raft sends no MsgApp to the follower during its own
+           snapshot, and the run is inconclusive.
+  direct   a model, not raft: the leader's real Dispatcher and
+           transport.TCP sending to a follower's transport.TCP, appends
+           coming at a fixed rate while the snapshot is in flight. Elections
+           here are heartbeat silences longer than --election-timeout.
 
 The command passes (exit 0) when four-lane MsgApp delivery p99 is at least
 --min-ratio times better than legacy and the four-lane run saw no election;
 it fails (exit 1) otherwise, and is inconclusive (exit 2) when a run measured
-fewer than 20 MsgApps to the follower during the transfer (raft sends none to
-a follower while its own snapshot is in flight, which is what the cluster
-scenario usually shows).`,
+fewer than 20 MsgApps to the follower during the transfer.`,
 		Example: `  lanectl bench hol
-  lanectl bench hol --snapshot-mib 128 --link-mibps 64
+  lanectl bench hol --scenario direct --snapshot-mib 128 --link-mibps 64
   lanectl bench hol -o json | jq .four_lane.append.delivery`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -101,6 +107,9 @@ scenario usually shows).`,
 			if c.AppendInterval <= 0 || c.HeartbeatInterval <= 0 || c.ElectionTimeout <= 0 {
 				return usageErrorf(cmd, "--append-interval, --heartbeat-interval and --election-timeout must be > 0")
 			}
+			if c.Groups < 1 || c.Groups > replica.MaxGroups {
+				return usageErrorf(cmd, "invalid --groups %d: want 1 to %d", c.Groups, replica.MaxGroups)
+			}
 			if opts.MinRatio < 0 {
 				return usageErrorf(cmd, "invalid --min-ratio %v: want >= 0", opts.MinRatio)
 			}
@@ -115,7 +124,8 @@ scenario usually shows).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Scenario, "scenario", scenarioDirect, "direct (dispatcher and transport, no raft) or cluster (three replicas)")
+	f.StringVar(&opts.Scenario, "scenario", scenarioCluster, "cluster (three replicas, real raft) or direct (dispatcher and transport, no raft: a model)")
+	f.IntVar(&opts.Config.Groups, "groups", holbench.DefaultGroups, "raft groups per replica in the cluster scenario")
 	f.Float64Var(&snapshotMiB, "snapshot-mib", holbench.DefaultSnapshotBytes>>20, "snapshot size in MiB")
 	f.Float64Var(&linkMiBps, "link-mibps", holbench.DefaultLinkBytesPerSecond>>20, "link bandwidth leader -> follower, MiB/s")
 	f.IntVar(&linkChunkKiB, "link-chunk-kib", holbench.DefaultLinkChunk>>10, "piece size the link releases bytes in, KiB")
@@ -199,8 +209,12 @@ func holVerdict(rep holbench.Report, minRatio float64) (string, error) {
 
 func writeHOLTable(streams *IOStreams, rep holbench.Report, verdict string) error {
 	s := rep.Setup
+	scenario := rep.Scenario
+	if s.Groups > 0 {
+		scenario = fmt.Sprintf("%s, %d raft groups", scenario, s.Groups)
+	}
 	fmt.Fprintf(streams.Out, "head-of-line benchmark (%s): %s snapshot over a %s/s link in %s chunks (%s each); append every %s, heartbeat every %s\n\n",
-		rep.Scenario, fmtBytes(int64(s.SnapshotBytes)), fmtBytes(s.LinkBytesPerSecond), fmtBytes(int64(s.LinkChunkBytes)),
+		scenario, fmtBytes(int64(s.SnapshotBytes)), fmtBytes(s.LinkBytesPerSecond), fmtBytes(int64(s.LinkChunkBytes)),
 		fmtBenchDuration(s.LinkChunkTime), fmtBenchDuration(s.AppendInterval), fmtBenchDuration(s.HeartbeatInterval))
 	l, f := rep.Legacy, rep.FourLane
 	var rows [][]string
@@ -217,6 +231,9 @@ func writeHOLTable(streams *IOStreams, rep holbench.Report, verdict string) erro
 		durRow(name+" delivery p99", a.Delivery.P99, b.Delivery.P99)
 		durRow(name+" delivery max", a.Delivery.Max, b.Delivery.Max)
 		rows = append(rows, []string{name + " lost", strconv.Itoa(a.Lost), strconv.Itoa(b.Lost), ""})
+		if rep.Scenario == scenarioCluster {
+			rows = append(rows, []string{name + " arrived before the snapshot", strconv.Itoa(a.DuringTransfer), strconv.Itoa(b.DuringTransfer), ""})
+		}
 	}
 	traffic("MsgApp", l.Append, f.Append)
 	traffic("heartbeat", l.Heartbeat, f.Heartbeat)
@@ -238,6 +255,9 @@ func writeHOLTable(streams *IOStreams, rep holbench.Report, verdict string) erro
 	}
 	if l.SnapshotPrepare+f.SnapshotPrepare > 0 {
 		durRow("snapshot preparation (before the transfer)", l.SnapshotPrepare, f.SnapshotPrepare)
+	}
+	if l.LoopStall+f.LoopStall > 0 {
+		durRow("longest raft loop stall on the leader (snapshot's group)", l.LoopStall, f.LoopStall)
 	}
 	durRow("snapshot transfer", l.SnapshotTransfer, f.SnapshotTransfer)
 	rows = append(rows,

@@ -13,7 +13,7 @@ import (
 func TestBenchHOLCommand(t *testing.T) {
 	// Small, quick runs of the real direct scenario. The ratio targets are
 	// set so the verdict does not depend on how fast this machine is.
-	small := []string{"bench", "hol", "--snapshot-mib", "2", "--link-mibps", "16"}
+	small := []string{"bench", "hol", "--scenario", "direct", "--snapshot-mib", "2", "--link-mibps", "16"}
 	tests := []struct {
 		name       string
 		args       []string
@@ -55,6 +55,12 @@ func TestBenchHOLCommand(t *testing.T) {
 			wantErrOut: []string{`invalid --scenario "moon": want direct or cluster (see 'lanectl bench hol --help')`},
 		},
 		{
+			name:       "bad group count",
+			args:       []string{"bench", "hol", "--groups", "0"},
+			wantCode:   ExitOperational,
+			wantErrOut: []string{"invalid --groups 0: want 1 to 256"},
+		},
+		{
 			name:       "zero link rate",
 			args:       []string{"bench", "hol", "--link-mibps", "0"},
 			wantCode:   ExitOperational,
@@ -90,7 +96,7 @@ func TestBenchHOLCommand(t *testing.T) {
 
 func TestBenchHOLJSON(t *testing.T) {
 	var out, errOut bytes.Buffer
-	code := Main([]string{"bench", "hol", "--snapshot-mib", "2", "--link-mibps", "16", "--min-ratio", "0", "-o", "json"},
+	code := Main([]string{"bench", "hol", "--scenario", "direct", "--snapshot-mib", "2", "--link-mibps", "16", "--min-ratio", "0", "-o", "json"},
 		strings.NewReader(""), &out, &errOut)
 	if code != ExitOK {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, errOut.String())

@@ -34,9 +34,12 @@ func NewCmdLoad(streams *IOStreams, runF func(*LoadOptions) error) *cobra.Comman
 		Short: "Drive write load against a cluster, forcing snapshot transfers",
 		Long: `Write to a running cluster at a fixed rate, spreading writes over the given
 replica HTTP addresses (followers forward to the leader), and every
---snapshot-every ask the leader to send a full snapshot to a follower, so a
+--snapshot-every ask a leader to send a full snapshot to a follower, so a
 soak exercises the snapshot lane too. Keys cycle through --keys names, so the
-store (and every snapshot) holds about keys x value-size bytes.
+store (and every snapshot) holds about keys x value-size bytes. On replicas
+running several raft groups (node run --groups) the keys spread over the
+groups by hash, and the forced snapshots go group by group, each from that
+group's leader.
 
 Progress goes to stderr; the summary (writes ok/failed, p50/p99/max write
 latency, snapshots forced) to stdout. Without --duration it runs until

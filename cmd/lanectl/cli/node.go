@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/replica"
 )
 
 // NodeRunOptions are the inputs of 'lanectl node run'.
@@ -21,6 +22,7 @@ type NodeRunOptions struct {
 	Peers  string
 	HTTP   string
 	Data   string
+	Groups int
 
 	TickInterval           time.Duration
 	HeartbeatTick          int
@@ -43,16 +45,20 @@ func NewCmdNode(streams *IOStreams, getenv Getenv, runF func(*NodeRunOptions) er
 	run := &cobra.Command{
 		Use:   "run --id ID --peers ID=ADDR,... --http ADDR --data DIR",
 		Short: "Run one replica of the raft key-value store until SIGINT/SIGTERM",
-		Long: `Run one replica: an etcd raft node whose outbound messages go through the lane
-dispatcher and a TCP transport with one connection per (peer, lane), a small
-replicated key-value store kept in --data, and an HTTP API on --http:
+		Long: `Run one replica: --groups etcd raft groups (default 1) whose outbound messages
+all go through one lane dispatcher and one TCP transport with one connection per
+(peer, lane), a small replicated key-value store kept in --data (keys go to
+groups by hash), and an HTTP API on --http:
 
-  GET  /metrics                 Prometheus metrics, node_id="<--id>" on every series
-  GET  /healthz                 200 when a leader is known and applied is close to its commit
-  GET  /status                  JSON: id, term, leader, role, last/commit/applied index, lanes, sync mode
-  PUT  /kv/{key}                write (body = value); returns once committed and applied here
+  GET  /metrics                 Prometheus metrics, node_id="<--id>" on every series, group on raft series
+  GET  /healthz                 200 when every group knows a leader and applied is close to its commit
+  GET  /status                  JSON: id, lanes, sync mode; term, leader, role, indexes per group (groups)
+  PUT  /kv/{key}                write (body = value) in the key's group; returns once applied here
   GET  /kv/{key}                read this replica's copy
-  POST /admin/snapshot?peer=ID  leader only: make raft send a full snapshot to that follower
+  POST /admin/snapshot?peer=ID[&group=G]  group G's leader only: send a full snapshot to that follower
+
+Every member must run the same --groups, and a data directory keeps the
+count it was created with.
 
 Replica names must end in a number, which becomes the raft ID ("n3" is 3); the
 name itself is the node_id label. --peers lists every member, this one included.
@@ -77,6 +83,9 @@ Environment (read once at start):
 			if _, err := parseLogLevel(opts.LogLevel); err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
+			if opts.Groups < 1 || opts.Groups > replica.MaxGroups {
+				return usageErrorf(cmd, "--groups %d: want 1 to %d", opts.Groups, replica.MaxGroups)
+			}
 			if _, err := node.ParseDropInjection(opts.InjectDrops); err != nil {
 				return usageErrorf(cmd, "--inject-drops: %v", err)
 			}
@@ -91,12 +100,13 @@ Environment (read once at start):
 	f.StringVar(&opts.Listen, "listen", "", "raft transport listen address (default: this replica's address in --peers)")
 	f.StringVar(&opts.Peers, "peers", "", "every member as NAME=HOST:PORT, comma-separated, this one included")
 	f.StringVar(&opts.HTTP, "http", "", "HTTP API listen address")
-	f.StringVar(&opts.Data, "data", "", "data directory (raft.db, fsm.db); created when missing")
-	f.DurationVar(&opts.TickInterval, "tick", node.DefaultTickInterval, "raft tick interval")
-	f.IntVar(&opts.HeartbeatTick, "heartbeat-ticks", node.DefaultHeartbeatTick, "ticks between leader heartbeats")
-	f.IntVar(&opts.ElectionTick, "election-ticks", node.DefaultElectionTick, "ticks without a leader before an election")
-	f.Uint64Var(&opts.SnapshotEntries, "snapshot-entries", node.DefaultSnapshotEntries, "applied entries between automatic snapshots")
-	f.Uint64Var(&opts.SnapshotCatchUpEntries, "snapshot-catchup-entries", node.DefaultSnapshotCatchUpEntries, "log entries kept behind a snapshot for slow followers")
+	f.StringVar(&opts.Data, "data", "", "data directory (raft.db, fsm.db; group-N/ for group N); created when missing")
+	f.IntVar(&opts.Groups, "groups", 1, fmt.Sprintf("raft groups this replica runs, 1 to %d; the same on every member", replica.MaxGroups))
+	f.DurationVar(&opts.TickInterval, "tick", replica.DefaultTickInterval, "raft tick interval")
+	f.IntVar(&opts.HeartbeatTick, "heartbeat-ticks", replica.DefaultHeartbeatTick, "ticks between leader heartbeats")
+	f.IntVar(&opts.ElectionTick, "election-ticks", replica.DefaultElectionTick, "ticks without a leader before an election")
+	f.Uint64Var(&opts.SnapshotEntries, "snapshot-entries", replica.DefaultSnapshotEntries, "applied entries between automatic snapshots")
+	f.Uint64Var(&opts.SnapshotCatchUpEntries, "snapshot-catchup-entries", replica.DefaultSnapshotCatchUpEntries, "log entries kept behind a snapshot for slow followers")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&opts.InjectDrops, "inject-drops", "", "fault injection for testing gates: LANE:N drops every Nth message of that lane (e.g. heartbeat:20)")
 	cmd.AddCommand(run)
@@ -114,7 +124,7 @@ func parseLogLevel(s string) (slog.Level, error) {
 func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 	level, _ := parseLogLevel(opts.LogLevel)
 	log := slog.New(slog.NewTextHandler(opts.Streams.ErrOut, &slog.HandlerOptions{Level: level}))
-	peers, err := node.ParsePeers(opts.Peers)
+	peers, err := replica.ParsePeers(opts.Peers)
 	if err != nil {
 		return usageErrorf(cmd, "--peers: %v", err)
 	}
@@ -122,7 +132,7 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 	if inject.Every > 0 {
 		log.Warn("fault injection on: dropping messages on purpose", "lane", inject.Lane.String(), "every", inject.Every)
 	}
-	mode, sync, warnings := node.SettingsFromEnv(opts.Getenv)
+	mode, sync, warnings := replica.SettingsFromEnv(opts.Getenv)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -134,12 +144,13 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 			}
 		}
 	}
-	rep, err := node.NewReplica(node.ReplicaConfig{
+	rep, err := replica.New(replica.Config{
 		Name:                   strings.TrimSpace(opts.ID),
 		Peers:                  peers,
 		ListenAddr:             listen,
 		HTTPAddr:               opts.HTTP,
 		DataDir:                opts.Data,
+		Groups:                 opts.Groups,
 		Mode:                   mode,
 		SyncMode:               sync,
 		TickInterval:           opts.TickInterval,

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/nodetest"
+	"github.com/lanectl/lanectl/node/replica/status"
 )
 
 // lockedBuffer is written by the replica's logger while the test reads it.
@@ -40,7 +40,7 @@ func TestNodeRunServesAndStopsOnCancel(t *testing.T) {
 	env := map[string]string{"ELASTICKV_RAFT_DISPATCHER_LANES": " true ", "ELASTICKV_FSM_SYNC_MODE": "fast"}
 	root := NewCmdRoot(streams, func(k string) string { return env[k] })
 	root.SetArgs([]string{"node", "run", "--id", "n7", "--peers", "n7=127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--data", filepath.Join(t.TempDir(), "n7"), "--tick", "20ms"})
+		"--data", filepath.Join(t.TempDir(), "n7"), "--tick", "20ms", "--groups", "3"})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
@@ -61,20 +61,20 @@ func TestNodeRunServesAndStopsOnCancel(t *testing.T) {
 	}
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	var st node.Status
+	var st status.Replica
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(base + "/status")
 		if err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 		}
-		if err == nil && st.Role == "leader" {
+		if err == nil && leadsAll(st) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if st.ID != "n7" || st.Role != "leader" || !st.LanesEnabled || st.SyncMode != "sync" {
-		t.Errorf("got status %+v, want n7 leading with lanes enabled and sync mode", st)
+	if st.ID != "n7" || !leadsAll(st) || len(st.Groups) != 3 || !st.LanesEnabled || st.SyncMode != "sync" {
+		t.Errorf("got status %+v, want n7 leading its 3 groups with lanes enabled and sync mode", st)
 	}
 	if !strings.Contains(errOut.String(), `ELASTICKV_FSM_SYNC_MODE=\"fast\" is not sync or nosync`) {
 		t.Errorf("stderr lacks the sync mode warning:\n%s", errOut.String())
@@ -90,6 +90,28 @@ func TestNodeRunServesAndStopsOnCancel(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "replica stopped") {
 		t.Errorf("stderr lacks the shutdown line:\n%s", errOut.String())
+	}
+}
+
+func leadsAll(st status.Replica) bool {
+	for _, g := range st.Groups {
+		if g.Role != "leader" {
+			return false
+		}
+	}
+	return len(st.Groups) > 0
+}
+
+func TestNodeRunRefusesBadGroupCount(t *testing.T) {
+	for _, n := range []string{"0", "-2", "257"} {
+		streams := &IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}
+		root := NewCmdRoot(streams, func(string) string { return "" })
+		root.SetArgs([]string{"node", "run", "--id", "n1", "--peers", "n1=127.0.0.1:0", "--http", "127.0.0.1:0",
+			"--data", t.TempDir(), "--groups", n})
+		err := root.ExecuteContext(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "--groups "+n+": want 1 to 256") {
+			t.Errorf("--groups %s: got %v, want a usage error naming the flag", n, err)
+		}
 	}
 }
 

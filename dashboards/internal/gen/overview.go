@@ -180,7 +180,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Description("Raft entries committed but not yet applied to the state machine on each replica, and entries a replica's commit index trails the most advanced replica by. Apply lag that grows means the state machine (often fsync in sync mode) cannot keep up; commit lag that grows on one replica means it is not receiving appends fast enough (replication lane drops, slow network).").
 		Datasource(datasource()).
 		WithTarget(series("A", fmt.Sprintf("max by (node_id) (%s - %s)", sel(targets.LanectlCommitIndex, ""), sel(targets.LanectlAppliedIndex, "")), "apply lag {{node_id}}")).
-		WithTarget(series("B", fmt.Sprintf("max by (node_id) (max by (job) (%s) - on (job) group_right () %s)", sel(targets.LanectlCommitIndex, ""), sel(targets.LanectlCommitIndex, "")), "commit lag {{node_id}}")).
+		WithTarget(series("B", fmt.Sprintf("max by (node_id) (max by (job, group) (%s) - on (job, group) group_right () %s)", sel(targets.LanectlCommitIndex, ""), sel(targets.LanectlCommitIndex, "")), "commit lag {{node_id}}")).
 		Unit(units.Short).
 		Min(0).
 		Legend(tableLegend("max", "lastNotNull")).

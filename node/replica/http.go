@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"context"
@@ -7,58 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// leaderCommitMaxAge is how old a follower's knowledge of the leader's
-// commit index may be for /healthz to trust it.
-const leaderCommitMaxAge = 3 * time.Second
-
-// Status is what GET /status returns.
-type Status struct {
-	ID           string `json:"id"`
-	RaftID       uint64 `json:"raft_id"`
-	Term         uint64 `json:"term"`
-	Leader       string `json:"leader"`
-	LeaderRaftID uint64 `json:"leader_raft_id"`
-	// Role is leader, follower, candidate or pre-candidate.
-	Role string `json:"role"`
-	// LastIndex is the newest entry in this replica's log; above Commit
-	// while entries wait for a quorum.
-	LastIndex     uint64 `json:"last_index"`
-	Commit        uint64 `json:"commit"`
-	Applied       uint64 `json:"applied"`
-	SnapshotIndex uint64 `json:"snapshot_index"`
-	// LeaderCommit is the leader's commit index as last learned (a
-	// follower asks for it with raft ReadIndex); 0 when unknown.
-	LeaderCommit uint64 `json:"leader_commit"`
-	LanesEnabled bool   `json:"lanes_enabled"`
-	SyncMode     string `json:"sync_mode"`
-	// SnapshotsInstalled counts snapshots received from a leader since the
-	// replica started.
-	SnapshotsInstalled uint64 `json:"snapshots_installed"`
-
-	leaderCommitAt time.Time
-}
-
-// Health says whether the replica is serving: a leader is known and the
-// applied index is within maxLag of the leader's commit index. reason says
-// why not, or summarises when it is healthy.
-func (s Status) Health(maxLag uint64, now time.Time) (ok bool, reason string) {
-	switch {
-	case s.LeaderRaftID == 0:
-		return false, fmt.Sprintf("no leader known (role %s, term %d)", s.Role, s.Term)
-	case s.leaderCommitAt.IsZero():
-		return false, fmt.Sprintf("leader is %s but its commit index is not known yet (applied %d)", s.Leader, s.Applied)
-	case now.Sub(s.leaderCommitAt) > leaderCommitMaxAge:
-		return false, fmt.Sprintf("leader %s has not confirmed its commit index for %v (applied %d)", s.Leader, now.Sub(s.leaderCommitAt).Round(time.Millisecond), s.Applied)
-	case s.Applied+maxLag < s.LeaderCommit:
-		return false, fmt.Sprintf("applied index %d is %d behind the leader's commit index %d (max lag %d)", s.Applied, s.LeaderCommit-s.Applied, s.LeaderCommit, maxLag)
-	}
-	return true, fmt.Sprintf("ok: %s, leader %s, applied %d, leader commit %d", s.Role, s.Leader, s.Applied, s.LeaderCommit)
-}
 
 func (r *Replica) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -97,7 +50,10 @@ func (r *Replica) serveGet(w http.ResponseWriter, req *http.Request) {
 
 // PutResult is what PUT /kv/{key} returns.
 type PutResult struct {
-	Key   string `json:"key"`
+	Key string `json:"key"`
+	// Group is the raft group the key belongs to; Index is that group's
+	// log index the write was applied at.
+	Group uint64 `json:"group"`
 	Index uint64 `json:"index"`
 }
 
@@ -122,7 +78,7 @@ func (r *Replica) servePut(w http.ResponseWriter, req *http.Request) {
 	idx, err := r.Put(ctx, key, value)
 	switch {
 	case err == nil:
-		httpJSON(w, http.StatusOK, PutResult{Key: key, Index: idx})
+		httpJSON(w, http.StatusOK, PutResult{Key: key, Group: r.GroupOf(key), Index: idx})
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrStopped):
 		httpText(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -138,11 +94,19 @@ func (r *Replica) serveForceSnapshot(w http.ResponseWriter, req *http.Request) {
 		httpText(w, http.StatusBadRequest, "missing ?peer=NAME")
 		return
 	}
-	res, err := r.ForceSnapshot(req.Context(), peer)
+	var group uint64
+	if s := req.URL.Query().Get("group"); s != "" {
+		var err error
+		if group, err = strconv.ParseUint(s, 10, 64); err != nil {
+			httpText(w, http.StatusBadRequest, fmt.Sprintf("?group=%q: want a group id, 0 to %d", s, len(r.groups)-1))
+			return
+		}
+	}
+	res, err := r.ForceSnapshot(req.Context(), group, peer)
 	switch {
 	case err == nil:
 		httpJSON(w, http.StatusOK, res)
-	case errors.Is(err, ErrBadPeer):
+	case errors.Is(err, ErrBadPeer), errors.Is(err, ErrBadGroup):
 		httpText(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrForceBusy):
 		httpText(w, http.StatusConflict, err.Error())

@@ -1,4 +1,4 @@
-package node
+package transport
 
 import (
 	"bufio"
@@ -23,20 +23,26 @@ import (
 
 // inbox collects what a transport's handler receives.
 type inbox struct {
-	ch     chan *raftpb.Message
+	ch     chan received
 	reject func(*raftpb.Message) error
 }
 
-func newInbox() *inbox { return &inbox{ch: make(chan *raftpb.Message, 1024)} }
+// received is one message a handler got, with its raft group.
+type received struct {
+	group uint64
+	m     *raftpb.Message
+}
 
-func (b *inbox) handle(ctx context.Context, m *raftpb.Message) error {
+func newInbox() *inbox { return &inbox{ch: make(chan received, 1024)} }
+
+func (b *inbox) handle(ctx context.Context, group uint64, m *raftpb.Message) error {
 	if b.reject != nil {
 		if err := b.reject(m); err != nil {
 			return err
 		}
 	}
 	select {
-	case b.ch <- m:
+	case b.ch <- received{group, m}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -45,34 +51,39 @@ func (b *inbox) handle(ctx context.Context, m *raftpb.Message) error {
 
 func (b *inbox) next(t *testing.T) *raftpb.Message {
 	t.Helper()
+	return b.nextReceived(t).m
+}
+
+func (b *inbox) nextReceived(t *testing.T) received {
+	t.Helper()
 	select {
-	case m := <-b.ch:
-		return m
+	case r := <-b.ch:
+		return r
 	case <-time.After(20 * time.Second):
 		t.Fatal("no message arrived within 20s")
-		return nil
+		return received{}
 	}
 }
 
 func (b *inbox) empty(t *testing.T) {
 	t.Helper()
 	select {
-	case m := <-b.ch:
-		t.Fatalf("handler got %s from %d, want nothing", m.GetType(), m.GetFrom())
+	case r := <-b.ch:
+		t.Fatalf("handler got %s from %d, want nothing", r.m.GetType(), r.m.GetFrom())
 	default:
 	}
 }
 
 // startTransport starts a transport on a free loopback port and closes it
 // when the test ends.
-func startTransport(t *testing.T, cfg TCPTransportConfig) *TCPTransport {
+func startTransport(t *testing.T, cfg Config) *TCP {
 	t.Helper()
 	if cfg.Listen == "" && cfg.Listener == nil {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	tr, err := NewTCPTransport(cfg)
+	tr, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewTCPTransport: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := tr.Close(); err != nil {
@@ -83,7 +94,7 @@ func startTransport(t *testing.T, cfg TCPTransportConfig) *TCPTransport {
 }
 
 // pair starts node 1 (sender) and node 2 (receiver) and returns them.
-func transportPair(t *testing.T, sender, receiver TCPTransportConfig) (*TCPTransport, *TCPTransport, *inbox) {
+func transportPair(t *testing.T, sender, receiver Config) (*TCP, *TCP, *inbox) {
 	t.Helper()
 	in := newInbox()
 	receiver.ID = 2
@@ -150,13 +161,20 @@ func TestTransportRoundTrip(t *testing.T) {
 		{"snapshot not a multiple of the chunk", lanes.LaneSnapshot, snapshotMsg(1, 2, 10_000, 2), 4096},
 		{"64 MiB snapshot in 1 MiB chunks", lanes.LaneSnapshot, snapshotMsg(1, 2, 64<<20, 3), 1 << 20},
 	}
-	for _, tc := range tests {
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tx, _, in := transportPair(t, TCPTransportConfig{ChunkSize: tc.chunk}, TCPTransportConfig{})
-			if err := tx.Send(t.Context(), tc.lane, tc.m); err != nil {
+			tx, _, in := transportPair(t, Config{ChunkSize: tc.chunk}, Config{})
+			// Every case travels in its own raft group, so a group lost or
+			// mixed up in the message or snapshot-begin frame shows.
+			group := uint64(i)<<32 | 7
+			if err := tx.Send(t.Context(), tc.lane, group, tc.m); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			got := in.next(t)
+			r := in.nextReceived(t)
+			if r.group != group {
+				t.Errorf("got group %d, want %d", r.group, group)
+			}
+			got := r.m
 			if !proto.Equal(got, tc.m) {
 				t.Errorf("got %s (%d snapshot bytes), want %s (%d snapshot bytes), equal data: %v",
 					got.GetType(), len(got.GetSnapshot().GetData()), tc.m.GetType(), len(tc.m.GetSnapshot().GetData()),
@@ -244,12 +262,12 @@ func TestTransportOneConnectionPerPeerAndLane(t *testing.T) {
 			t.Fatalf("listen: %v", err)
 		}
 		r := receiver{ln: &countingListener{Listener: raw}, in: newInbox()}
-		startTransport(t, TCPTransportConfig{ID: id, Listener: r.ln, Handler: r.in.handle})
+		startTransport(t, Config{ID: id, Listener: r.ln, Handler: r.in.handle})
 		receivers[id] = r
 		peers[id] = raw.Addr().String()
 	}
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Peers: peers, Handler: newInbox().handle, Dial: dc.dial})
+	tx := startTransport(t, Config{ID: 1, Peers: peers, Handler: newInbox().handle, Dial: dc.dial})
 
 	// Every (peer, lane) sends from its own goroutine, as the dispatcher's
 	// lane workers do.
@@ -261,7 +279,7 @@ func TestTransportOneConnectionPerPeerAndLane(t *testing.T) {
 				for i := range perLane {
 					m := raftMsg(raftpb.MessageType_MsgApp, 1, to)
 					m.Index = proto.Uint64(uint64(i))
-					if err := tx.Send(t.Context(), lane, m); err != nil {
+					if err := tx.Send(t.Context(), lane, 0, m); err != nil {
 						errs <- err
 					}
 				}
@@ -289,7 +307,7 @@ func TestTransportOneConnectionPerPeerAndLane(t *testing.T) {
 }
 
 // rawConn opens a plain TCP connection to tr for feeding it hand-made bytes.
-func rawTransportConn(t *testing.T, tr *TCPTransport) net.Conn {
+func rawTransportConn(t *testing.T, tr *TCP) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", tr.Addr().String())
 	if err != nil {
@@ -334,13 +352,17 @@ func marshalMsg(t *testing.T, m *raftpb.Message) []byte {
 func TestTransportRejectsBadInput(t *testing.T) {
 	good := preamble{version: wireVersion, lane: lanes.LaneReplication, from: 1, to: 2}.marshal()
 	hb := marshalMsg(t, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2))
-	corrupt := encodeFrame(frameMessage, hb)
+	msgFrame := func(group uint64, m []byte) []byte {
+		return encodeFrame(frameMessage, append(binary.BigEndian.AppendUint64(nil, group), m...))
+	}
+	corrupt := msgFrame(0, hb)
 	corrupt[len(corrupt)-1] ^= 0xff
 	oversized := make([]byte, frameHeaderLen)
 	putFrameHeader(oversized, frameMessage, nil)
 	oversized[1], oversized[2] = 0x10, 0 // announce 256 MiB
 	snapBegin := func(total uint64, m *raftpb.Message) []byte {
 		p := binary.BigEndian.AppendUint64(nil, total)
+		p = binary.BigEndian.AppendUint64(p, 3)
 		return encodeFrame(frameSnapBegin, append(p, marshalMsg(t, m)...))
 	}
 	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -351,26 +373,28 @@ func TestTransportRejectsBadInput(t *testing.T) {
 		want  string
 	}{
 		{"not our protocol", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), `preamble starts with "GET "`},
-		{"newer version", preamble{version: 9, lane: lanes.LaneHeartbeat, from: 1, to: 2}.marshal(), "protocol version 9, this node speaks version 1"},
+		{"newer version", preamble{version: 9, lane: lanes.LaneHeartbeat, from: 1, to: 2}.marshal(), fmt.Sprintf("protocol version 9, this node speaks version %d", wireVersion)},
 		{"unknown lane", preamble{version: wireVersion, lane: lanes.Lane(77), from: 1, to: 2}.marshal(), "lane 77, which does not exist"},
 		{"sender id zero", preamble{version: wireVersion, lane: lanes.LaneHeartbeat, from: 0, to: 2}.marshal(), "sender id 0"},
 		{"meant for another node", preamble{version: wireVersion, lane: lanes.LaneHeartbeat, from: 1, to: 3}.marshal(), "meant for node 3, this is node 2"},
 		{"corrupt payload", join(good, corrupt), "checksum"},
 		{"oversized frame", join(good, oversized), "over the 1048576-byte limit"},
 		{"unknown frame kind", join(good, encodeFrame(frameKind(42), hb)), "unknown kind 42"},
-		{"garbage instead of a message", join(good, encodeFrame(frameMessage, []byte{0xff, 0xff, 0xff})), "decode raft message"},
-		{"message from a different sender", join(good, encodeFrame(frameMessage, marshalMsg(t, raftMsg(raftpb.MessageType_MsgHeartbeat, 5, 2)))), "from 5 to 2 on a connection from 1 to 2"},
+		{"message frame without its group", join(good, encodeFrame(frameMessage, []byte{0, 0, 1})), "message frame of 3 bytes is too short"},
+		{"garbage instead of a message", join(good, msgFrame(1, []byte{0xff, 0xff, 0xff})), "decode raft message"},
+		{"message from a different sender", join(good, msgFrame(0, marshalMsg(t, raftMsg(raftpb.MessageType_MsgHeartbeat, 5, 2)))), "from 5 to 2 on a connection from 1 to 2"},
+		{"snapshot-begin without its group", join(good, encodeFrame(frameSnapBegin, binary.BigEndian.AppendUint64(nil, 4))), "snapshot-begin frame of 8 bytes is too short"},
 		{"chunk without a snapshot", join(good, encodeFrame(frameSnapChunk, []byte("data"))), "unexpected snapshot-chunk frame"},
 		{"status frame from the dialer", join(good, encodeFrame(frameStatus, []byte{0})), "unexpected status frame"},
 		{"snapshot over the limit", join(good, snapBegin(8<<20, raftMsg(raftpb.MessageType_MsgSnap, 1, 2))), "snapshot of 8388608 bytes is over this node's 4194304-byte limit"},
 		{"snapshot-begin carrying an append", join(good, snapBegin(10, raftMsg(raftpb.MessageType_MsgApp, 1, 2))), "snapshot-begin frame carries MsgApp"},
 		{"chunk overrunning the snapshot", join(good, snapBegin(4, raftMsg(raftpb.MessageType_MsgSnap, 1, 2)), encodeFrame(frameSnapChunk, []byte("12345"))), "overruns the announced 4 bytes"},
-		{"message inside a snapshot", join(good, snapBegin(4, raftMsg(raftpb.MessageType_MsgSnap, 1, 2)), encodeFrame(frameMessage, hb)), "message frame inside a snapshot (0 of 4 bytes received)"},
+		{"message inside a snapshot", join(good, snapBegin(4, raftMsg(raftpb.MessageType_MsgSnap, 1, 2)), msgFrame(0, hb)), "message frame inside a snapshot (0 of 4 bytes received)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInbox()
-			rx := startTransport(t, TCPTransportConfig{ID: 2, Handler: in.handle, MaxFrameBytes: 1 << 20, MaxSnapshotBytes: 4 << 20})
+			rx := startTransport(t, Config{ID: 2, Handler: in.handle, MaxFrameBytes: 1 << 20, MaxSnapshotBytes: 4 << 20})
 			c := rawTransportConn(t, rx)
 			if _, err := c.Write(tc.input); err != nil {
 				t.Fatalf("write: %v", err)
@@ -386,12 +410,12 @@ func TestTransportRejectsBadInput(t *testing.T) {
 func TestTransportSenderSeesRejectionReason(t *testing.T) {
 	// Node 1 believes node 3 lives at node 2's address.
 	in := newInbox()
-	rx := startTransport(t, TCPTransportConfig{ID: 2, Handler: in.handle})
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle})
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()},
+	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()},
 		Dial: dc.dial, MinBackoff: time.Minute, MaxBackoff: time.Minute})
 	send := func() error {
-		return tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 3))
+		return tx.Send(t.Context(), lanes.LaneHeartbeat, 0, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 3))
 	}
 	var err error
 	for range 100 {
@@ -417,13 +441,13 @@ func TestTransportSenderSeesRejectionReason(t *testing.T) {
 
 func TestTransportReconnectsAfterPeerRestart(t *testing.T) {
 	in := newInbox()
-	rx := startTransport(t, TCPTransportConfig{ID: 2, Handler: in.handle})
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle})
 	addr := rx.Addr().String()
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
+	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
 		Dial: dc.dial, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	send := func() error {
-		return tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2))
+		return tx.Send(t.Context(), lanes.LaneHeartbeat, 0, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2))
 	}
 	if err := send(); err != nil {
 		t.Fatalf("first Send: %v", err)
@@ -447,7 +471,7 @@ func TestTransportReconnectsAfterPeerRestart(t *testing.T) {
 	}
 
 	in2 := newInbox()
-	startTransport(t, TCPTransportConfig{ID: 2, Listen: addr, Handler: in2.handle})
+	startTransport(t, Config{ID: 2, Listen: addr, Handler: in2.handle})
 	for i := 0; ; i++ {
 		if err = send(); err == nil {
 			break
@@ -474,11 +498,11 @@ func TestTransportBacksOffAfterFailedDial(t *testing.T) {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	var dc dialCounter
-	tx := startTransport(t, TCPTransportConfig{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
+	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
 		Dial: dc.dial, MinBackoff: time.Minute, MaxBackoff: time.Minute})
 
 	for i, want := range []string{"dial " + addr, "next dial in"} {
-		err := tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2))
+		err := tx.Send(t.Context(), lanes.LaneHeartbeat, 0, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2))
 		if !errors.Is(err, ErrPeerUnreachable) || !strings.Contains(err.Error(), want) {
 			t.Errorf("send %d: got %v, want ErrPeerUnreachable containing %q", i+1, err, want)
 		}
@@ -487,7 +511,7 @@ func TestTransportBacksOffAfterFailedDial(t *testing.T) {
 		t.Errorf("dialled %d times, want 1 (the second send waits out the backoff)", got)
 	}
 	// Backoff is per lane: another lane dials on its own.
-	_ = tx.Send(t.Context(), lanes.LaneReplication, raftMsg(raftpb.MessageType_MsgApp, 1, 2))
+	_ = tx.Send(t.Context(), lanes.LaneReplication, 0, raftMsg(raftpb.MessageType_MsgApp, 1, 2))
 	if got := dc.count(2, lanes.LaneReplication); got != 1 {
 		t.Errorf("replication lane dialled %d times, want 1", got)
 	}
@@ -529,14 +553,14 @@ func (c *cutConn) Read(p []byte) (int, error) {
 func TestTransportSnapshotFailures(t *testing.T) {
 	tests := []struct {
 		name     string
-		receiver func(*TCPTransportConfig, *inbox)
+		receiver func(*Config, *inbox)
 		ctx      func(context.Context) (context.Context, context.CancelFunc)
 		want     error
 		wantText string
 	}{
 		{
 			name: "connection breaks mid-snapshot",
-			receiver: func(c *TCPTransportConfig, _ *inbox) {
+			receiver: func(c *Config, _ *inbox) {
 				raw, _ := net.Listen("tcp", "127.0.0.1:0")
 				c.Listener = &cutListener{Listener: raw, limit: 8 << 20}
 			},
@@ -544,13 +568,13 @@ func TestTransportSnapshotFailures(t *testing.T) {
 		},
 		{
 			name:     "snapshot over the receiver's limit",
-			receiver: func(c *TCPTransportConfig, _ *inbox) { c.MaxSnapshotBytes = 1 << 20 },
+			receiver: func(c *Config, _ *inbox) { c.MaxSnapshotBytes = 1 << 20 },
 			want:     ErrPeerRejected,
 			wantText: "over this node's 1048576-byte limit",
 		},
 		{
 			name: "handler refuses the snapshot",
-			receiver: func(_ *TCPTransportConfig, in *inbox) {
+			receiver: func(_ *Config, in *inbox) {
 				in.reject = func(*raftpb.Message) error { return errors.New("snapshot index behind the log") }
 			},
 			want:     ErrSnapshotRejected,
@@ -558,7 +582,7 @@ func TestTransportSnapshotFailures(t *testing.T) {
 		},
 		{
 			name: "context cancelled mid-snapshot",
-			receiver: func(c *TCPTransportConfig, in *inbox) {
+			receiver: func(c *Config, in *inbox) {
 				// The receiver stops reading, so the sender is stuck in
 				// a write when the deadline passes.
 				in.reject = func(*raftpb.Message) error { return nil }
@@ -574,16 +598,16 @@ func TestTransportSnapshotFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInbox()
-			rcfg := TCPTransportConfig{Handler: in.handle}
+			rcfg := Config{Handler: in.handle}
 			tc.receiver(&rcfg, in)
-			tx, _, _ := transportPair(t, TCPTransportConfig{ChunkSize: 256 << 10}, rcfg)
+			tx, _, _ := transportPair(t, Config{ChunkSize: 256 << 10}, rcfg)
 			ctx := t.Context()
 			if tc.ctx != nil {
 				var cancel context.CancelFunc
 				ctx, cancel = tc.ctx(ctx)
 				defer cancel()
 			}
-			err := tx.Send(ctx, lanes.LaneSnapshot, snapshotMsg(1, 2, 32<<20, 5))
+			err := tx.Send(ctx, lanes.LaneSnapshot, 0, snapshotMsg(1, 2, 32<<20, 5))
 			if !errors.Is(err, tc.want) || !strings.Contains(fmt.Sprint(err), tc.wantText) {
 				t.Fatalf("got %v, want %v containing %q", err, tc.want, tc.wantText)
 			}
@@ -592,7 +616,7 @@ func TestTransportSnapshotFailures(t *testing.T) {
 			// fresh or the same connection.
 			if tc.name == "handler refuses the snapshot" {
 				in.reject = nil
-				if err := tx.Send(t.Context(), lanes.LaneSnapshot, snapshotMsg(1, 2, 1000, 6)); err != nil {
+				if err := tx.Send(t.Context(), lanes.LaneSnapshot, 0, snapshotMsg(1, 2, 1000, 6)); err != nil {
 					t.Fatalf("Send after a rejected snapshot: %v", err)
 				}
 				in.next(t)
@@ -635,13 +659,13 @@ func (c *stallConn) Read(p []byte) (int, error) {
 }
 
 func TestTransportPeerLifecycleErrors(t *testing.T) {
-	tx, rx, in := transportPair(t, TCPTransportConfig{}, TCPTransportConfig{})
+	tx, rx, in := transportPair(t, Config{}, Config{})
 	hb := func(to uint64) *raftpb.Message { return raftMsg(raftpb.MessageType_MsgHeartbeat, 1, to) }
 
-	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(9)); !errors.Is(err, ErrUnknownPeer) {
+	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, 0, hb(9)); !errors.Is(err, ErrUnknownPeer) {
 		t.Errorf("send to unknown peer: got %v, want ErrUnknownPeer", err)
 	}
-	if err := tx.Send(t.Context(), lanes.Lane(200), hb(2)); err == nil || !strings.Contains(err.Error(), "lane 200 does not exist") {
+	if err := tx.Send(t.Context(), lanes.Lane(200), 0, hb(2)); err == nil || !strings.Contains(err.Error(), "lane 200 does not exist") {
 		t.Errorf("send on a bad lane: got %v, want lane error", err)
 	}
 	for _, bad := range []struct {
@@ -660,25 +684,25 @@ func TestTransportPeerLifecycleErrors(t *testing.T) {
 	if err := tx.AddPeer(9, rx.Addr().String()); err != nil {
 		t.Fatalf("AddPeer: %v", err)
 	}
-	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(2)); err != nil {
+	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, 0, hb(2)); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	in.next(t)
 	tx.RemovePeer(2)
-	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(2)); !errors.Is(err, ErrUnknownPeer) {
+	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, 0, hb(2)); !errors.Is(err, ErrUnknownPeer) {
 		t.Errorf("send to removed peer: got %v, want ErrUnknownPeer", err)
 	}
 	if err := tx.AddPeer(2, rx.Addr().String()); err != nil {
 		t.Fatalf("AddPeer: %v", err)
 	}
-	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(2)); err != nil {
+	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, 0, hb(2)); err != nil {
 		t.Fatalf("Send after re-adding the peer: %v", err)
 	}
 	in.next(t)
 	if err := tx.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, hb(2)); !errors.Is(err, ErrTransportClosed) {
+	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, 0, hb(2)); !errors.Is(err, ErrTransportClosed) {
 		t.Errorf("send after Close: got %v, want ErrTransportClosed", err)
 	}
 	if err := tx.Close(); err != nil {
@@ -692,21 +716,21 @@ func TestTransportPeerLifecycleErrors(t *testing.T) {
 func TestTransportCloseInterruptsBlockedWork(t *testing.T) {
 	// The receiver's handler blocks until its context ends, and a snapshot
 	// is stuck mid-write to a stalled peer: Close must end both.
-	block := func(ctx context.Context, _ *raftpb.Message) error { <-ctx.Done(); return ctx.Err() }
+	block := func(ctx context.Context, _ uint64, _ *raftpb.Message) error { <-ctx.Done(); return ctx.Err() }
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	stalled := startTransport(t, TCPTransportConfig{ID: 3, Listener: &stallListener{Listener: raw}, Handler: block})
-	tx, _, _ := transportPair(t, TCPTransportConfig{}, TCPTransportConfig{Handler: block})
+	stalled := startTransport(t, Config{ID: 3, Listener: &stallListener{Listener: raw}, Handler: block})
+	tx, _, _ := transportPair(t, Config{}, Config{Handler: block})
 	if err := tx.AddPeer(3, stalled.Addr().String()); err != nil {
 		t.Fatalf("AddPeer: %v", err)
 	}
-	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2)); err != nil {
+	if err := tx.Send(t.Context(), lanes.LaneHeartbeat, 0, raftMsg(raftpb.MessageType_MsgHeartbeat, 1, 2)); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- tx.Send(t.Context(), lanes.LaneSnapshot, snapshotMsg(1, 3, 32<<20, 7)) }()
+	go func() { done <- tx.Send(t.Context(), lanes.LaneSnapshot, 0, snapshotMsg(1, 3, 32<<20, 7)) }()
 	time.Sleep(100 * time.Millisecond) // let the snapshot fill the socket buffers
 	if err := tx.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -725,22 +749,22 @@ func TestTransportConfigErrors(t *testing.T) {
 	h := newInbox().handle
 	tests := []struct {
 		name string
-		cfg  TCPTransportConfig
+		cfg  Config
 		want string
 	}{
-		{"no id", TCPTransportConfig{Listen: "127.0.0.1:0", Handler: h}, "ID must be a non-zero raft id"},
-		{"no handler", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0"}, "Handler is required"},
-		{"no address", TCPTransportConfig{ID: 1, Handler: h}, "Listen or Listener is required"},
-		{"negative chunk", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: -1}, "ChunkSize is -1"},
-		{"chunk over frame limit", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: 4 << 20, MaxFrameBytes: 1 << 20}, "ChunkSize 4194304 is larger than MaxFrameBytes 1048576"},
-		{"backoff inverted", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff 1ms is below MinBackoff 1s"},
-		{"peer without address", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ""}}, `peer 2="": want a non-zero id and an address`},
-		{"itself as a peer", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: "127.0.0.1:1"}}, `peer 1="127.0.0.1:1" is this node's own id`},
-		{"bad listen address", TCPTransportConfig{ID: 1, Listen: "127.0.0.1:99999", Handler: h}, "transport listen on 127.0.0.1:99999"},
+		{"no id", Config{Listen: "127.0.0.1:0", Handler: h}, "ID must be a non-zero raft id"},
+		{"no handler", Config{ID: 1, Listen: "127.0.0.1:0"}, "Handler is required"},
+		{"no address", Config{ID: 1, Handler: h}, "Listen or Listener is required"},
+		{"negative chunk", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: -1}, "ChunkSize is -1"},
+		{"chunk over frame limit", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, ChunkSize: 4 << 20, MaxFrameBytes: 1 << 20}, "ChunkSize 4194304 is larger than MaxFrameBytes 1048576"},
+		{"backoff inverted", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff 1ms is below MinBackoff 1s"},
+		{"peer without address", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ""}}, `peer 2="": want a non-zero id and an address`},
+		{"itself as a peer", Config{ID: 1, Listen: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: "127.0.0.1:1"}}, `peer 1="127.0.0.1:1" is this node's own id`},
+		{"bad listen address", Config{ID: 1, Listen: "127.0.0.1:99999", Handler: h}, "transport listen on 127.0.0.1:99999"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr, err := NewTCPTransport(tc.cfg)
+			tr, err := New(tc.cfg)
 			if err == nil {
 				_ = tr.Close()
 				t.Fatalf("got no error, want %q", tc.want)
@@ -760,12 +784,12 @@ func TestTransportTraceSeesBothEnds(t *testing.T) {
 		events = append(events, ev)
 		mu.Unlock()
 	}
-	tx, _, in := transportPair(t, TCPTransportConfig{Trace: trace}, TCPTransportConfig{Trace: trace})
-	if err := tx.Send(t.Context(), lanes.LaneReplication, raftMsg(raftpb.MessageType_MsgApp, 1, 2)); err != nil {
+	tx, _, in := transportPair(t, Config{Trace: trace}, Config{Trace: trace})
+	if err := tx.Send(t.Context(), lanes.LaneReplication, 0, raftMsg(raftpb.MessageType_MsgApp, 1, 2)); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	in.next(t)
-	_ = tx.Send(t.Context(), lanes.LaneOther, raftMsg(raftpb.MessageType_MsgProp, 1, 9))
+	_ = tx.Send(t.Context(), lanes.LaneOther, 0, raftMsg(raftpb.MessageType_MsgProp, 1, 9))
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"errors"
@@ -9,10 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
-// Defaults for ReplicaConfig fields left zero.
+// Defaults for Config fields left zero.
 const (
 	DefaultTickInterval           = 100 * time.Millisecond
 	DefaultHeartbeatTick          = 1
@@ -24,6 +28,10 @@ const (
 	DefaultHealthMaxLag           = 100
 	DefaultMaxValueBytes          = 16 << 20
 )
+
+// MaxGroups bounds Config.Groups: each group holds two open bbolt files, a
+// goroutine and a ticker.
+const MaxGroups = 256
 
 // Peer is one member of the cluster. Name is the identity operators use (the
 // node_id label and the name in --peers); ID is raft's numeric identity,
@@ -86,9 +94,9 @@ func ParsePeers(s string) ([]Peer, error) {
 	return peers, nil
 }
 
-// ReplicaConfig configures a Replica. Environment-derived values (Mode,
+// Config configures a Replica. Environment-derived values (Mode,
 // SyncMode) are read by the caller, once, and passed in.
-type ReplicaConfig struct {
+type Config struct {
 	// Name is this replica's identity, as given to --id; it must appear in
 	// Peers. It is the node_id label on every metric.
 	Name string
@@ -101,12 +109,17 @@ type ReplicaConfig struct {
 	HTTPAddr string
 	// RaftListener and HTTPListener, when set, are used instead of listening
 	// on ListenAddr/HTTPAddr (tests bind port 0 first to learn the address).
-	// The replica closes them, also when NewReplica fails.
+	// The replica closes them, also when New fails.
 	RaftListener net.Listener
 	HTTPListener net.Listener
-	// DataDir holds raft.db and fsm.db. A directory with neither is
-	// initialised; one with only one of them is refused.
+	// DataDir holds raft.db and fsm.db of group 0, and those of group N in
+	// DataDir/group-N. A directory with neither is initialised; one with
+	// only one of them, or written with another group count, is refused.
 	DataDir string
+	// Groups is how many raft groups the replica runs; every member of
+	// the cluster must run the same number. Keys are assigned to groups by
+	// hash (FNV-1a 64 modulo Groups). Zero means 1.
+	Groups int
 
 	Mode     lanes.Mode
 	SyncMode lanes.SyncMode
@@ -132,16 +145,19 @@ type ReplicaConfig struct {
 
 	// Transport tunes the TCP transport (Dial, ChunkSize, timeouts...). The
 	// replica sets ID, Listen, Listener, Peers, Handler and Logger itself.
-	Transport TCPTransportConfig
+	Transport transport.Config
 
 	// InjectDrops deliberately drops every Nth message of one lane, to show
 	// that the soak gates catch a misbehaving canary. Off when Every is 0.
-	InjectDrops DropInjection
+	InjectDrops node.DropInjection
+	// Enqueued, when set, sees every outbound message as the dispatcher
+	// queues it (see node.DispatcherConfig.Enqueued); benchmarks use it.
+	Enqueued func(group uint64, lane lanes.Lane, m *raftpb.Message, at time.Time)
 
 	Logger *slog.Logger
 }
 
-func (c *ReplicaConfig) withDefaults() ReplicaConfig {
+func (c *Config) withDefaults() Config {
 	out := *c
 	if out.TickInterval <= 0 {
 		out.TickInterval = DefaultTickInterval
@@ -173,6 +189,9 @@ func (c *ReplicaConfig) withDefaults() ReplicaConfig {
 	if out.MaxValueBytes <= 0 {
 		out.MaxValueBytes = DefaultMaxValueBytes
 	}
+	if out.Groups == 0 {
+		out.Groups = 1
+	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -180,7 +199,7 @@ func (c *ReplicaConfig) withDefaults() ReplicaConfig {
 }
 
 // validate checks the config and returns this replica's Peer entry.
-func (c *ReplicaConfig) validate() (Peer, error) {
+func (c *Config) validate() (Peer, error) {
 	if c.DataDir == "" {
 		return Peer{}, errors.New("no data directory")
 	}
@@ -189,6 +208,9 @@ func (c *ReplicaConfig) validate() (Peer, error) {
 	}
 	if c.HTTPAddr == "" && c.HTTPListener == nil {
 		return Peer{}, errors.New("no HTTP address")
+	}
+	if c.Groups < 1 || c.Groups > MaxGroups {
+		return Peer{}, fmt.Errorf("%d raft groups: want 1 to %d", c.Groups, MaxGroups)
 	}
 	if c.Mode != lanes.ModeLegacy && c.Mode != lanes.ModeFourLane {
 		return Peer{}, fmt.Errorf("unknown dispatcher mode %s", c.Mode)

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"context"
@@ -11,11 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/lanectl/lanectl/internal/loopback"
+	"github.com/lanectl/lanectl/lanes"
+	"github.com/lanectl/lanectl/node"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // LocalClusterConfig describes a cluster run inside one process. Zero tuning
-// fields take the ReplicaConfig defaults.
+// fields take the Config defaults.
 type LocalClusterConfig struct {
 	// Replicas is the cluster size; replica i is named "n<i+1>".
 	Replicas int
@@ -25,6 +30,8 @@ type LocalClusterConfig struct {
 	// Start is how each replica is first started, by index; missing
 	// entries read an empty environment (legacy layout, sync mode).
 	Start []LocalStart
+	// Groups is the number of raft groups every replica runs; zero is 1.
+	Groups int
 
 	TickInterval           time.Duration
 	HeartbeatTick          int
@@ -34,7 +41,14 @@ type LocalClusterConfig struct {
 	HealthMaxLag           uint64
 	ProposalTimeout        time.Duration
 	// Transport tunes each replica's TCP transport.
-	Transport TCPTransportConfig
+	Transport transport.Config
+	// TransportOf, when set, is replica i's transport config instead of
+	// Transport: benchmarks give each replica a dialer that puts a
+	// simulated link between it and one peer.
+	TransportOf func(i int) transport.Config
+	// Enqueued, when set, sees every replica's outbound messages as its
+	// dispatcher queues them (see Config.Enqueued).
+	Enqueued func(group uint64, lane lanes.Lane, m *raftpb.Message, at time.Time)
 	// Logger receives every replica's logs with a replica attribute; nil
 	// discards them.
 	Logger *slog.Logger
@@ -48,8 +62,8 @@ type LocalStart struct {
 	// Getenv reads the replica's environment; nil reads nothing.
 	Getenv func(key string) string
 	// InjectDrops deliberately drops messages of one lane; see
-	// ReplicaConfig.InjectDrops.
-	InjectDrops DropInjection
+	// Config.InjectDrops.
+	InjectDrops node.DropInjection
 }
 
 // LocalCluster runs replicas of one raft cluster in this process. They talk
@@ -138,7 +152,7 @@ func StartLocalCluster(ctx context.Context, cfg LocalClusterConfig) (*LocalClust
 	return c, nil
 }
 
-func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Listener) ReplicaConfig {
+func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Listener) Config {
 	slot := c.slots[i]
 	getenv := s.Getenv
 	if getenv == nil {
@@ -146,10 +160,14 @@ func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Lis
 	}
 	mode, sync, warnings := SettingsFromEnv(getenv)
 	log := c.cfg.Logger.With("replica", slot.name)
+	tc := c.cfg.Transport
+	if c.cfg.TransportOf != nil {
+		tc = c.cfg.TransportOf(i)
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	return ReplicaConfig{
+	return Config{
 		Name:                   slot.name,
 		Peers:                  c.peers,
 		ListenAddr:             c.peers[i].Addr,
@@ -157,6 +175,7 @@ func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Lis
 		RaftListener:           raftLn,
 		HTTPListener:           httpLn,
 		DataDir:                slot.dir,
+		Groups:                 c.cfg.Groups,
 		Mode:                   mode,
 		SyncMode:               sync,
 		TickInterval:           c.cfg.TickInterval,
@@ -166,7 +185,8 @@ func (c *LocalCluster) replicaConfig(i int, s LocalStart, raftLn, httpLn net.Lis
 		SnapshotCatchUpEntries: c.cfg.SnapshotCatchUpEntries,
 		HealthMaxLag:           c.cfg.HealthMaxLag,
 		ProposalTimeout:        c.cfg.ProposalTimeout,
-		Transport:              c.cfg.Transport,
+		Transport:              tc,
+		Enqueued:               c.cfg.Enqueued,
 		InjectDrops:            s.InjectDrops,
 		Logger:                 log,
 	}
@@ -186,7 +206,7 @@ func (c *LocalCluster) start(i int, s LocalStart, raftLn, httpLn net.Listener) e
 		}
 		return errors.New("local cluster is closed")
 	}
-	rep, err := NewReplica(c.replicaConfig(i, s, raftLn, httpLn))
+	rep, err := New(c.replicaConfig(i, s, raftLn, httpLn))
 	if err != nil {
 		return err
 	}
@@ -292,9 +312,13 @@ func (c *LocalCluster) Close() error {
 	return errors.Join(errs...)
 }
 
-// Leader returns the index of the leader every running replica agrees on,
-// from their in-process status, or -1 and why there is none.
-func (c *LocalCluster) Leader() (int, string) {
+// Leader returns the index of group 0's leader; see GroupLeader.
+func (c *LocalCluster) Leader() (int, string) { return c.GroupLeader(0) }
+
+// GroupLeader returns the index of the leader of raft group group that
+// every running replica agrees on, from their in-process status, or -1 and
+// why there is none.
+func (c *LocalCluster) GroupLeader(group uint64) (int, string) {
 	var leader string
 	for i := range c.slots {
 		r := c.Replica(i)
@@ -302,18 +326,25 @@ func (c *LocalCluster) Leader() (int, string) {
 			continue
 		}
 		st := r.Status()
-		if st.Leader == "" {
-			return -1, c.slots[i].name + " knows no leader"
+		if group >= uint64(len(st.Groups)) {
+			return -1, fmt.Sprintf("%s runs no group %d", c.slots[i].name, group)
 		}
-		if leader != "" && st.Leader != leader {
-			return -1, fmt.Sprintf("%s says %s, another says %s", c.slots[i].name, st.Leader, leader)
+		g := st.Groups[group]
+		if g.Leader == "" {
+			return -1, fmt.Sprintf("%s knows no leader of group %d", c.slots[i].name, group)
 		}
-		leader = st.Leader
+		if leader != "" && g.Leader != leader {
+			return -1, fmt.Sprintf("group %d: %s says %s, another says %s", group, c.slots[i].name, g.Leader, leader)
+		}
+		leader = g.Leader
+	}
+	if leader == "" {
+		return -1, "no replica is running"
 	}
 	for i, s := range c.slots {
 		if s.name == leader && c.Replica(i) != nil {
 			return i, ""
 		}
 	}
-	return -1, fmt.Sprintf("leader %q is not running", leader)
+	return -1, fmt.Sprintf("group %d: leader %q is not running", group, leader)
 }

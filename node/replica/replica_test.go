@@ -1,4 +1,4 @@
-package node_test
+package replica_test
 
 import (
 	"bytes"
@@ -21,6 +21,8 @@ import (
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/nodetest"
+	"github.com/lanectl/lanectl/node/replica"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 const waitLong = 15 * time.Second
@@ -350,34 +352,8 @@ func TestHealthzGoesHealthyAsReplicaCatchesUp(t *testing.T) {
 	t.Logf("healthz sequence: %q", seen)
 }
 
-func TestHealthReasons(t *testing.T) {
-	now := time.Now()
-	leader := node.Status{Role: "leader", Leader: "n1", LeaderRaftID: 1, Commit: 100, Applied: 100, LeaderCommit: 100}
-	tests := []struct {
-		name   string
-		st     node.Status
-		ok     bool
-		reason string
-	}{
-		{"no leader", node.Status{Role: "candidate", Term: 4}, false, "no leader known"},
-		{"commit unknown", node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1}, false, "commit index is not known"},
-		{"lagging", node.StatusForTest(node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1, Applied: 10, LeaderCommit: 100}, now), false, "90 behind"},
-		{"stale", node.StatusForTest(node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1, Applied: 100, LeaderCommit: 100}, now.Add(-time.Minute)), false, "has not confirmed"},
-		{"caught up", node.StatusForTest(node.Status{Role: "follower", Leader: "n1", LeaderRaftID: 1, Applied: 98, LeaderCommit: 100}, now), true, "ok"},
-		{"leader", node.StatusForTest(leader, now), true, "ok"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ok, reason := tt.st.Health(5, now)
-			if ok != tt.ok || !strings.Contains(reason, tt.reason) {
-				t.Errorf("got %v %q, want %v and a reason containing %q", ok, reason, tt.ok, tt.reason)
-			}
-		})
-	}
-}
-
 // metricSpec is one DESIGN.md metric: its type and label names (node_id
-// included).
+// included, and group on the raft series that are per group).
 var metricSpecs = map[string]struct {
 	typ    dto.MetricType
 	labels []string
@@ -389,12 +365,12 @@ var metricSpecs = map[string]struct {
 	node.MetricDispatchWait:     {dto.MetricType_HISTOGRAM, []string{"lane", "node_id"}},
 	node.MetricLanesEnabled:     {dto.MetricType_GAUGE, []string{"node_id"}},
 	node.MetricFSMApplySyncMode: {dto.MetricType_GAUGE, []string{"mode", "node_id"}},
-	node.MetricLeaderChanges:    {dto.MetricType_COUNTER, []string{"node_id"}},
-	node.MetricTerm:             {dto.MetricType_GAUGE, []string{"node_id"}},
-	node.MetricCommitIndex:      {dto.MetricType_GAUGE, []string{"node_id"}},
-	node.MetricAppliedIndex:     {dto.MetricType_GAUGE, []string{"node_id"}},
-	node.MetricLastContact:      {dto.MetricType_GAUGE, []string{"node_id"}},
-	node.MetricIsLeader:         {dto.MetricType_GAUGE, []string{"node_id"}},
+	replica.MetricLeaderChanges: {dto.MetricType_COUNTER, []string{"group", "node_id"}},
+	replica.MetricTerm:          {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricCommitIndex:   {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricAppliedIndex:  {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricLastContact:   {dto.MetricType_GAUGE, []string{"group", "node_id"}},
+	replica.MetricIsLeader:      {dto.MetricType_GAUGE, []string{"group", "node_id"}},
 }
 
 func TestMetricsExposeDesignNames(t *testing.T) {
@@ -469,18 +445,18 @@ func TestMetricsExposeDesignNames(t *testing.T) {
 			}
 		}
 		checkGauge(t, fams, c.Name(i), node.MetricLanesEnabled, nil, map[bool]float64{true: 1, false: 0}[st.LanesEnabled])
-		checkGauge(t, fams, c.Name(i), node.MetricIsLeader, nil, map[bool]float64{true: 1, false: 0}[i == leader])
+		checkGauge(t, fams, c.Name(i), replica.MetricIsLeader, nil, map[bool]float64{true: 1, false: 0}[i == leader])
 		checkGauge(t, fams, c.Name(i), node.MetricFSMApplySyncMode, map[string]string{"mode": "sync"}, 1)
 		checkGauge(t, fams, c.Name(i), node.MetricFSMApplySyncMode, map[string]string{"mode": "nosync"}, 0)
-		checkGauge(t, fams, c.Name(i), node.MetricTerm, nil, float64(st.Term))
+		checkGauge(t, fams, c.Name(i), replica.MetricTerm, nil, float64(st.Term))
 		if i != leader {
 			// Heartbeats arrive every tick (20ms); a second is generous.
-			if v := fams[node.MetricLastContact].GetMetric()[0].GetGauge().GetValue(); v <= 0 || v > 1 {
-				t.Errorf("%s: follower %s = %v, want (0, 1] seconds", c.Name(i), node.MetricLastContact, v)
+			if v := fams[replica.MetricLastContact].GetMetric()[0].GetGauge().GetValue(); v <= 0 || v > 1 {
+				t.Errorf("%s: follower %s = %v, want (0, 1] seconds", c.Name(i), replica.MetricLastContact, v)
 			}
 		}
 		if i == leader {
-			checkGauge(t, fams, c.Name(i), node.MetricLastContact, nil, 0)
+			checkGauge(t, fams, c.Name(i), replica.MetricLastContact, nil, 0)
 			// The forced snapshots went through the snapshot lane (four-lane
 			// leader) or the normal lane (legacy leader). A send is counted
 			// once the follower confirmed it, after ForceSnapshot returned.
@@ -555,20 +531,20 @@ func TestRestartRefusesDamagedDataDir(t *testing.T) {
 		file   string
 		want   string
 	}{
-		{"fsm.db missing", func(dir string) error { return os.Remove(filepath.Join(dir, node.FSMDBFile)) }, node.FSMDBFile, "is missing"},
-		{"raft.db missing", func(dir string) error { return os.Remove(filepath.Join(dir, node.RaftDBFile)) }, node.RaftDBFile, "is missing"},
-		{"raft.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.RaftDBFile), 0) }, node.RaftDBFile, "corrupt"},
-		{"fsm.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.FSMDBFile), 0) }, node.FSMDBFile, "corrupt"},
-		{"raft.db pages after the meta pages garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.RaftDBFile), 8192) }, node.RaftDBFile, "corrupt"},
-		{"fsm.db pages after the meta pages garbage", func(dir string) error { return overwrite(filepath.Join(dir, node.FSMDBFile), 8192) }, node.FSMDBFile, "corrupt"},
-		{"raft.db truncated", func(dir string) error { return os.Truncate(filepath.Join(dir, node.RaftDBFile), 100) }, node.RaftDBFile, "corrupt"},
+		{"fsm.db missing", func(dir string) error { return os.Remove(filepath.Join(dir, replica.FSMDBFile)) }, replica.FSMDBFile, "is missing"},
+		{"raft.db missing", func(dir string) error { return os.Remove(filepath.Join(dir, replica.RaftDBFile)) }, replica.RaftDBFile, "is missing"},
+		{"raft.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, replica.RaftDBFile), 0) }, replica.RaftDBFile, "corrupt"},
+		{"fsm.db garbage", func(dir string) error { return overwrite(filepath.Join(dir, replica.FSMDBFile), 0) }, replica.FSMDBFile, "corrupt"},
+		{"raft.db pages after the meta pages garbage", func(dir string) error { return overwrite(filepath.Join(dir, replica.RaftDBFile), 8192) }, replica.RaftDBFile, "corrupt"},
+		{"fsm.db pages after the meta pages garbage", func(dir string) error { return overwrite(filepath.Join(dir, replica.FSMDBFile), 8192) }, replica.FSMDBFile, "corrupt"},
+		{"raft.db truncated", func(dir string) error { return os.Truncate(filepath.Join(dir, replica.RaftDBFile), 100) }, replica.RaftDBFile, "corrupt"},
 		{"raft.db is someone else's bbolt file", func(dir string) error {
-			src, err := os.ReadFile(filepath.Join(dir, node.FSMDBFile))
+			src, err := os.ReadFile(filepath.Join(dir, replica.FSMDBFile))
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(filepath.Join(dir, node.RaftDBFile), src, 0o600)
-		}, node.RaftDBFile, "corrupt"},
+			return os.WriteFile(filepath.Join(dir, replica.RaftDBFile), src, 0o600)
+		}, replica.RaftDBFile, "corrupt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -616,11 +592,11 @@ func overwrite(path string, offset int64) error {
 func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
 	c := nodetest.StartCluster(t, 1, testOptions())
 	c.WaitLeader(waitLong)
-	tr, err := node.NewTCPTransport(node.TCPTransportConfig{
+	tr, err := transport.New(transport.Config{
 		ID:      9,
 		Listen:  "127.0.0.1:0",
 		Peers:   map[uint64]string{1: c.RaftAddr(0)},
-		Handler: func(context.Context, *raftpb.Message) error { return nil },
+		Handler: func(context.Context, uint64, *raftpb.Message) error { return nil },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -637,8 +613,8 @@ func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
 			Metadata: &raftpb.SnapshotMetadata{Index: new(st.Applied + 100), Term: new(st.Term)},
 		},
 	}
-	err = tr.Send(t.Context(), lanes.LaneSnapshot, m)
-	if !errors.Is(err, node.ErrSnapshotRejected) || !strings.Contains(err.Error(), "checksum mismatch") {
+	err = tr.Send(t.Context(), lanes.LaneSnapshot, 0, m)
+	if !errors.Is(err, transport.ErrSnapshotRejected) || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("got %v, want ErrSnapshotRejected saying checksum mismatch", err)
 	}
 	after, err := c.Status(0)
@@ -678,8 +654,8 @@ func TestPutInFlightAtShutdownIsServiceUnavailable(t *testing.T) {
 	})
 	c.Stop(leader)
 	err := <-putErr
-	if err == nil || !strings.Contains(err.Error(), ": 503 ") || !strings.Contains(err.Error(), node.ErrStopped.Error()) {
-		t.Fatalf("PUT in flight at shutdown: %v; want 503 %q", err, node.ErrStopped)
+	if err == nil || !strings.Contains(err.Error(), ": 503 ") || !strings.Contains(err.Error(), replica.ErrStopped.Error()) {
+		t.Fatalf("PUT in flight at shutdown: %v; want 503 %q", err, replica.ErrStopped)
 	}
 }
 

@@ -1,4 +1,4 @@
-package node
+package transport
 
 import (
 	"bufio"
@@ -21,16 +21,30 @@ import (
 //
 //	kind u8 | length u32 | crc32c(payload) u32 | payload
 //
+// A message frame's payload is the raft group and the marshalled message:
+//
+//	group u64 | raftpb.Message
+//
+// and a snapshot-begin frame's is the snapshot's data length, the group and
+// the MsgSnap without its data:
+//
+//	total u64 | group u64 | raftpb.Message
+//
+// All raft groups' messages between two nodes share the connections of
+// their lanes; the group tells the receiver which raft instance a message
+// is for.
+//
 // The dialer sends message, snapshot-begin and snapshot-chunk frames; the
 // acceptor answers only with status frames (a snapshot's outcome, or why it
 // is closing the connection). All integers are big-endian.
 const (
 	wireMagic        = "LNRT"
-	wireVersion      = 1
+	wireVersion      = 2
 	preambleLen      = 24
 	frameHeaderLen   = 9
-	snapBeginPrefix  = 8 // total snapshot data length, before the message bytes
-	statusPrefix     = 1 // status code, before the reason text
+	groupPrefix      = 8  // raft group, before a message frame's message bytes
+	snapBeginPrefix  = 16 // total snapshot data length and raft group, before the message bytes
+	statusPrefix     = 1  // status code, before the reason text
 	maxReasonLen     = 512
 	minFrameLimitLen = 1 << 10
 )
@@ -39,10 +53,11 @@ const (
 type frameKind uint8
 
 const (
-	// frameMessage carries one marshalled raftpb.Message.
+	// frameMessage carries one raft group id and one marshalled
+	// raftpb.Message.
 	frameMessage frameKind = 1
-	// frameSnapBegin starts a snapshot: the total data length, then the
-	// MsgSnap marshalled without its snapshot data. Exactly that many bytes
+	// frameSnapBegin starts a snapshot: the total data length, the raft
+	// group, then the MsgSnap marshalled without its snapshot data. Exactly that many bytes
 	// of frameSnapChunk follow.
 	frameSnapBegin frameKind = 2
 	// frameSnapChunk carries the next piece of the snapshot data.

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"bytes"
@@ -283,24 +283,42 @@ var snapshotMagic = []byte("LKV1")
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// snapshotData serialises the whole state. Called on the raft goroutine, the
-// only writer, so the map cannot change underneath.
-func (s *kvStore) snapshotData() []byte {
+// kvView is the state machine as of one applied index, frozen: a copy of
+// the map (the values are shared, never modified in place: apply and
+// restore replace them) and of the recent commands.
+type kvView struct {
+	data   map[string][]byte
+	bytes  int
+	recent []appliedCmd
+}
+
+// view freezes the current state. It costs a map copy, O(keys), not a
+// copy of the values, so the raft goroutine can take it and leave the
+// serialising to another goroutine.
+func (s *kvStore) view() kvView {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	keys := slices.Sorted(maps.Keys(s.data))
-	b := make([]byte, 0, len(snapshotMagic)+s.bytes+len(keys)*2*binary.MaxVarintLen32+4)
+	return kvView{data: maps.Clone(s.data), bytes: s.bytes, recent: slices.Clone(s.recent)}
+}
+
+// snapshotData serialises the whole current state.
+func (s *kvStore) snapshotData() []byte { return s.view().encode() }
+
+// encode serialises the view in the snapshot format (see snapshotMagic).
+func (v kvView) encode() []byte {
+	keys := slices.Sorted(maps.Keys(v.data))
+	b := make([]byte, 0, len(snapshotMagic)+v.bytes+len(keys)*2*binary.MaxVarintLen32+4)
 	b = append(b, snapshotMagic...)
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
-		v := s.data[k]
+		val := v.data[k]
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
-		b = binary.AppendUvarint(b, uint64(len(v)))
-		b = append(b, v...)
+		b = binary.AppendUvarint(b, uint64(len(val)))
+		b = append(b, val...)
 	}
-	b = binary.AppendUvarint(b, uint64(len(s.recent)))
-	for _, c := range s.recent {
+	b = binary.AppendUvarint(b, uint64(len(v.recent)))
+	for _, c := range v.recent {
 		b = binary.AppendUvarint(b, c.requestID)
 		b = binary.AppendUvarint(b, c.index)
 	}

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"context"
@@ -25,12 +25,16 @@ var (
 	// ErrBadPeer is returned by ForceSnapshot for a peer that is unknown, is
 	// the leader itself, or cannot be left behind without losing quorum.
 	ErrBadPeer = errors.New("cannot force a snapshot to this peer")
+	// ErrBadGroup is returned by ForceSnapshot for a raft group the
+	// replica does not run.
+	ErrBadGroup = errors.New("no such raft group")
 	// errForceTimeout is returned when raft did not send the snapshot in time.
 	errForceTimeout = errors.New("forced snapshot timed out")
 )
 
 // ForceSnapshotResult describes the MsgSnap a forced transfer made raft send.
 type ForceSnapshotResult struct {
+	Group         uint64 `json:"group"`
 	Peer          string `json:"peer"`
 	SnapshotIndex uint64 `json:"snapshot_index"`
 	SnapshotBytes int    `json:"snapshot_bytes"`
@@ -53,6 +57,9 @@ const (
 	forceApplying forcePhase = iota
 	// forceCompact: the no-op is applied; snapshot and compact after Advance.
 	forceCompact
+	// forceSnapshotting: the snapshot is being written off the raft
+	// goroutine; compaction follows when it is durable.
+	forceSnapshotting
 	// forceSending: the log is compacted past the peer; waiting for raft to
 	// emit the MsgSnap.
 	forceSending
@@ -66,10 +73,10 @@ type forceState struct {
 	result    chan forceOutcome
 }
 
-// ForceSnapshot makes raft send a full snapshot to peer (a name from the peer
-// list, or a raft ID). Only the leader can do it. It returns once the MsgSnap
+// ForceSnapshot makes raft group group send a full snapshot to peer (a name
+// from the peer list, or a raft ID). Only the leader can do it. It returns once the MsgSnap
 // is handed to the dispatcher, which puts it in the snapshot lane (the
-// normal lane in the legacy layout).
+// normal lane in the legacy layout), the lane every group shares.
 //
 // Raft sends MsgSnap only to a follower that needs entries the leader has
 // compacted away, so the leader makes that true: it withholds appends to the
@@ -77,17 +84,21 @@ type forceState struct {
 // log through that no-op, then reports the peer unreachable so raft probes it
 // again and finds the entries gone. The cluster needs a quorum without the
 // peer, so three replicas or more.
-func (r *Replica) ForceSnapshot(ctx context.Context, peer string) (ForceSnapshotResult, error) {
+func (r *Replica) ForceSnapshot(ctx context.Context, group uint64, peer string) (ForceSnapshotResult, error) {
+	if group >= uint64(len(r.groups)) {
+		return ForceSnapshotResult{}, fmt.Errorf("%w: group %d does not exist (the replica runs %d)", ErrBadGroup, group, len(r.groups))
+	}
+	g := r.groups[group]
 	id, err := r.resolvePeer(peer)
 	if err != nil {
 		return ForceSnapshotResult{}, err
 	}
 	req := forceRequest{peer: id, result: make(chan forceOutcome, 1)}
 	select {
-	case r.forcec <- req:
+	case g.forcec <- req:
 	case <-ctx.Done():
 		return ForceSnapshotResult{}, context.Cause(ctx)
-	case <-r.stopped:
+	case <-g.stopped:
 		return ForceSnapshotResult{}, ErrStopped
 	}
 	select {
@@ -95,7 +106,7 @@ func (r *Replica) ForceSnapshot(ctx context.Context, peer string) (ForceSnapshot
 		return out.res, out.err
 	case <-ctx.Done():
 		return ForceSnapshotResult{}, context.Cause(ctx)
-	case <-r.stopped:
+	case <-g.stopped:
 		return ForceSnapshotResult{}, ErrStopped
 	}
 }
@@ -115,94 +126,95 @@ func (r *Replica) resolvePeer(peer string) (uint64, error) {
 }
 
 // startForce runs on the raft goroutine.
-func (r *Replica) startForce(req forceRequest) {
+func (g *group) startForce(req forceRequest) {
 	fail := func(err error) { req.result <- forceOutcome{err: err} }
 	switch {
-	case r.force != nil:
-		fail(fmt.Errorf("%w (to %s)", ErrForceBusy, r.peerName(r.force.peer)))
+	case g.force != nil:
+		fail(fmt.Errorf("%w (to %s)", ErrForceBusy, g.r.peerName(g.force.peer)))
 		return
-	case !r.isLeader.Load():
+	case !g.isLeader.Load():
 		leader := "none known"
-		if r.lead != raft.None {
-			leader = r.peerName(r.lead)
+		if g.lead != raft.None {
+			leader = g.r.peerName(g.lead)
 		}
 		fail(fmt.Errorf("%w (leader: %s)", ErrNotLeader, leader))
 		return
-	case req.peer == r.self.ID:
-		fail(fmt.Errorf("%w: %s is the leader itself", ErrBadPeer, r.peerName(req.peer)))
+	case req.peer == g.r.self.ID:
+		fail(fmt.Errorf("%w: %s is the leader itself", ErrBadPeer, g.r.peerName(req.peer)))
 		return
 	}
-	voters := r.confState.GetVoters()
+	voters := g.confState.GetVoters()
 	known := false
 	for _, v := range voters {
 		known = known || v == req.peer
 	}
 	if !known {
-		fail(fmt.Errorf("%w: %s is not a voter", ErrBadPeer, r.peerName(req.peer)))
+		fail(fmt.Errorf("%w: %s is not a voter", ErrBadPeer, g.r.peerName(req.peer)))
 		return
 	}
 	if len(voters) < 3 {
-		fail(fmt.Errorf("%w: with %d voters the log cannot advance without %s; a forced snapshot needs at least 3", ErrBadPeer, len(voters), r.peerName(req.peer)))
+		fail(fmt.Errorf("%w: with %d voters the log cannot advance without %s; a forced snapshot needs at least 3", ErrBadPeer, len(voters), g.r.peerName(req.peer)))
 		return
 	}
 	snapshotting := false
-	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 		if id == req.peer && pr.State == tracker.StateSnapshot {
 			snapshotting = true
 		}
 	})
 	if snapshotting {
-		fail(fmt.Errorf("%w: %s is already receiving a snapshot", ErrForceBusy, r.peerName(req.peer)))
+		fail(fmt.Errorf("%w: %s is already receiving a snapshot", ErrForceBusy, g.r.peerName(req.peer)))
 		return
 	}
-	id := r.nextRequestID()
-	r.isolated = req.peer
-	if err := r.rn.Propose(encodeCommand(command{kind: cmdNoop, requestID: id})); err != nil {
-		r.isolated = 0
+	id := g.r.nextRequestID()
+	g.isolated = req.peer
+	if err := g.rn.Propose(encodeCommand(command{kind: cmdNoop, requestID: id})); err != nil {
+		g.isolated = 0
 		fail(fmt.Errorf("propose no-op: %w", err))
 		return
 	}
-	r.force = &forceState{peer: req.peer, requestID: id, deadline: time.Now().Add(forceTimeout), result: req.result}
-	r.log.Info("forcing a snapshot transfer", "peer", r.peerName(req.peer))
+	g.force = &forceState{peer: req.peer, requestID: id, deadline: time.Now().Add(forceTimeout), result: req.result}
+	g.log.Info("forcing a snapshot transfer", "peer", g.r.peerName(req.peer))
 }
 
-func (r *Replica) onForceApplied(requestID uint64) {
-	if r.force != nil && r.force.phase == forceApplying && r.force.requestID == requestID {
-		r.force.phase = forceCompact
+func (g *group) onForceApplied(requestID uint64) {
+	if g.force != nil && g.force.phase == forceApplying && g.force.requestID == requestID {
+		g.force.phase = forceCompact
 	}
 }
 
 // forceCompacted runs once the log is compacted past everything the peer
 // has: stop withholding, and make raft probe the peer again.
-func (r *Replica) forceCompacted() {
-	r.force.phase = forceSending
-	r.isolated = 0
-	r.rn.ReportUnreachable(r.force.peer)
+func (g *group) forceCompacted() {
+	g.force.phase = forceSending
+	g.isolated = 0
+	g.rn.ReportUnreachable(g.force.peer)
 }
 
-func (r *Replica) onSnapshotSent(m *raftpb.Message) {
-	if r.force == nil || r.force.phase != forceSending || m.GetTo() != r.force.peer {
+func (g *group) onSnapshotSent(m *raftpb.Message) {
+	if g.force == nil || g.force.phase != forceSending || m.GetTo() != g.force.peer {
 		return
 	}
-	r.force.result <- forceOutcome{res: ForceSnapshotResult{
-		Peer:          r.peerName(m.GetTo()),
+	g.force.result <- forceOutcome{res: ForceSnapshotResult{
+		Group:         g.id,
+		Peer:          g.r.peerName(m.GetTo()),
 		SnapshotIndex: m.GetSnapshot().GetMetadata().GetIndex(),
 		SnapshotBytes: len(m.GetSnapshot().GetData()),
 	}}
-	r.force = nil
+	g.force = nil
 }
 
-func (r *Replica) failForce(err error) {
-	if r.force == nil {
+func (g *group) failForce(err error) {
+	if g.force == nil {
 		return
 	}
-	r.log.Warn("forced snapshot abandoned", "peer", r.peerName(r.force.peer), "err", err)
-	r.force.result <- forceOutcome{err: err}
-	if r.isolated != 0 {
+	g.log.Warn("forced snapshot abandoned", "peer", g.r.peerName(g.force.peer), "err", err)
+	g.force.result <- forceOutcome{err: err}
+	if g.isolated != 0 {
 		// Withheld appends left the peer's progress stuck; probing again
 		// resumes normal replication.
-		r.rn.ReportUnreachable(r.isolated)
-		r.isolated = 0
+		g.rn.ReportUnreachable(g.isolated)
+		g.isolated = 0
 	}
-	r.force = nil
+	g.force = nil
 }

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -22,6 +24,13 @@ const (
 	// FSMDBFile holds the key-value state machine and its applied index. It is
 	// fsynced after each apply batch only in sync mode.
 	FSMDBFile = "fsm.db"
+	// snapshotFilePrefix and snapshotFileSuffix name the file that holds
+	// the data of the latest snapshot, next to raft.db, which records its
+	// metadata and the file's name. Keeping the data out of raft.db keeps
+	// a large snapshot from holding raft.db's write lock (and the log
+	// appends behind it) while it is written.
+	snapshotFilePrefix = "snapshot-"
+	snapshotFileSuffix = ".lkv"
 )
 
 // openTimeout bounds the wait for bbolt's file lock, so a second replica
@@ -35,6 +44,10 @@ var (
 	keyHardState  = []byte("hardstate")
 	keyConfState  = []byte("confstate")
 	keySnapshot   = []byte("snapshot")
+	// keySnapshotFile names the file with the snapshot's data. A snapshot
+	// stored without it (raft.db written before snapshot files) carries
+	// its data inline.
+	keySnapshotFile = []byte("snapshotfile")
 )
 
 // Format markers written on creation, so a bbolt file that belongs to
@@ -56,14 +69,17 @@ var ErrCorrupt = errors.New("corrupt data file")
 type raftStore struct {
 	db   *bbolt.DB
 	path string
+	dir  string
 }
 
 // persistedRaft is what a raftStore holds, as loaded on start.
 type persistedRaft struct {
 	hardState *raftpb.HardState
 	confState *raftpb.ConfState
-	// snapshot is nil before the first snapshot.
-	snapshot *raftpb.Snapshot
+	// snapshot is nil before the first snapshot; snapshotFile is the name
+	// of the file its data was read from ("" for inline data).
+	snapshot     *raftpb.Snapshot
+	snapshotFile string
 	// entries follow the snapshot (or index 0) without gaps.
 	entries []*raftpb.Entry
 }
@@ -94,7 +110,7 @@ func createRaftStore(path string, cs *raftpb.ConfState) (*raftStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &raftStore{db: db, path: path}
+	s := &raftStore{db: db, path: path, dir: filepath.Dir(path)}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
@@ -121,9 +137,15 @@ func openRaftStore(path string) (*raftStore, *persistedRaft, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &raftStore{db: db, path: path}
+	s := &raftStore{db: db, path: path, dir: filepath.Dir(path)}
 	st, err := s.load()
 	if err != nil {
+		_ = db.Close()
+		return nil, nil, err
+	}
+	// A crash between writing a snapshot file and recording it leaves a
+	// file nothing refers to.
+	if err := s.removeSnapshotFiles(st.snapshotFile); err != nil {
 		_ = db.Close()
 		return nil, nil, err
 	}
@@ -168,6 +190,13 @@ func (s *raftStore) load() (st *persistedRaft, err error) {
 			if err := getProto(meta, keySnapshot, snap); err != nil {
 				return s.corrupt("snapshot: %v", err)
 			}
+			if name := meta.Get(keySnapshotFile); name != nil {
+				data, err := s.readSnapshotFile(string(name))
+				if err != nil {
+					return err
+				}
+				snap.Data, st.snapshotFile = data, string(name)
+			}
 			st.snapshot = snap
 			snapIndex = snap.GetMetadata().GetIndex()
 			st.confState = snap.GetMetadata().GetConfState()
@@ -200,18 +229,26 @@ func (s *raftStore) load() (st *persistedRaft, err error) {
 	return st, nil
 }
 
-// save makes one Ready durable: the snapshot (replacing the log it covers),
-// the new entries (replacing any conflicting suffix) and the HardState.
+// save makes one Ready durable: the snapshot (its data in a file of its
+// own, replacing the log it covers), the new entries (replacing any
+// conflicting suffix) and the HardState.
 func (s *raftStore) save(hs *raftpb.HardState, entries []*raftpb.Entry, snap *raftpb.Snapshot) error {
 	hasSnap := !raft.IsEmptySnap(snap)
 	hasHS := !raft.IsEmptyHardState(hs)
 	if !hasSnap && !hasHS && len(entries) == 0 {
 		return nil
 	}
+	var file string
+	if hasSnap {
+		var err error
+		if file, err = s.writeSnapshotFile(snap.GetMetadata().GetIndex(), snap.GetData()); err != nil {
+			return err
+		}
+	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		meta, ents := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
 		if hasSnap {
-			if err := putSnapshot(meta, ents, snap, snap.GetMetadata().GetIndex()); err != nil {
+			if err := putSnapshot(meta, ents, snap, file, snap.GetMetadata().GetIndex()); err != nil {
 				return err
 			}
 		}
@@ -237,19 +274,100 @@ func (s *raftStore) save(hs *raftpb.HardState, entries []*raftpb.Entry, snap *ra
 	if err != nil {
 		return fmt.Errorf("persist raft state to %s: %w", s.path, err)
 	}
+	if hasSnap {
+		return s.removeSnapshotFiles(file)
+	}
 	return nil
 }
 
-// saveSnapshot records a snapshot the replica made of its own state and drops
-// the log entries up to compactTo.
-func (s *raftStore) saveSnapshot(snap *raftpb.Snapshot, compactTo uint64) error {
+// saveSnapshot records a snapshot the replica made of its own state, whose
+// data is already in file (see writeSnapshotFile), and drops the log
+// entries up to compactTo. Older snapshot files are removed once it is
+// recorded.
+func (s *raftStore) saveSnapshot(snap *raftpb.Snapshot, file string, compactTo uint64) error {
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		return putSnapshot(tx.Bucket(bucketMeta), tx.Bucket(bucketEntries), snap, compactTo)
+		return putSnapshot(tx.Bucket(bucketMeta), tx.Bucket(bucketEntries), snap, file, compactTo)
 	})
 	if err != nil {
 		return fmt.Errorf("persist snapshot to %s: %w", s.path, err)
 	}
+	return s.removeSnapshotFiles(file)
+}
+
+// writeSnapshotFile writes a snapshot's data to its own file next to
+// raft.db and makes it durable (the file and the directory entry fsynced)
+// before returning its name. It is safe to call from any goroutine.
+func (s *raftStore) writeSnapshotFile(index uint64, data []byte) (string, error) {
+	name := fmt.Sprintf("%s%020d%s", snapshotFilePrefix, index, snapshotFileSuffix)
+	f, err := os.CreateTemp(s.dir, name+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("write snapshot %d: %w", index, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(s.dir, name))
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("write snapshot %d to %s: %w", index, s.dir, err)
+	}
+	return name, nil
+}
+
+func (s *raftStore) readSnapshotFile(name string) ([]byte, error) {
+	if filepath.Base(name) != name || !strings.HasPrefix(name, snapshotFilePrefix) {
+		return nil, s.corrupt("snapshot file name %q", name)
+	}
+	path := filepath.Join(s.dir, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: the snapshot it records: %w", s.path, ErrCorrupt, err)
+	}
+	if err := checkSnapshot(data); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", path, ErrCorrupt, err)
+	}
+	return data, nil
+}
+
+// removeSnapshotFiles removes every snapshot file (and leftover temporary
+// file) but keep.
+func (s *raftStore) removeSnapshotFiles(keep string) error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("list snapshot files: %w", err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if n == keep || !strings.HasPrefix(n, snapshotFilePrefix) || e.IsDir() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove old snapshot file: %w", err)
+		}
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // saveConfState records a membership change applied from the log.
@@ -270,8 +388,12 @@ func (s *raftStore) close() error {
 	return nil
 }
 
-func putSnapshot(meta, ents *bbolt.Bucket, snap *raftpb.Snapshot, compactTo uint64) error {
-	if err := putProto(meta, keySnapshot, snap); err != nil {
+// putSnapshot records a snapshot's metadata and the file holding its data.
+func putSnapshot(meta, ents *bbolt.Bucket, snap *raftpb.Snapshot, file string, compactTo uint64) error {
+	if err := putProto(meta, keySnapshot, &raftpb.Snapshot{Metadata: snap.GetMetadata()}); err != nil {
+		return err
+	}
+	if err := meta.Put(keySnapshotFile, []byte(file)); err != nil {
 		return err
 	}
 	if err := putProto(meta, keyConfState, snap.GetMetadata().GetConfState()); err != nil {

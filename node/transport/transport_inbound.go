@@ -1,4 +1,4 @@
-package node
+package transport
 
 import (
 	"bufio"
@@ -23,7 +23,7 @@ const inboundReadBuffer = 64 << 10
 const snapshotInitialBuffer = 8 << 20
 
 // acceptLoop accepts connections until the listener is closed.
-func (t *TCPTransport) acceptLoop() {
+func (t *TCP) acceptLoop() {
 	defer t.wg.Done()
 	var delay time.Duration
 	for {
@@ -59,7 +59,7 @@ func (t *TCPTransport) acceptLoop() {
 
 // serve reads one inbound connection until it ends. A connection that breaks
 // the protocol is told why before it is closed, so the sender's error says it.
-func (t *TCPTransport) serve(c net.Conn) {
+func (t *TCP) serve(c net.Conn) {
 	defer t.wg.Done()
 	defer func() {
 		t.mu.Lock()
@@ -92,7 +92,7 @@ func (t *TCPTransport) serve(c net.Conn) {
 // receive reads the preamble and then frames, handing each message to the
 // handler. It returns nil when the sender closed the connection between
 // messages.
-func (t *TCPTransport) receive(c net.Conn) error {
+func (t *TCP) receive(c net.Conn) error {
 	_ = c.SetReadDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(c, inboundReadBuffer)
 	pre, err := readPreamble(br)
@@ -113,7 +113,7 @@ func (t *TCPTransport) receive(c net.Conn) error {
 
 // inboundConn is the receiving side of one (peer, lane) connection.
 type inboundConn struct {
-	t    *TCPTransport
+	t    *TCP
 	conn net.Conn
 	pre  preamble
 	fr   frameReader
@@ -134,15 +134,19 @@ func (in *inboundConn) loop() error {
 			if err != nil {
 				return err
 			}
-			m, err := in.decode(p)
+			if len(p) < groupPrefix {
+				return badFrame("frame %d: message frame of %d bytes is too short", in.fr.count, len(p))
+			}
+			group := binary.BigEndian.Uint64(p)
+			m, err := in.decode(p[groupPrefix:])
 			if err != nil {
 				return err
 			}
-			if err := in.handle(m); err != nil {
+			if err := in.handle(group, m); err != nil {
 				if in.t.ctx.Err() != nil {
 					return nil
 				}
-				in.t.cfg.Logger.Debug("transport handler dropped message", "from", in.pre.from, "lane", in.pre.lane.String(), "type", m.GetType().String(), "err", err)
+				in.t.cfg.Logger.Debug("transport handler dropped message", "from", in.pre.from, "lane", in.pre.lane.String(), "group", group, "type", m.GetType().String(), "err", err)
 			}
 		case frameSnapBegin:
 			if err := in.snapshot(n, sum); err != nil {
@@ -154,12 +158,12 @@ func (in *inboundConn) loop() error {
 	}
 }
 
-func (in *inboundConn) handle(m *raftpb.Message) error {
+func (in *inboundConn) handle(group uint64, m *raftpb.Message) error {
 	if in.t.cfg.Trace != nil {
 		now := time.Now()
-		in.t.cfg.Trace(TraceEvent{Received: true, Peer: in.pre.from, Lane: in.pre.lane, Msg: m, Start: now, End: now})
+		in.t.cfg.Trace(TraceEvent{Received: true, Peer: in.pre.from, Lane: in.pre.lane, Group: group, Msg: m, Start: now, End: now})
 	}
-	return in.t.cfg.Handler(in.t.ctx, m)
+	return in.t.cfg.Handler(in.t.ctx, group, m)
 }
 
 // decode unmarshals a message and checks that it is between the two nodes
@@ -187,6 +191,7 @@ func (in *inboundConn) snapshot(n int, sum uint32) error {
 		return badFrame("frame %d: snapshot-begin frame of %d bytes is too short", in.fr.count, len(p))
 	}
 	total := binary.BigEndian.Uint64(p)
+	group := binary.BigEndian.Uint64(p[8:])
 	if total > uint64(in.t.cfg.MaxSnapshotBytes) {
 		return badFrame("frame %d: snapshot of %d bytes is over this node's %d-byte limit", in.fr.count, total, in.t.cfg.MaxSnapshotBytes)
 	}
@@ -223,7 +228,7 @@ func (in *inboundConn) snapshot(n int, sum uint32) error {
 	m.Snapshot.Data = data
 
 	status := statusPayload(statusSnapshotApplied, "")
-	if err := in.handle(m); err != nil {
+	if err := in.handle(group, m); err != nil {
 		if in.t.ctx.Err() != nil {
 			return nil
 		}
