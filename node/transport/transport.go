@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -53,10 +54,20 @@ type TCP struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	serverTLS *tls.Config // nil without TLS
+
 	mu      sync.Mutex
 	closed  bool
 	peers   map[uint64]*peer
-	inbound map[net.Conn]struct{}
+	inbound map[net.Conn]struct{} // every accepted connection, by its TCP conn
+	pending int                   // accepted connections not yet authenticated
+	byLane  map[laneKey]*inboundConn
+}
+
+// laneKey names one authenticated inbound connection: a peer's lane.
+type laneKey struct {
+	peer uint64
+	lane lanes.Lane
 }
 
 // peer is one remote node: its address and its lanes' connections.
@@ -80,6 +91,10 @@ func New(cfg Config) (*TCP, error) {
 			return nil, fmt.Errorf("transport listen on %s: %w", cfg.Listen, err)
 		}
 	}
+	if cfg.TLS == nil && !cfg.Insecure && !IsLoopback(ln.Addr()) {
+		_ = ln.Close()
+		return nil, fmt.Errorf("transport on %s: %w (give it TLS, or set Insecure to allow plaintext raft there)", ln.Addr(), ErrInsecureListen)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &TCP{
 		cfg:     cfg,
@@ -88,6 +103,10 @@ func New(cfg Config) (*TCP, error) {
 		cancel:  cancel,
 		peers:   make(map[uint64]*peer),
 		inbound: make(map[net.Conn]struct{}),
+		byLane:  make(map[laneKey]*inboundConn),
+	}
+	if cfg.TLS != nil {
+		t.serverTLS = t.newServerTLS()
 	}
 	for id, addr := range cfg.Peers {
 		t.peers[id] = t.newPeer(id, addr)

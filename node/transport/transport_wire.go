@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	"github.com/lanectl/lanectl/lanes"
 )
@@ -183,25 +184,42 @@ func (fr *frameReader) header() (frameKind, int, uint32, error) {
 	return kind, int(n), sum, nil
 }
 
-// payloadInto reads a payload of len(dst) bytes into dst and checks its sum.
-func (fr *frameReader) payloadInto(kind frameKind, dst []byte, sum uint32) error {
-	if _, err := io.ReadFull(fr.r, dst); err != nil {
-		return fmt.Errorf("read %s frame payload: %w", kind, unexpectedEOF(err))
+// readStep is the most a frame's buffer grows by before the bytes to fill
+// it have arrived, so a frame that announces many bytes and sends few costs
+// few.
+const readStep = 64 << 10
+
+// appendPayload reads a payload of n bytes onto b, growing b as the bytes
+// arrive rather than to n up front, and checks their sum.
+func (fr *frameReader) appendPayload(b []byte, kind frameKind, n int, sum uint32) ([]byte, error) {
+	start := len(b)
+	for got := 0; got < n; {
+		step := min(n-got, readStep)
+		b = slices.Grow(b, step)
+		m, err := io.ReadFull(fr.r, b[len(b):len(b)+step])
+		b = b[:len(b)+m]
+		got += m
+		if err != nil {
+			return b, fmt.Errorf("read %s frame payload (%d of %d bytes): %w", kind, got, n, unexpectedEOF(err))
+		}
 	}
-	if got := crc32.Checksum(dst, castagnoli); got != sum {
-		return badFrame("frame %d (%s, %d bytes) checksum %08x, header says %08x: corrupt stream", fr.count, kind, len(dst), got, sum)
+	if got := crc32.Checksum(b[start:], castagnoli); got != sum {
+		return b, badFrame("frame %d (%s, %d bytes) checksum %08x, header says %08x: corrupt stream", fr.count, kind, n, got, sum)
 	}
-	return nil
+	return b, nil
 }
 
-// payload reads a payload of n bytes into a buffer reused across frames;
-// the result is valid until the next call.
+// payload reads a payload of n bytes into a buffer reused across small
+// frames; the result is valid until the next call. A large frame's buffer
+// is not kept, so it does not pin its memory for the connection's life.
 func (fr *frameReader) payload(kind frameKind, n int, sum uint32) ([]byte, error) {
-	if cap(fr.buf) < n {
-		fr.buf = make([]byte, n)
+	b, err := fr.appendPayload(fr.buf[:0], kind, n, sum)
+	if cap(b) <= maxKeptBuffer {
+		fr.buf = b[:0]
+	} else {
+		fr.buf = nil
 	}
-	b := fr.buf[:n]
-	return b, fr.payloadInto(kind, b, sum)
+	return b, err
 }
 
 func unexpectedEOF(err error) error {
