@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
@@ -62,6 +63,7 @@ type TCP struct {
 	inbound map[net.Conn]struct{} // every accepted connection, by its TCP conn
 	pending int                   // accepted connections not yet authenticated
 	byLane  map[laneKey]*inboundConn
+	budgets map[uint64]*semaphore.Weighted // per peer, MaxPeerBufferBytes
 }
 
 // laneKey names one authenticated inbound connection: a peer's lane.
@@ -104,6 +106,7 @@ func New(cfg Config) (*TCP, error) {
 		peers:   make(map[uint64]*peer),
 		inbound: make(map[net.Conn]struct{}),
 		byLane:  make(map[laneKey]*inboundConn),
+		budgets: make(map[uint64]*semaphore.Weighted),
 	}
 	if cfg.TLS != nil {
 		t.serverTLS = t.newServerTLS()

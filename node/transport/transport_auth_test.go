@@ -3,6 +3,7 @@ package transport
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -182,10 +183,18 @@ func TestTransportRefusesPlaintextBeyondLoopback(t *testing.T) {
 // that takes longer than within.
 func waitClosed(t *testing.T, c net.Conn, within time.Duration) {
 	t.Helper()
+	if err := closedWithin(c, within); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closedWithin reads c until the other end closes it, or within passes.
+func closedWithin(c net.Conn, within time.Duration) error {
 	_ = c.SetReadDeadline(time.Now().Add(within))
 	_, err := io.Copy(io.Discard, c)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection still open after %v", within)
+		return fmt.Errorf("connection still open after %v", within)
 	}
+	return nil
 }

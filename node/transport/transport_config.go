@@ -106,6 +106,11 @@ type Config struct {
 	ChunkSize int
 	// MaxFrameBytes bounds every inbound frame, and every outbound message.
 	MaxFrameBytes int
+	// MaxPeerBufferBytes bounds the bytes of frames one peer has begun but
+	// not finished sending, across all its lanes; a lane that would go over
+	// waits for the others (at most FrameTimeout). Zero means MaxFrameBytes,
+	// the least that lets a frame of the largest size arrive.
+	MaxPeerBufferBytes int
 	// MaxSnapshotBytes bounds the data of an inbound snapshot, which is
 	// reassembled in memory.
 	MaxSnapshotBytes int64
@@ -161,6 +166,14 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.MaxFrameBytes < minFrameLimitLen {
 		return fmt.Errorf("transport config: MaxFrameBytes is %d, want >= %d", c.MaxFrameBytes, minFrameLimitLen)
+	}
+	switch {
+	case c.MaxPeerBufferBytes < 0:
+		return fmt.Errorf("transport config: MaxPeerBufferBytes is %d, want >= 0", c.MaxPeerBufferBytes)
+	case c.MaxPeerBufferBytes == 0:
+		c.MaxPeerBufferBytes = c.MaxFrameBytes
+	case c.MaxPeerBufferBytes < c.MaxFrameBytes:
+		return fmt.Errorf("transport config: MaxPeerBufferBytes %d is below MaxFrameBytes %d: a frame of the largest size could never arrive", c.MaxPeerBufferBytes, c.MaxFrameBytes)
 	}
 	if c.ChunkSize > c.MaxFrameBytes {
 		return fmt.Errorf("transport config: ChunkSize %d is larger than MaxFrameBytes %d", c.ChunkSize, c.MaxFrameBytes)

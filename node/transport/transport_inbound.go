@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -144,7 +146,13 @@ func (t *TCP) admit(in *inboundConn) error {
 	t.byLane[key] = in
 	in.pending = false
 	t.pending--
+	budget := t.budgets[in.pre.from]
+	if budget == nil {
+		budget = semaphore.NewWeighted(int64(t.cfg.MaxPeerBufferBytes))
+		t.budgets[in.pre.from] = budget
+	}
 	t.mu.Unlock()
+	in.budget = budget
 	if old != nil {
 		old.replaced.Store(true)
 		_ = old.tcp.Close()
@@ -199,7 +207,8 @@ func (t *TCP) receive(in *inboundConn) error {
 		return err
 	}
 	_ = in.tcp.SetDeadline(time.Time{})
-	in.fr = frameReader{r: bufio.NewReaderSize(in.conn, inboundReadBuffer), limit: t.cfg.MaxFrameBytes}
+	in.fr = frameReader{r: bufio.NewReaderSize(in.conn, inboundReadBuffer), limit: t.cfg.MaxFrameBytes,
+		reserve: in.reserve, release: in.release}
 	if err := in.loop(); err != nil {
 		return fmt.Errorf("connection from node %d lane %s (%s): %w", pre.from, pre.lane, remote, err)
 	}
@@ -217,6 +226,29 @@ type inboundConn struct {
 	// t.mu.
 	pending  bool
 	replaced atomic.Bool
+	budget   *semaphore.Weighted // the peer's, shared by its lanes
+}
+
+// reserve takes n bytes of the peer's buffer budget for a frame in
+// progress, waiting at most FrameTimeout for its other lanes to give some
+// back.
+func (in *inboundConn) reserve(n int) error {
+	if in.budget.TryAcquire(int64(n)) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(in.t.ctx, in.t.cfg.FrameTimeout)
+	defer cancel()
+	if err := in.budget.Acquire(ctx, int64(n)); err != nil {
+		return fmt.Errorf("node %d already has %d bytes of unfinished frames in flight, its limit, for %v: %w",
+			in.pre.from, in.t.cfg.MaxPeerBufferBytes, in.t.cfg.FrameTimeout, err)
+	}
+	return nil
+}
+
+func (in *inboundConn) release(n int) {
+	if n > 0 {
+		in.budget.Release(int64(n))
+	}
 }
 
 // header waits at most IdleTimeout for the next frame to start, then gives
