@@ -167,8 +167,8 @@ func TestTransportRefusesStrangers(t *testing.T) {
 func TestTransportRefusesPlaintextBeyondLoopback(t *testing.T) {
 	h := newInbox().handle
 	_, err := New(Config{ID: 1, Listen: ":0", Handler: h})
-	if !errors.Is(err, ErrInsecureListen) || !strings.Contains(err.Error(), "[::]:") {
-		t.Fatalf("got %v, want ErrInsecureListen naming the wildcard address", err)
+	if !errors.Is(err, ErrInsecureListen) || !strings.Contains(err.Error(), "transport on ") {
+		t.Fatalf("got %v, want ErrInsecureListen naming the address", err)
 	}
 	tr, err := New(Config{ID: 1, Listen: ":0", Handler: h, Insecure: true})
 	if err != nil {
