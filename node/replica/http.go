@@ -43,7 +43,7 @@ func (r *Replica) httpServer(ctx context.Context) *http.Server {
 func (r *Replica) secureHTTP() error {
 	if r.cfg.HTTPTLS == nil {
 		if !r.cfg.Insecure && !transport.IsLoopback(r.httpLn.Addr()) {
-			return fmt.Errorf("HTTP API on %s: %w (give it TLS, or set Insecure to allow plaintext there)", r.httpLn.Addr(), transport.ErrInsecureListen)
+			return fmt.Errorf("HTTP API on %s: %w", transport.ListenAddr(r.cfg.HTTPAddr, r.httpLn), transport.ErrInsecureListen)
 		}
 		return nil
 	}

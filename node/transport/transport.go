@@ -95,7 +95,7 @@ func New(cfg Config) (*TCP, error) {
 	}
 	if cfg.TLS == nil && !cfg.Insecure && !IsLoopback(ln.Addr()) {
 		_ = ln.Close()
-		return nil, fmt.Errorf("transport on %s: %w (give it TLS, or set Insecure to allow plaintext raft there)", ln.Addr(), ErrInsecureListen)
+		return nil, fmt.Errorf("transport on %s: %w", ListenAddr(cfg.Listen, ln), ErrInsecureListen)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &TCP{

@@ -79,6 +79,16 @@ func IsLoopback(addr net.Addr) bool {
 	return ok && tcp.IP.IsLoopback()
 }
 
+// ListenAddr names a listener in an error: the address as configured, and
+// the one bound when they differ (a wildcard, port 0).
+func ListenAddr(configured string, ln net.Listener) string {
+	bound := ln.Addr().String()
+	if configured == "" || configured == bound {
+		return bound
+	}
+	return fmt.Sprintf("%s (bound %s)", configured, bound)
+}
+
 // nodeName is the identity the certificate of node id must carry.
 func (t *TCP) nodeName(id uint64) string {
 	if n, ok := t.cfg.Names[id]; ok {
