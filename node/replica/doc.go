@@ -21,6 +21,12 @@
 //  3. Give the same Peers, in any order, to every member: the membership is
 //     static and checked against the one stored in raft.db.
 //
+// Config.PeerTLS puts the raft transport under mutual TLS, each member's
+// certificate naming it (lanectl-node:<Name>); Config.HTTPTLS serves the
+// HTTP API over TLS, to clients of a given CA only when ClientCAs is set;
+// Config.HTTPToken guards PUT /kv and POST /admin/snapshot. Without TLS a
+// replica only serves on loopback, unless Config.Insecure.
+//
 // It never fsyncs less than its sync mode says, never starts on a data
 // directory with only part of a replica's state, and never listens on
 // anything it was not given.
