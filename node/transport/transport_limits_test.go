@@ -194,7 +194,10 @@ func TestTransportMemoryOfFramesAnnouncedButNotSent(t *testing.T) {
 	growth := peak - before
 	t.Logf("%d connections announcing %d MiB frames and sending %d MiB each (%d MiB announced, %d MiB sent): RSS %d MiB before, peak %d MiB, growth %d MiB (bound %d MiB: the peer's %d MiB budget + 16 MiB)",
 		conns, announced>>20, sent>>20, conns*announced>>20, conns*sent>>20, before>>20, peak>>20, growth>>20, bound>>20, budget>>20)
-	if growth > bound {
+	switch {
+	case raceDetector:
+		t.Log("under -race the detector's shadow memory dominates RSS; the bound is checked in runs without it")
+	case growth > bound:
 		t.Errorf("RSS grew by %d MiB, want at most %d MiB", growth>>20, bound>>20)
 	}
 	in.empty(t)
