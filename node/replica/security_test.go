@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -286,6 +287,20 @@ func TestStrangerCannotMoveTheLeader(t *testing.T) {
 			}
 			if _, ok := c.reps[lead].Get("pwned"); ok {
 				t.Fatal("the stranger's append was applied")
+			}
+			// Nor did its made-up id become a label value.
+			fams, err := c.reps[lead].Registry().Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fams {
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "peer" && !slices.Contains([]string{"n1", "n2", "n3"}, l.GetValue()) {
+							t.Errorf("%s has peer=%q", f.GetName(), l.GetValue())
+						}
+					}
+				}
 			}
 		})
 	}

@@ -36,7 +36,7 @@ func heartbeatFrame(t *testing.T, from uint64) []byte {
 
 func TestTransportCapsPendingHandshakes(t *testing.T) {
 	in := newInbox()
-	rx := startTransport(t, Config{ID: 2, Handler: in.handle, Peers: senderPeer, MaxPendingConns: 4, HandshakeTimeout: time.Second})
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle, Peers: senderPeer, MaxPendingConns: 4, HandshakeTimeout: 4 * time.Second})
 	silent := make([]net.Conn, 4)
 	for i := range silent {
 		silent[i] = rawTransportConn(t, rx)
@@ -56,7 +56,8 @@ func TestTransportCapsPendingHandshakes(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	waitClosed(t, rawTransportConn(t, rx), 500*time.Millisecond)
+	// Turned away at once, well before the handshake deadline would.
+	waitClosed(t, rawTransportConn(t, rx), 2*time.Second)
 	// The silent ones are cut off at the handshake deadline.
 	for _, c := range silent {
 		waitClosed(t, c, 10*time.Second)
