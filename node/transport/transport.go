@@ -157,15 +157,26 @@ func (t *TCP) AddPeer(id uint64, addr string) error {
 	return nil
 }
 
-// RemovePeer forgets node id and closes its connections; sends to it in
-// progress fail and later ones return ErrUnknownPeer.
+// RemovePeer forgets node id and closes its connections, both ways; sends
+// to it in progress fail, later ones return ErrUnknownPeer, and its new
+// connections are refused.
 func (t *TCP) RemovePeer(id uint64) {
 	t.mu.Lock()
 	p := t.peers[id]
 	delete(t.peers, id)
+	delete(t.budgets, id)
+	var inbound []net.Conn
+	for key, in := range t.byLane {
+		if key.peer == id {
+			inbound = append(inbound, in.tcp)
+		}
+	}
 	t.mu.Unlock()
 	if p != nil {
 		p.close(fmt.Errorf("%w: peer %d removed", ErrUnknownPeer, id))
+	}
+	for _, c := range inbound {
+		_ = c.Close()
 	}
 }
 

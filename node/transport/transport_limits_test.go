@@ -203,3 +203,20 @@ func TestTransportMemoryOfFramesAnnouncedButNotSent(t *testing.T) {
 	}
 	in.empty(t)
 }
+
+func TestTransportRemovedPeerIsCutOff(t *testing.T) {
+	in := newInbox()
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle, Peers: map[uint64]string{1: "127.0.0.1:1"}})
+	c := openPreamble(t, rx, 1, lanes.LaneHeartbeat)
+	if _, err := c.Write(heartbeatFrame(t, 1)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	in.next(t)
+	rx.RemovePeer(1)
+	waitClosed(t, c, 10*time.Second)
+	again := openPreamble(t, rx, 1, lanes.LaneHeartbeat)
+	if got, want := readRejection(t, again), "node 1 is not a member of this cluster"; !strings.Contains(got, want) {
+		t.Errorf("got reason %q, want it to contain %q", got, want)
+	}
+	in.empty(t)
+}
