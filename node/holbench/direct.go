@@ -346,6 +346,10 @@ func runDirect(ctx context.Context, mode lanes.Mode, cfg Config, link *Link, sna
 		return ModeResult{}, err
 	}
 	defer tx.Close()
+	// The follower accepts raft connections from members only.
+	if err := rx.AddPeer(leaderID, tx.Addr().String()); err != nil {
+		return ModeResult{}, err
+	}
 	reg := prometheus.NewRegistry()
 	d, err := node.NewDispatcher(node.DispatcherConfig{
 		Mode:       mode,

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,10 @@ const (
 	DefaultProposalTimeout        = 5 * time.Second
 	DefaultHealthMaxLag           = 100
 	DefaultMaxValueBytes          = 16 << 20
+	DefaultHTTPReadHeaderTimeout  = 10 * time.Second
+	DefaultHTTPReadTimeout        = time.Minute
+	DefaultHTTPWriteTimeout       = 2 * time.Minute
+	DefaultHTTPIdleTimeout        = 2 * time.Minute
 )
 
 // MaxGroups bounds Config.Groups: each group holds two open bbolt files, a
@@ -143,8 +148,35 @@ type Config struct {
 	// MaxValueBytes caps the body of PUT /kv.
 	MaxValueBytes int64
 
+	// HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout and
+	// HTTPIdleTimeout are the HTTP server's (net/http.Server's fields of
+	// those names). HTTPReadTimeout bounds a whole request, body included,
+	// so a PUT trickled byte by byte is cut off; HTTPWriteTimeout must cover
+	// the longest answer, a forced snapshot waiting for raft to send it.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+
+	// PeerTLS, when set, runs the raft transport over mutual TLS 1.3 (see
+	// transport.Config.TLS): Certificates is this replica's certificate,
+	// RootCAs the CA that signs every member's. Every member's certificate
+	// names it with the URI SAN lanectl-node:<Name> (transport.IdentityScheme).
+	PeerTLS *tls.Config
+	// HTTPTLS, when set, serves the HTTP API over TLS 1.3 with its
+	// Certificates; when its ClientCAs is set, only clients presenting a
+	// certificate that CA signed are served.
+	HTTPTLS *tls.Config
+	// Insecure allows the raft transport and the HTTP API to serve
+	// plaintext on addresses beyond loopback. Without it, New refuses to.
+	Insecure bool
+	// HTTPToken, when not empty, is the bearer token PUT /kv and POST
+	// /admin/snapshot require (Authorization: Bearer <token>).
+	HTTPToken string
+
 	// Transport tunes the TCP transport (Dial, ChunkSize, timeouts...). The
-	// replica sets ID, Listen, Listener, Peers, Handler and Logger itself.
+	// replica sets ID, Listen, Listener, Peers, Names, TLS, Insecure,
+	// Handler and Logger itself.
 	Transport transport.Config
 
 	// InjectDrops deliberately drops every Nth message of one lane, to show
@@ -192,6 +224,19 @@ func (c *Config) withDefaults() Config {
 	if out.Groups == 0 {
 		out.Groups = 1
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&out.HTTPReadHeaderTimeout, DefaultHTTPReadHeaderTimeout},
+		{&out.HTTPReadTimeout, DefaultHTTPReadTimeout},
+		{&out.HTTPWriteTimeout, DefaultHTTPWriteTimeout},
+		{&out.HTTPIdleTimeout, DefaultHTTPIdleTimeout},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -211,6 +256,9 @@ func (c *Config) validate() (Peer, error) {
 	}
 	if c.Groups < 1 || c.Groups > MaxGroups {
 		return Peer{}, fmt.Errorf("%d raft groups: want 1 to %d", c.Groups, MaxGroups)
+	}
+	if longest := max(c.ProposalTimeout, forceTimeout); c.HTTPWriteTimeout <= longest {
+		return Peer{}, fmt.Errorf("HTTP write timeout %v must exceed %v, the longest a PUT or a forced snapshot waits before answering", c.HTTPWriteTimeout, longest)
 	}
 	if c.Mode != lanes.ModeLegacy && c.Mode != lanes.ModeFourLane {
 		return Peer{}, fmt.Errorf("unknown dispatcher mode %s", c.Mode)

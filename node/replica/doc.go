@@ -28,6 +28,12 @@
 //     in raft.db, and a data directory keeps the group count it was made
 //     with.
 //
+// Config.PeerTLS puts the raft transport under mutual TLS, each member's
+// certificate naming it (lanectl-node:<Name>); Config.HTTPTLS serves the
+// HTTP API over TLS, to clients of a given CA only when ClientCAs is set;
+// Config.HTTPToken guards PUT /kv and POST /admin/snapshot. Without TLS a
+// replica only serves on loopback, unless Config.Insecure.
+//
 // It never fsyncs less than its sync mode says, never starts on a data
 // directory with only part of a replica's state, and never listens on
 // anything it was not given.

@@ -2,16 +2,60 @@ package replica
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lanectl/lanectl/node/transport"
 )
+
+// httpServer is the HTTP API's server. Every phase of a connection has a
+// deadline, so a client that trickles its request, never reads its answer
+// or idles holds a socket for a bounded time only.
+func (r *Replica) httpServer(ctx context.Context) *http.Server {
+	return &http.Server{
+		Handler:           r.httpHandler(),
+		ReadHeaderTimeout: r.cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       r.cfg.HTTPReadTimeout,
+		WriteTimeout:      r.cfg.HTTPWriteTimeout,
+		IdleTimeout:       r.cfg.HTTPIdleTimeout,
+		// Not cancelled with ctx: a request in flight at shutdown is
+		// answered from the replica's own stop (503 replica stopped),
+		// not cut off as if the client had gone.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:    slog.NewLogLogger(r.log.With("component", "http").Handler(), slog.LevelDebug),
+	}
+}
+
+// secureHTTP puts TLS on the HTTP listener when configured, and refuses a
+// plaintext one beyond loopback unless the config says Insecure.
+func (r *Replica) secureHTTP() error {
+	if r.cfg.HTTPTLS == nil {
+		if !r.cfg.Insecure && !transport.IsLoopback(r.httpLn.Addr()) {
+			return fmt.Errorf("HTTP API on %s: %w", transport.ListenAddr(r.cfg.HTTPAddr, r.httpLn), transport.ErrInsecureListen)
+		}
+		return nil
+	}
+	c := r.cfg.HTTPTLS.Clone()
+	c.MinVersion = tls.VersionTLS13
+	if c.ClientCAs != nil {
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	r.httpLn = tls.NewListener(r.httpLn, c)
+	return nil
+}
 
 func (r *Replica) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -19,9 +63,29 @@ func (r *Replica) httpHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", r.serveHealth)
 	mux.HandleFunc("GET /status", r.serveStatus)
 	mux.HandleFunc("GET /kv/{key}", r.serveGet)
-	mux.HandleFunc("PUT /kv/{key}", r.servePut)
-	mux.HandleFunc("POST /admin/snapshot", r.serveForceSnapshot)
+	mux.HandleFunc("PUT /kv/{key}", r.requireToken(r.servePut))
+	mux.HandleFunc("POST /admin/snapshot", r.requireToken(r.serveForceSnapshot))
 	return mux
+}
+
+// requireToken guards a mutating endpoint with the bearer token, when one
+// is configured. Both sides are hashed before the constant-time compare, so
+// neither the token's bytes nor its length leak through timing.
+func (r *Replica) requireToken(h http.HandlerFunc) http.HandlerFunc {
+	if r.cfg.HTTPToken == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(r.cfg.HTTPToken))
+	return func(w http.ResponseWriter, req *http.Request) {
+		token, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(token))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lanectl"`)
+			httpText(w, http.StatusUnauthorized, fmt.Sprintf("%s %s needs the bearer token: Authorization: Bearer <token>", req.Method, req.URL.Path))
+			return
+		}
+		h(w, req)
+	}
 }
 
 func (r *Replica) serveHealth(w http.ResponseWriter, _ *http.Request) {

@@ -169,11 +169,15 @@ func (r *Replica) startNetwork() error {
 	tc.Handler = r.deliver
 	tc.Logger = r.log.With("component", "transport")
 	tc.Peers = make(map[uint64]string)
+	tc.Names = make(map[uint64]string)
 	for _, p := range r.cfg.Peers {
+		tc.Names[p.ID] = p.Name
 		if p.ID != r.self.ID {
 			tc.Peers[p.ID] = p.Addr
 		}
 	}
+	tc.TLS = r.cfg.PeerTLS
+	tc.Insecure = r.cfg.Insecure
 	// The transport owns the raft listener from here on, even on error.
 	r.cfg.RaftListener = nil
 	t, err := transport.New(tc)
@@ -193,7 +197,7 @@ func (r *Replica) startNetwork() error {
 			return fmt.Errorf("listen for HTTP on %s: %w", r.cfg.HTTPAddr, err)
 		}
 	}
-	return nil
+	return r.secureHTTP()
 }
 
 // RaftAddr is the address the raft transport accepts peers on.
@@ -221,14 +225,7 @@ func (r *Replica) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("replica already running")
 	}
-	srv := &http.Server{
-		Handler:           r.httpHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		// Not cancelled with ctx: a request in flight at shutdown is
-		// answered from the replica's own stop (503 replica stopped),
-		// not cut off as if the client had gone.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := r.httpServer(ctx)
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(r.httpLn) }()
 	r.log.Info("replica running", "raft", r.RaftAddr().String(), "http", r.HTTPAddr().String(),

@@ -590,24 +590,29 @@ func overwrite(path string, offset int64) error {
 }
 
 func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
-	c := nodetest.StartCluster(t, 1, testOptions())
-	c.WaitLeader(waitLong)
+	// Only members may send raft messages, so the test stops a follower
+	// and sends the damaged snapshot to the leader in its name.
+	c := nodetest.StartCluster(t, 3, testOptions())
+	lead := c.WaitLeader(waitLong)
+	member := (lead + 1) % c.N()
+	c.Stop(member)
+	from, to := uint64(member+1), uint64(lead+1)
 	tr, err := transport.New(transport.Config{
-		ID:      9,
+		ID:      from,
 		Listen:  "127.0.0.1:0",
-		Peers:   map[uint64]string{1: c.RaftAddr(0)},
+		Peers:   map[uint64]string{to: c.RaftAddr(lead)},
 		Handler: func(context.Context, uint64, *raftpb.Message) error { return nil },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	st, err := c.Status(0)
+	st, err := c.Status(lead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := &raftpb.Message{
-		Type: raftpb.MsgSnap.Enum(), From: new(uint64(9)), To: new(uint64(1)), Term: new(st.Term),
+		Type: raftpb.MsgSnap.Enum(), From: new(from), To: new(to), Term: new(st.Term),
 		Snapshot: &raftpb.Snapshot{
 			Data:     []byte("LKV1 these bytes do not carry the checksum"),
 			Metadata: &raftpb.SnapshotMetadata{Index: new(st.Applied + 100), Term: new(st.Term)},
@@ -617,7 +622,7 @@ func TestDamagedSnapshotIsRefusedToItsSender(t *testing.T) {
 	if !errors.Is(err, transport.ErrSnapshotRejected) || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("got %v, want ErrSnapshotRejected saying checksum mismatch", err)
 	}
-	after, err := c.Status(0)
+	after, err := c.Status(lead)
 	if err != nil {
 		t.Fatal(err)
 	}

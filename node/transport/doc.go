@@ -9,6 +9,24 @@
 // a length and a CRC-32C, and every frame and reassembled snapshot is bounded
 // by the receiver's limits before it is allocated.
 //
+// Who may talk. An inbound connection is served only once it is
+// authenticated, within HandshakeTimeout: its preamble's sender must be one
+// of the configured peers, and with Config.TLS (mutual TLS 1.3) its
+// certificate must chain to the members' CA and name that sender in the URI
+// SAN lanectl-node:<name> (IdentityScheme, CertIdentity). Every message's
+// From must then be the connection's sender; anything else closes the
+// connection with the reason. The dialer checks the acceptor's certificate
+// the same way. Without TLS, New refuses a listener beyond loopback unless
+// Config.Insecure allows it.
+//
+// What it costs. At most MaxPendingConns connections are in their handshake
+// at once; more are closed on accept. An authenticated peer has one
+// connection per lane: a newer one replaces the older. A frame's payload is
+// read in pieces as it arrives, never allocated to the length announced, one
+// peer's unfinished frames share MaxPeerBufferBytes across its lanes, a
+// frame must arrive within FrameTimeout of its header, and a connection
+// without a frame for IdleTimeout is closed.
+//
 // The caller's duties:
 //
 //  1. Give a Handler that routes an inbound message to its raft group and
@@ -18,6 +36,7 @@
 //     transport's goroutines.
 //
 // It never retries a send on its own (raft does, after the dispatcher's
-// ReportUnreachable), never listens on an address it was not given, and
-// never reads the environment.
+// ReportUnreachable), never hands a message from a non-member to the
+// handler, never listens on an address it was not given, and never reads
+// the environment.
 package transport

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node"
@@ -53,10 +55,21 @@ type TCP struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	serverTLS *tls.Config // nil without TLS
+
 	mu      sync.Mutex
 	closed  bool
 	peers   map[uint64]*peer
-	inbound map[net.Conn]struct{}
+	inbound map[net.Conn]struct{} // every accepted connection, by its TCP conn
+	pending int                   // accepted connections not yet authenticated
+	byLane  map[laneKey]*inboundConn
+	budgets map[uint64]*semaphore.Weighted // per peer, MaxPeerBufferBytes
+}
+
+// laneKey names one authenticated inbound connection: a peer's lane.
+type laneKey struct {
+	peer uint64
+	lane lanes.Lane
 }
 
 // peer is one remote node: its address and its lanes' connections.
@@ -80,6 +93,10 @@ func New(cfg Config) (*TCP, error) {
 			return nil, fmt.Errorf("transport listen on %s: %w", cfg.Listen, err)
 		}
 	}
+	if cfg.TLS == nil && !cfg.Insecure && !IsLoopback(ln.Addr()) {
+		_ = ln.Close()
+		return nil, fmt.Errorf("transport on %s: %w", ListenAddr(cfg.Listen, ln), ErrInsecureListen)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &TCP{
 		cfg:     cfg,
@@ -88,6 +105,11 @@ func New(cfg Config) (*TCP, error) {
 		cancel:  cancel,
 		peers:   make(map[uint64]*peer),
 		inbound: make(map[net.Conn]struct{}),
+		byLane:  make(map[laneKey]*inboundConn),
+		budgets: make(map[uint64]*semaphore.Weighted),
+	}
+	if cfg.TLS != nil {
+		t.serverTLS = t.newServerTLS()
 	}
 	for id, addr := range cfg.Peers {
 		t.peers[id] = t.newPeer(id, addr)
@@ -135,15 +157,26 @@ func (t *TCP) AddPeer(id uint64, addr string) error {
 	return nil
 }
 
-// RemovePeer forgets node id and closes its connections; sends to it in
-// progress fail and later ones return ErrUnknownPeer.
+// RemovePeer forgets node id and closes its connections, both ways; sends
+// to it in progress fail, later ones return ErrUnknownPeer, and its new
+// connections are refused.
 func (t *TCP) RemovePeer(id uint64) {
 	t.mu.Lock()
 	p := t.peers[id]
 	delete(t.peers, id)
+	delete(t.budgets, id)
+	var inbound []net.Conn
+	for key, in := range t.byLane {
+		if key.peer == id {
+			inbound = append(inbound, in.tcp)
+		}
+	}
 	t.mu.Unlock()
 	if p != nil {
 		p.close(fmt.Errorf("%w: peer %d removed", ErrUnknownPeer, id))
+	}
+	for _, c := range inbound {
+		_ = c.Close()
 	}
 }
 

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,9 @@ const (
 	DefaultSnapshotAckTimeout = time.Minute
 	DefaultMinBackoff         = 20 * time.Millisecond
 	DefaultMaxBackoff         = 2 * time.Second
+	DefaultFrameTimeout       = 30 * time.Second
+	DefaultIdleTimeout        = 2 * time.Minute
+	DefaultMaxPendingConns    = 64
 )
 
 // MessageHandler receives one inbound raft message of raft group group. It
@@ -70,7 +74,22 @@ type Config struct {
 	// transport closes it.
 	Listener net.Listener
 	// Peers maps raft ids to addresses; AddPeer and RemovePeer change it.
+	// Only these nodes may connect: a connection whose preamble names any
+	// other sender is refused.
 	Peers map[uint64]string
+	// TLS, when set, runs every connection over mutual TLS 1.3.
+	// Certificates is this node's certificate and RootCAs the CA that signs
+	// every member's; each side verifies the other's chain and that its
+	// certificate names the node the connection is with (see
+	// IdentityScheme and Names). The transport clones it.
+	TLS *tls.Config
+	// Names maps raft ids to the node names their certificates carry; an
+	// id missing from it is named by its decimal number.
+	Names map[uint64]string
+	// Insecure allows plaintext connections on a listener beyond loopback.
+	// Without TLS anyone who reaches the port and knows a member's id can
+	// speak as that member.
+	Insecure bool
 	// Handler receives inbound messages. Required.
 	Handler MessageHandler
 	// Dial opens outbound connections. Nil dials TCP with DialTimeout.
@@ -87,6 +106,11 @@ type Config struct {
 	ChunkSize int
 	// MaxFrameBytes bounds every inbound frame, and every outbound message.
 	MaxFrameBytes int
+	// MaxPeerBufferBytes bounds the bytes of frames one peer has begun but
+	// not finished sending, across all its lanes; a lane that would go over
+	// waits for the others (at most FrameTimeout). Zero means MaxFrameBytes,
+	// the least that lets a frame of the largest size arrive.
+	MaxPeerBufferBytes int
 	// MaxSnapshotBytes bounds the data of an inbound snapshot, which is
 	// reassembled in memory.
 	MaxSnapshotBytes int64
@@ -94,8 +118,18 @@ type Config struct {
 	DialTimeout time.Duration
 	// WriteTimeout bounds writing one frame (one snapshot chunk).
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds reading an inbound connection's preamble.
+	// HandshakeTimeout bounds an inbound connection's TLS handshake and
+	// preamble together.
 	HandshakeTimeout time.Duration
+	// FrameTimeout bounds reading one inbound frame once its header has
+	// arrived.
+	FrameTimeout time.Duration
+	// IdleTimeout closes an inbound connection that carries no frame for
+	// that long; the sender redials on its next send.
+	IdleTimeout time.Duration
+	// MaxPendingConns caps the inbound connections still in their
+	// handshake; more are closed as soon as they are accepted.
+	MaxPendingConns int
 	// SnapshotAckTimeout bounds the wait for the peer to confirm a snapshot
 	// after its last byte was written.
 	SnapshotAckTimeout time.Duration
@@ -121,6 +155,7 @@ func (c *Config) applyDefaults() error {
 	}{
 		{"ChunkSize", &c.ChunkSize, DefaultChunkSize},
 		{"MaxFrameBytes", &c.MaxFrameBytes, DefaultMaxFrameBytes},
+		{"MaxPendingConns", &c.MaxPendingConns, DefaultMaxPendingConns},
 	} {
 		if *f.v < 0 {
 			return fmt.Errorf("transport config: %s is %d, want >= 0", f.name, *f.v)
@@ -131,6 +166,14 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.MaxFrameBytes < minFrameLimitLen {
 		return fmt.Errorf("transport config: MaxFrameBytes is %d, want >= %d", c.MaxFrameBytes, minFrameLimitLen)
+	}
+	switch {
+	case c.MaxPeerBufferBytes < 0:
+		return fmt.Errorf("transport config: MaxPeerBufferBytes is %d, want >= 0", c.MaxPeerBufferBytes)
+	case c.MaxPeerBufferBytes == 0:
+		c.MaxPeerBufferBytes = c.MaxFrameBytes
+	case c.MaxPeerBufferBytes < c.MaxFrameBytes:
+		return fmt.Errorf("transport config: MaxPeerBufferBytes %d is below MaxFrameBytes %d: a frame of the largest size could never arrive", c.MaxPeerBufferBytes, c.MaxFrameBytes)
 	}
 	if c.ChunkSize > c.MaxFrameBytes {
 		return fmt.Errorf("transport config: ChunkSize %d is larger than MaxFrameBytes %d", c.ChunkSize, c.MaxFrameBytes)
@@ -149,6 +192,8 @@ func (c *Config) applyDefaults() error {
 		{"DialTimeout", &c.DialTimeout, DefaultDialTimeout},
 		{"WriteTimeout", &c.WriteTimeout, DefaultWriteTimeout},
 		{"HandshakeTimeout", &c.HandshakeTimeout, DefaultHandshakeTimeout},
+		{"FrameTimeout", &c.FrameTimeout, DefaultFrameTimeout},
+		{"IdleTimeout", &c.IdleTimeout, DefaultIdleTimeout},
 		{"SnapshotAckTimeout", &c.SnapshotAckTimeout, DefaultSnapshotAckTimeout},
 		{"MinBackoff", &c.MinBackoff, DefaultMinBackoff},
 		{"MaxBackoff", &c.MaxBackoff, DefaultMaxBackoff},
@@ -169,6 +214,14 @@ func (c *Config) applyDefaults() error {
 		}
 		if id == c.ID {
 			return fmt.Errorf("transport config: peer %d=%q is this node's own id", id, addr)
+		}
+	}
+	if c.TLS != nil {
+		if len(c.TLS.Certificates) == 0 {
+			return errors.New("transport config: TLS has no certificate for this node")
+		}
+		if c.TLS.RootCAs == nil {
+			return errors.New("transport config: TLS has no RootCAs to verify the members' certificates with")
 		}
 	}
 	if c.Logger == nil {

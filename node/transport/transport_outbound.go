@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -210,6 +211,14 @@ func (oc *outConn) dial(ctx context.Context) (net.Conn, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", oc.addr, err)
+	}
+	if t.cfg.TLS != nil {
+		tc := tls.Client(conn, t.clientTLS(oc.peer))
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", oc.addr, err)
+		}
+		conn = tc
 	}
 	pre := preamble{version: wireVersion, lane: oc.lane, from: t.cfg.ID, to: oc.peer}
 	_ = conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))

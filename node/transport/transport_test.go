@@ -93,11 +93,18 @@ func startTransport(t *testing.T, cfg Config) *TCP {
 	return tr
 }
 
+// senderPeer is what a receiving transport knows of node 1, the sender in
+// these tests: only that it is a member (the receiver never dials it).
+var senderPeer = map[uint64]string{1: "127.0.0.1:1"}
+
 // pair starts node 1 (sender) and node 2 (receiver) and returns them.
 func transportPair(t *testing.T, sender, receiver Config) (*TCP, *TCP, *inbox) {
 	t.Helper()
 	in := newInbox()
 	receiver.ID = 2
+	if receiver.Peers == nil {
+		receiver.Peers = senderPeer
+	}
 	if receiver.Handler == nil {
 		receiver.Handler = in.handle
 	}
@@ -262,7 +269,7 @@ func TestTransportOneConnectionPerPeerAndLane(t *testing.T) {
 			t.Fatalf("listen: %v", err)
 		}
 		r := receiver{ln: &countingListener{Listener: raw}, in: newInbox()}
-		startTransport(t, Config{ID: id, Listener: r.ln, Handler: r.in.handle})
+		startTransport(t, Config{ID: id, Listener: r.ln, Handler: r.in.handle, Peers: senderPeer})
 		receivers[id] = r
 		peers[id] = raw.Addr().String()
 	}
@@ -394,7 +401,7 @@ func TestTransportRejectsBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInbox()
-			rx := startTransport(t, Config{ID: 2, Handler: in.handle, MaxFrameBytes: 1 << 20, MaxSnapshotBytes: 4 << 20})
+			rx := startTransport(t, Config{ID: 2, Handler: in.handle, MaxFrameBytes: 1 << 20, MaxSnapshotBytes: 4 << 20, Peers: senderPeer})
 			c := rawTransportConn(t, rx)
 			if _, err := c.Write(tc.input); err != nil {
 				t.Fatalf("write: %v", err)
@@ -410,7 +417,7 @@ func TestTransportRejectsBadInput(t *testing.T) {
 func TestTransportSenderSeesRejectionReason(t *testing.T) {
 	// Node 1 believes node 3 lives at node 2's address.
 	in := newInbox()
-	rx := startTransport(t, Config{ID: 2, Handler: in.handle})
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle, Peers: senderPeer})
 	var dc dialCounter
 	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{3: rx.Addr().String()},
 		Dial: dc.dial, MinBackoff: time.Minute, MaxBackoff: time.Minute})
@@ -441,7 +448,7 @@ func TestTransportSenderSeesRejectionReason(t *testing.T) {
 
 func TestTransportReconnectsAfterPeerRestart(t *testing.T) {
 	in := newInbox()
-	rx := startTransport(t, Config{ID: 2, Handler: in.handle})
+	rx := startTransport(t, Config{ID: 2, Handler: in.handle, Peers: senderPeer})
 	addr := rx.Addr().String()
 	var dc dialCounter
 	tx := startTransport(t, Config{ID: 1, Handler: newInbox().handle, Peers: map[uint64]string{2: addr},
@@ -471,7 +478,7 @@ func TestTransportReconnectsAfterPeerRestart(t *testing.T) {
 	}
 
 	in2 := newInbox()
-	startTransport(t, Config{ID: 2, Listen: addr, Handler: in2.handle})
+	startTransport(t, Config{ID: 2, Listen: addr, Handler: in2.handle, Peers: senderPeer})
 	for i := 0; ; i++ {
 		if err = send(); err == nil {
 			break
@@ -721,7 +728,7 @@ func TestTransportCloseInterruptsBlockedWork(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	stalled := startTransport(t, Config{ID: 3, Listener: &stallListener{Listener: raw}, Handler: block})
+	stalled := startTransport(t, Config{ID: 3, Listener: &stallListener{Listener: raw}, Handler: block, Peers: senderPeer})
 	tx, _, _ := transportPair(t, Config{}, Config{Handler: block})
 	if err := tx.AddPeer(3, stalled.Addr().String()); err != nil {
 		t.Fatalf("AddPeer: %v", err)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
+	"sync"
 
 	"github.com/lanectl/lanectl/lanes"
 )
@@ -162,6 +164,11 @@ type frameReader struct {
 	limit int
 	buf   []byte
 	count uint64 // frames read so far, for error messages
+	// reserve, when set, is called before each piece of a payload over
+	// readStep is allocated, and may wait or fail; release gives back what
+	// one payload reserved once it is whole or has failed.
+	reserve func(n int) error
+	release func(n int)
 }
 
 // header reads the next frame header and validates kind and length.
@@ -183,25 +190,84 @@ func (fr *frameReader) header() (frameKind, int, uint32, error) {
 	return kind, int(n), sum, nil
 }
 
-// payloadInto reads a payload of len(dst) bytes into dst and checks its sum.
-func (fr *frameReader) payloadInto(kind frameKind, dst []byte, sum uint32) error {
-	if _, err := io.ReadFull(fr.r, dst); err != nil {
-		return fmt.Errorf("read %s frame payload: %w", kind, unexpectedEOF(err))
+// readStep is the piece a large payload is read in: memory for a frame
+// follows the bytes that arrived, never the length its header announced.
+const readStep = 64 << 10
+
+// appendPayload reads a payload of n bytes onto b and checks its sum. A
+// payload over readStep is read in readStep pieces that are joined only
+// once all of it has arrived, so a sender that announces many bytes and
+// sends few costs only what it sent.
+func (fr *frameReader) appendPayload(b []byte, kind frameKind, n int, sum uint32) ([]byte, error) {
+	start := len(b)
+	if n <= readStep {
+		b = slices.Grow(b, n)
+		m, err := io.ReadFull(fr.r, b[start:start+n])
+		b = b[:start+m]
+		if err != nil {
+			return b, fmt.Errorf("read %s frame payload (%d of %d bytes): %w", kind, m, n, unexpectedEOF(err))
+		}
+		return b, fr.check(b[start:], kind, sum)
 	}
-	if got := crc32.Checksum(dst, castagnoli); got != sum {
-		return badFrame("frame %d (%s, %d bytes) checksum %08x, header says %08x: corrupt stream", fr.count, kind, len(dst), got, sum)
+	var pieces []*piece
+	reserved := 0
+	defer func() {
+		// Pieces go back to the pool, not to the garbage collector: a
+		// failed frame's memory is the next frame's at once, so the heap
+		// follows the budget instead of growing by a GC cycle's garbage.
+		for _, p := range pieces {
+			piecePool.Put(p)
+		}
+		if fr.release != nil {
+			fr.release(reserved)
+		}
+	}()
+	for got := 0; got < n; {
+		size := min(n-got, readStep)
+		if fr.reserve != nil {
+			if err := fr.reserve(size); err != nil {
+				return b, fmt.Errorf("%s frame payload (%d of %d bytes read): %w", kind, got, n, err)
+			}
+			reserved += size
+		}
+		p := piecePool.Get().(*piece)
+		pieces = append(pieces, p)
+		m, err := io.ReadFull(fr.r, p[:size])
+		got += m
+		if err != nil {
+			return b, fmt.Errorf("read %s frame payload (%d of %d bytes): %w", kind, got, n, unexpectedEOF(err))
+		}
+	}
+	b = slices.Grow(b, n)
+	for i, p := range pieces {
+		b = append(b, p[:min(n-i*readStep, readStep)]...)
+	}
+	return b, fr.check(b[start:], kind, sum)
+}
+
+// piece is one readStep-sized piece of a large payload being read.
+type piece [readStep]byte
+
+var piecePool = sync.Pool{New: func() any { return new(piece) }}
+
+func (fr *frameReader) check(p []byte, kind frameKind, sum uint32) error {
+	if got := crc32.Checksum(p, castagnoli); got != sum {
+		return badFrame("frame %d (%s, %d bytes) checksum %08x, header says %08x: corrupt stream", fr.count, kind, len(p), got, sum)
 	}
 	return nil
 }
 
-// payload reads a payload of n bytes into a buffer reused across frames;
-// the result is valid until the next call.
+// payload reads a payload of n bytes into a buffer reused across small
+// frames; the result is valid until the next call. A large frame's buffer
+// is not kept, so it does not pin its memory for the connection's life.
 func (fr *frameReader) payload(kind frameKind, n int, sum uint32) ([]byte, error) {
-	if cap(fr.buf) < n {
-		fr.buf = make([]byte, n)
+	b, err := fr.appendPayload(fr.buf[:0], kind, n, sum)
+	if cap(b) <= maxKeptBuffer {
+		fr.buf = b[:0]
+	} else {
+		fr.buf = nil
 	}
-	b := fr.buf[:n]
-	return b, fr.payloadInto(kind, b, sum)
+	return b, err
 }
 
 func unexpectedEOF(err error) error {

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 
 	"github.com/lanectl/lanectl/node"
 	"github.com/lanectl/lanectl/node/replica"
+	"github.com/lanectl/lanectl/node/transport"
 )
 
 // NodeRunOptions are the inputs of 'lanectl node run'.
@@ -31,6 +35,11 @@ type NodeRunOptions struct {
 	SnapshotCatchUpEntries uint64
 	LogLevel               string
 	InjectDrops            string
+
+	PeerCert, PeerKey, PeerCA string
+	HTTPCert, HTTPKey, HTTPCA string
+	HTTPTokenFile             string
+	Insecure                  bool
 }
 
 // NewCmdNode builds 'lanectl node' and its 'run' subcommand. runF replaces
@@ -63,6 +72,17 @@ count it was created with.
 Replica names must end in a number, which becomes the raft ID ("n3" is 3); the
 name itself is the node_id label. --peers lists every member, this one included.
 
+Security. Only members listed in --peers may connect to the raft port. With
+--peer-cert/--peer-key/--peer-ca, raft runs over mutual TLS 1.3: every member's
+certificate is signed by the --peer-ca CA, usable for both server and client
+auth, and names its node with the URI SAN lanectl-node:<name> (for n2:
+"lanectl-node:n2"); a connection whose certificate names another node than the
+one it claims is refused. With --http-cert/--http-key the HTTP API is served
+over TLS 1.3, and with --http-ca only to clients presenting a certificate that
+CA signed. --http-token-file makes PUT /kv and POST /admin/snapshot require
+"Authorization: Bearer <token>". Without TLS, the raft and HTTP addresses must
+be loopback unless --insecure says otherwise.
+
 SIGINT or SIGTERM stops the replica cleanly. A leader first hands leadership
 to its most caught-up follower (waiting at most one election timeout), so the
 cluster has a new leader at once rather than after an election.
@@ -89,6 +109,15 @@ Environment (read once at start):
 			if _, err := node.ParseDropInjection(opts.InjectDrops); err != nil {
 				return usageErrorf(cmd, "--inject-drops: %v", err)
 			}
+			if err := checkTogether(cmd, "peer-cert", "peer-key", "peer-ca"); err != nil {
+				return err
+			}
+			if err := checkTogether(cmd, "http-cert", "http-key"); err != nil {
+				return err
+			}
+			if opts.HTTPCA != "" && opts.HTTPCert == "" {
+				return usageErrorf(cmd, "--http-ca needs --http-cert and --http-key: client certificates are checked over TLS only")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -109,8 +138,63 @@ Environment (read once at start):
 	f.Uint64Var(&opts.SnapshotCatchUpEntries, "snapshot-catchup-entries", replica.DefaultSnapshotCatchUpEntries, "log entries kept behind a snapshot for slow followers")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&opts.InjectDrops, "inject-drops", "", "fault injection for testing gates: LANE:N drops every Nth message of that lane (e.g. heartbeat:20)")
+	f.StringVar(&opts.PeerCert, "peer-cert", "", "PEM certificate of this replica for raft (URI SAN lanectl-node:<id>); with --peer-key and --peer-ca, raft runs over mutual TLS")
+	f.StringVar(&opts.PeerKey, "peer-key", "", "PEM private key of --peer-cert")
+	f.StringVar(&opts.PeerCA, "peer-ca", "", "PEM CA bundle that signs every member's raft certificate")
+	f.StringVar(&opts.HTTPCert, "http-cert", "", "PEM certificate for the HTTP API; with --http-key, the API is served over TLS")
+	f.StringVar(&opts.HTTPKey, "http-key", "", "PEM private key of --http-cert")
+	f.StringVar(&opts.HTTPCA, "http-ca", "", "PEM CA bundle of the HTTP API's clients; when given, a client must present a certificate it signed")
+	f.StringVar(&opts.HTTPTokenFile, "http-token-file", "", "file holding the bearer token PUT /kv and POST /admin/snapshot require")
+	f.BoolVar(&opts.Insecure, "insecure", false, "allow plaintext raft and HTTP on addresses beyond loopback")
 	cmd.AddCommand(run)
 	return cmd
+}
+
+// checkTogether refuses a partial set of flags that only work together.
+func checkTogether(cmd *cobra.Command, names ...string) error {
+	var set, unset []string
+	for _, n := range names {
+		if cmd.Flags().Changed(n) {
+			set = append(set, "--"+n)
+		} else {
+			unset = append(unset, "--"+n)
+		}
+	}
+	if len(set) > 0 && len(unset) > 0 {
+		return usageErrorf(cmd, "%s also need %s", strings.Join(set, ", "), strings.Join(unset, ", "))
+	}
+	return nil
+}
+
+// nodeSecurity loads the TLS material and the token the flags name.
+func nodeSecurity(opts *NodeRunOptions) (peerTLS, httpTLS *tls.Config, token string, err error) {
+	if opts.PeerCert != "" {
+		if peerTLS, err = transport.LoadTLS(opts.PeerCert, opts.PeerKey, opts.PeerCA); err != nil {
+			return nil, nil, "", fmt.Errorf("--peer-cert: %w", err)
+		}
+	}
+	switch {
+	case opts.HTTPCA != "":
+		if httpTLS, err = transport.LoadTLS(opts.HTTPCert, opts.HTTPKey, opts.HTTPCA); err != nil {
+			return nil, nil, "", fmt.Errorf("--http-cert: %w", err)
+		}
+	case opts.HTTPCert != "":
+		pair, err := tls.LoadX509KeyPair(opts.HTTPCert, opts.HTTPKey)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("--http-cert: load certificate %s and key %s: %w", opts.HTTPCert, opts.HTTPKey, err)
+		}
+		httpTLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13}
+	}
+	if opts.HTTPTokenFile != "" {
+		b, err := os.ReadFile(opts.HTTPTokenFile)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("--http-token-file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return nil, nil, "", fmt.Errorf("--http-token-file: %s is empty", opts.HTTPTokenFile)
+		}
+	}
+	return peerTLS, httpTLS, token, nil
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
@@ -131,6 +215,10 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 	inject, _ := node.ParseDropInjection(opts.InjectDrops)
 	if inject.Every > 0 {
 		log.Warn("fault injection on: dropping messages on purpose", "lane", inject.Lane.String(), "every", inject.Every)
+	}
+	peerTLS, httpTLS, token, err := nodeSecurity(opts)
+	if err != nil {
+		return usageErrorf(cmd, "%v", err)
 	}
 	mode, sync, warnings := replica.SettingsFromEnv(opts.Getenv)
 	for _, w := range warnings {
@@ -159,8 +247,15 @@ func runNodeRun(cmd *cobra.Command, opts *NodeRunOptions) error {
 		SnapshotEntries:        opts.SnapshotEntries,
 		SnapshotCatchUpEntries: opts.SnapshotCatchUpEntries,
 		InjectDrops:            inject,
+		PeerTLS:                peerTLS,
+		HTTPTLS:                httpTLS,
+		HTTPToken:              token,
+		Insecure:               opts.Insecure,
 		Logger:                 log,
 	})
+	if errors.Is(err, transport.ErrInsecureListen) {
+		return usageErrorf(cmd, "%v: give --peer-cert, --peer-key and --peer-ca (raft) and --http-cert and --http-key (HTTP), or --insecure", err)
+	}
 	if err != nil {
 		return fmt.Errorf("node run: %w", err)
 	}
