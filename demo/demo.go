@@ -20,6 +20,7 @@ import (
 	"github.com/lanectl/lanectl/node/replica"
 	"github.com/lanectl/lanectl/query"
 	"github.com/lanectl/lanectl/rollout"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // replicas is the cluster size: one replica per stage.
@@ -450,13 +451,13 @@ func (r *run) summarise(ctx context.Context, walkErr error) (*Summary, error) {
 
 	all := selector(sum.Before.Replicas)
 	whole := promRange(now.Sub(sum.Before.Window.Start))
-	lc, err := scalarAt(ctx, r.store, fmt.Sprintf(`max(increase(elastickv_raft_leader_changes_seen_total{%s}[%s]))`, all, whole), now)
+	lc, err := scalarAt(ctx, r.store, fmt.Sprintf(`max(increase(%s{%s}[%s]))`, targets.LanectlLeaderChanges, all, whole), now)
 	if err != nil {
 		return nil, err
 	}
 	sum.LeaderChanges = roundOrZero(lc)
 	for i, at := range []time.Time{sum.Before.Window.Start, now} {
-		t, err := scalarAt(ctx, r.store, fmt.Sprintf(`max(elastickv_raft_term{%s})`, all), at)
+		t, err := scalarAt(ctx, r.store, fmt.Sprintf(`max(%s{%s})`, targets.LanectlTerm, all), at)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
 	"github.com/lanectl/lanectl/node/loadgen"
+	"github.com/lanectl/lanectl/targets"
 )
 
 // Summary is what a demo found. It is filled as far as the demo got: a
@@ -61,7 +62,7 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 type ReplicaSummary struct {
 	Name  string `json:"name"`
 	Stage string `json:"stage"`
-	// FlagOn is elastickv_raft_dispatcher_lanes_enabled on the replica's
+	// FlagOn is the lanes gauge (targets.LanectlLanesEnabled) on the replica's
 	// own /metrics at the end; nil when it could not be read.
 	FlagOn    *bool     `json:"flag_on"`
 	EnabledAt time.Time `json:"enabled_at,omitzero"`
@@ -134,16 +135,16 @@ func measure(ctx context.Context, q gates.Querier, p Phase) (phaseNumbers, error
 	}
 	var n phaseNumbers
 	var err error
-	if n.sent, err = byLane(fmt.Sprintf(`sum by (lane) (rate(elastickv_raft_dispatch_sent_total{%s}[%s]))`, sel, rng)); err != nil {
+	if n.sent, err = byLane(fmt.Sprintf(`sum by (lane) (rate(%s{%s}[%s]))`, targets.LanectlSent, sel, rng)); err != nil {
 		return n, err
 	}
-	if n.drops, err = byLane(fmt.Sprintf(`sum by (lane) (increase(elastickv_raft_dispatch_dropped_total{%s}[%s]))`, sel, rng)); err != nil {
+	if n.drops, err = byLane(fmt.Sprintf(`sum by (lane) (increase(%s{%s}[%s]))`, targets.LanectlDropped, sel, rng)); err != nil {
 		return n, err
 	}
-	if n.p99, err = byLane(fmt.Sprintf(`histogram_quantile(0.99, sum by (lane, le) (rate(elastickv_raft_dispatch_queue_wait_seconds_bucket{%s}[%s])))`, sel, rng)); err != nil {
+	if n.p99, err = byLane(fmt.Sprintf(`histogram_quantile(0.99, sum by (lane, le) (rate(%s_bucket{%s}[%s])))`, targets.LanectlQueueWait, sel, rng)); err != nil {
 		return n, err
 	}
-	lc, err := byLane(fmt.Sprintf(`max(increase(elastickv_raft_leader_changes_seen_total{%s}[%s]))`, sel, rng))
+	lc, err := byLane(fmt.Sprintf(`max(increase(%s{%s}[%s]))`, targets.LanectlLeaderChanges, sel, rng))
 	if err != nil {
 		return n, err
 	}
