@@ -229,7 +229,7 @@ func (d *Driver) judge(ctx context.Context, st *State, batch []string, since tim
 	if d.Querier == nil {
 		return nil, errors.New("judge soak: no metrics source (set prometheus.url or prometheus.targets)")
 	}
-	d.withFlagEvidence(ctx, st, set, &req)
+	d.FillFlagEvidence(ctx, st, set, &req)
 	r, err := gates.Evaluate(ctx, d.Querier, set, req)
 	if err != nil {
 		return nil, fmt.Errorf("judge soak of %s: %w", strings.Join(batch, ", "), err)

@@ -111,11 +111,18 @@ func (d *Driver) SoakFlagEvidence(ctx context.Context, st *State, req gates.Requ
 	return d.FlagEvidence(ctx, st, ns)
 }
 
-// withFlagEvidence gives every gate of set decided from the journal and
-// the read command (targets.FlagFromJournal) its values for req's
-// replicas. A set without such a gate is left as it is, and no command
+// NeedsFlagEvidence says whether set has a gate decided from the journal
+// and the read command (targets.FlagFromJournal): judging it runs the read
+// command on the soak's replicas.
+func NeedsFlagEvidence(set gates.Set) bool {
+	return slices.ContainsFunc(set, func(g gates.Spec) bool { return !g.Disabled && g.External == targets.FlagFromJournal })
+}
+
+// FillFlagEvidence gives every gate of set decided from the journal and
+// the read command its values for req's replicas, reading the flag on
+// each now. A set without such a gate is left as it is, and no command
 // runs.
-func (d *Driver) withFlagEvidence(ctx context.Context, st *State, set gates.Set, req *gates.Request) {
+func (d *Driver) FillFlagEvidence(ctx context.Context, st *State, set gates.Set, req *gates.Request) {
 	for _, g := range set {
 		if g.Disabled || g.External != targets.FlagFromJournal {
 			continue

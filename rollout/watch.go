@@ -25,6 +25,9 @@ type Watch struct {
 	// one that did not and how many failed in a row.
 	OnLook  func(gates.Result)
 	OnError func(err error, inARow int)
+	// Evidence, when set, gives each look's request what the gates decided
+	// outside PromQL need (Driver.FillFlagEvidence for an elastickv soak).
+	Evidence func(ctx context.Context, req *gates.Request)
 }
 
 // Look evaluates the soak once, as of w.Now.
@@ -33,6 +36,9 @@ func (w Watch) Look(ctx context.Context) (gates.Result, error) {
 	req.Now = w.Now()
 	ctx, cancel := context.WithTimeout(ctx, DefaultLookTimeout)
 	defer cancel()
+	if w.Evidence != nil {
+		w.Evidence(ctx, &req)
+	}
 	return gates.Evaluate(ctx, w.Querier, w.Soak.Set, req)
 }
 

@@ -55,6 +55,9 @@ type Options struct {
 	// RuleFiles are Prometheus rule files the server loads (rule_files),
 	// evaluated every ScrapeInterval.
 	RuleFiles []string
+	// BearerTokenFile, when set, is sent with every scrape (as elastickv's
+	// --metricsToken requires).
+	BearerTokenFile string
 }
 
 // Server is a running Prometheus.
@@ -226,6 +229,9 @@ func config(opts Options) (string, error) {
 	}
 	fmt.Fprintf(&b, "scrape_configs:\n  - job_name: %s\n    scheme: %s\n    metrics_path: %s\n    static_configs:\n      - targets: [%s]\n",
 		Job, scheme, strconv.Quote(path), strings.Join(hosts, ", "))
+	if opts.BearerTokenFile != "" {
+		fmt.Fprintf(&b, "    authorization:\n      credentials_file: %s\n", strconv.Quote(opts.BearerTokenFile))
+	}
 	return b.String(), nil
 }
 

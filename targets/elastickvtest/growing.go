@@ -35,17 +35,27 @@ type Growing struct {
 // growing the counters named in grow; it stops when the test ends.
 func ServeGrowing(t testing.TB, name string, grow ...string) *Growing {
 	t.Helper()
+	g, err := NewGrowing(name, grow...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	g.URL = srv.URL
+	return g
+}
+
+// NewGrowing is a Growing of capture name, growing the counters named in
+// grow, for a caller that serves it itself (behind a token, say).
+func NewGrowing(name string, grow ...string) (*Growing, error) {
 	g := &Growing{grow: map[string]bool{}}
 	for _, c := range grow {
 		g.grow[c] = true
 	}
 	if err := g.Switch(name); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	srv := httptest.NewServer(http.HandlerFunc(g.serve))
-	t.Cleanup(srv.Close)
-	g.URL = srv.URL
-	return g
+	return g, nil
 }
 
 // Switch serves capture name from the next scrape on, its counters from
@@ -66,7 +76,8 @@ func (g *Growing) Switch(name string) error {
 	return nil
 }
 
-func (g *Growing) serve(w http.ResponseWriter, _ *http.Request) {
+// ServeHTTP answers a scrape with the capture, its counters grown once more.
+func (g *Growing) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	g.mu.Lock()
 	g.scrapes++
 	n := float64(g.scrapes)

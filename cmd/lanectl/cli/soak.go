@@ -25,6 +25,9 @@ import (
 // SoakOptions are the inputs of 'lanectl soak'.
 type SoakOptions struct {
 	Streams *IOStreams
+	// Getenv finds ~/.ssh and the agent when a plan's flag gate needs the
+	// read command run on the replicas.
+	Getenv Getenv
 	// Config is the plan file; empty means none: replicas are then node_id
 	// values.
 	Config    string
@@ -59,8 +62,8 @@ type SoakOptions struct {
 const maxQueryErrors = 3
 
 // NewCmdSoak builds 'lanectl soak'. runF replaces runSoak in tests.
-func NewCmdSoak(streams *IOStreams, runF func(*cobra.Command, *SoakOptions) error) *cobra.Command {
-	opts := &SoakOptions{Streams: streams, Now: time.Now}
+func NewCmdSoak(streams *IOStreams, getenv Getenv, runF func(*cobra.Command, *SoakOptions) error) *cobra.Command {
+	opts := &SoakOptions{Streams: streams, Getenv: getenv, Now: time.Now}
 	var (
 		hours  float64
 		window time.Duration
@@ -174,11 +177,14 @@ window is not over), 3 bad input or metrics unreachable.`,
 
 // soakRun is the decided soak and where its metrics come from.
 type soakRun struct {
-	target  targets.Target
-	soak    *rollout.Soak
-	source  string
-	querier gates.Querier
-	close   func()
+	target targets.Target
+	soak   *rollout.Soak
+	// evidence reads the flag on the replicas for a gate the metrics
+	// cannot decide; nil when no gate needs it.
+	evidence func(context.Context, *gates.Request)
+	source   string
+	querier  gates.Querier
+	close    func()
 }
 
 func runSoak(cmd *cobra.Command, opts *SoakOptions) error {
@@ -226,12 +232,24 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, tar
 	now := opts.Now()
 	run := &soakRun{target: target, close: func() {}}
 	if plan != nil {
-		st, err := rollout.LoadState(plan.StatePath)
+		// The journal is checked against the plan, as advance checks it.
+		st, err := rollout.LoadJournal(plan, now)
 		if err != nil {
 			return nil, err
 		}
 		if run.soak, err = plan.DecideSoak(st, q, now); err != nil {
 			return nil, err
+		}
+		if rollout.NeedsFlagEvidence(run.soak.Set) {
+			// The metrics cannot show the flag: each look reads it on the
+			// replicas, over SSH, as advance does when it judges.
+			d, closeDriver, err := newDriver(ctx, opts.Streams, opts.Getenv, opts.Config, driverDeps{readFlag: true})
+			if err != nil {
+				return nil, err
+			}
+			defer func() { run.close = chain(run.close, closeDriver) }()
+			set := run.soak.Set
+			run.evidence = func(ctx context.Context, req *gates.Request) { d.FillFlagEvidence(ctx, st, set, req) }
 		}
 	}
 	window, interval := opts.Window, opts.Interval
@@ -298,6 +316,11 @@ func resolveSoak(ctx context.Context, opts *SoakOptions, plan *rollout.Plan, tar
 	return run, nil
 }
 
+// chain is a close function that runs a, then b.
+func chain(a, b func()) func() {
+	return func() { a(); b() }
+}
+
 func cmpDuration(v, def time.Duration) time.Duration {
 	if v != 0 {
 		return v
@@ -313,6 +336,7 @@ func watchSoak(ctx context.Context, opts *SoakOptions, run *soakRun) error {
 		Soak:      run.soak,
 		Now:       opts.Now,
 		MaxErrors: maxQueryErrors,
+		Evidence:  run.evidence,
 		OnLook:    func(res gates.Result) { progress(opts, run, res) },
 		OnError: func(err error, n int) {
 			fmt.Fprintf(opts.Streams.ErrOut, "%s evaluation failed (%d of %d allowed in a row): %v\n", formatTime(opts.Now()), n, maxQueryErrors, err)
