@@ -8,11 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lanectl/lanectl/internal/atomicfile"
 )
 
 // stateVersion is written into every journal; a newer file is refused
@@ -349,7 +350,7 @@ func (s *State) Record(e Event) (Event, error) {
 	if err != nil {
 		return e, fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
 	}
-	if err := writeFileAtomic(s.Path, append(data, '\n')); err != nil {
+	if err := atomicfile.Write(s.Path, append(data, '\n'), 0o644); err != nil {
 		return e, fmt.Errorf("record %s %s: %w", e.Step, e.Phase, err)
 	}
 	s.Events = next
@@ -365,45 +366,6 @@ func (s *State) Start(step string, replicas []string, now time.Time, auto bool) 
 func (s *State) End(started Event, phase string, now time.Time, reason string) error {
 	_, err := s.Record(Event{Of: started.ID, Time: now, Step: started.Step, Phase: phase, Replicas: started.Replicas, Reason: reason, Auto: started.Auto})
 	return err
-}
-
-// writeFileAtomic replaces path with data so that a crash at any instant
-// leaves either the old or the new content: write a temporary file in the
-// same directory, fsync it, rename it over path, then fsync the directory so
-// the rename itself survives a power loss.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ReplicaState is what the journal says about one replica.
