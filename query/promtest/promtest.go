@@ -15,21 +15,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/lanectl/lanectl/internal/testport"
+	"github.com/lanectl/lanectl/internal/testserver"
 )
 
 // Binaries the helper runs; CI installs the Debian prometheus package.
@@ -109,93 +105,24 @@ func Launch(dir string, opts Options) (*Server, func(), error) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, nil, err
 	}
-	// The port is reserved (see testport), but a process outside the test
-	// run may still bind it first, so a start that dies early is retried.
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		s, stop, err := start(dir, cfgPath, data)
-		if err == nil {
-			return s, stop, nil
-		}
-		lastErr = err
-	}
-	return nil, nil, lastErr
-}
-
-func start(dir, cfgPath, data string) (*Server, func(), error) {
-	port, err := testport.Reserve()
+	p, err := testserver.Launch(testserver.Spec{
+		Name: "prometheus", Bin: PrometheusBin, Package: "prometheus", Dir: dir,
+		Args: func(addr string) []string {
+			return []string{
+				"--config.file=" + cfgPath,
+				"--storage.tsdb.path=" + data,
+				// History may be backfilled at any age; keep all of it.
+				"--storage.tsdb.retention.time=100y",
+				"--web.listen-address=" + addr,
+				"--log.level=warn",
+			}
+		},
+		ReadyPath: "/-/ready",
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	addr := port.Addr()
-	logPath := filepath.Join(dir, "prometheus.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		_ = port.Release()
-		return nil, nil, err
-	}
-	cmd := exec.Command(PrometheusBin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+data,
-		// History may be backfilled at any age; keep all of it.
-		"--storage.tsdb.retention.time=100y",
-		"--web.listen-address="+addr,
-		"--log.level=warn",
-	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		_ = port.Release()
-		return nil, nil, fmt.Errorf("start %s: %w", PrometheusBin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-			_ = port.Release()
-		})
-	}
-	s := &Server{URL: "http://" + addr, Dir: dir}
-	deadline := time.Now().Add(60 * time.Second)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case err := <-exited:
-			_ = port.Release()
-			return nil, nil, fmt.Errorf("prometheus exited before it was ready (%v); log:\n%s", err, tail(logPath))
-		default:
-		}
-		resp, err := client.Get(s.URL + "/-/ready")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, nil, fmt.Errorf("prometheus on %s not ready after 60s; log:\n%s", addr, tail(logPath))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	const max = 4000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(b)
+	return &Server{URL: p.URL, Dir: dir}, p.Stop, nil
 }
 
 func config(opts Options) (string, error) {

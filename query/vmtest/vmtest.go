@@ -18,17 +18,13 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
-	"github.com/lanectl/lanectl/internal/testport"
+	"github.com/lanectl/lanectl/internal/testserver"
 )
 
 // Bin is the server binary; CI installs the Debian victoria-metrics package.
@@ -46,92 +42,29 @@ type Server struct {
 // stopped when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := os.Stat(Bin); err != nil {
-		t.Fatalf("vmtest: %s is missing (apt-get install victoria-metrics): %v", Bin, err)
-	}
 	dir := t.TempDir()
-	var lastErr error
-	// The port is reserved (see testport), but a process outside the test
-	// run may still bind it first, so a start that dies early is retried.
-	for attempt := 0; attempt < 3; attempt++ {
-		s, stop, err := start(dir)
-		if err == nil {
-			t.Cleanup(stop)
-			return s
-		}
-		lastErr = err
-	}
-	t.Fatalf("vmtest: %v", lastErr)
-	return nil
-}
-
-func start(dir string) (*Server, func(), error) {
-	port, err := testport.Reserve()
-	if err != nil {
-		return nil, nil, err
-	}
-	logPath := filepath.Join(dir, "victoria-metrics.log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		_ = port.Release()
-		return nil, nil, err
-	}
-	cmd := exec.Command(Bin,
-		"-storageDataPath="+filepath.Join(dir, "data"),
-		"-httpListenAddr="+port.Addr(),
-		// History may be imported at any age; keep all of it.
-		"-retentionPeriod=100y",
-		// By default the newest 30 s are hidden from queries and answers
-		// are cached; a test reads what it has just imported.
-		"-search.latencyOffset=0s",
-		"-search.disableCache",
-		"-loggerLevel=ERROR",
-	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		_ = port.Release()
-		return nil, nil, fmt.Errorf("start %s: %w", Bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
+	p, err := testserver.Launch(testserver.Spec{
+		Name: "victoria-metrics", Bin: Bin, Package: "victoria-metrics", Dir: dir,
+		Args: func(addr string) []string {
+			return []string{
+				"-storageDataPath=" + filepath.Join(dir, "data"),
+				"-httpListenAddr=" + addr,
+				// History may be imported at any age; keep all of it.
+				"-retentionPeriod=100y",
+				// By default the newest 30 s are hidden from queries and
+				// answers are cached; a test reads what it has just imported.
+				"-search.latencyOffset=0s",
+				"-search.disableCache",
+				"-loggerLevel=ERROR",
 			}
-			_ = port.Release()
-		})
+		},
+		ReadyPath: "/health",
+	})
+	if err != nil {
+		t.Fatalf("vmtest: %v", err)
 	}
-	s := &Server{URL: "http://" + port.Addr(), Dir: dir}
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			_ = port.Release()
-			b, _ := os.ReadFile(logPath)
-			return nil, nil, fmt.Errorf("victoria-metrics exited before it was ready (%v); log:\n%s", err, b)
-		default:
-		}
-		if resp, err := client.Get(s.URL + "/health"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, nil, fmt.Errorf("victoria-metrics on %s not ready after 60s", port.Addr())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	t.Cleanup(p.Stop)
+	return &Server{URL: p.URL, Dir: dir}
 }
 
 // ImportOpenMetrics writes every sample of an OpenMetrics file (as

@@ -21,15 +21,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/lanectl/lanectl/internal/testport"
+	"github.com/lanectl/lanectl/internal/testserver"
 )
 
 // Bin is the Alertmanager binary as the Debian package installs it.
@@ -75,98 +73,30 @@ receivers:
 // Start runs an Alertmanager for t and waits until it is ready.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if _, err := os.Stat(Bin); err != nil {
-		t.Fatalf("alertmanagertest: %s is missing (apt-get install prometheus-alertmanager): %v", Bin, err)
-	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	if err := os.WriteFile(cfg, []byte(Config(opts.Webhook)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The port is reserved (see testport), but a process outside the test
-	// run may still bind it first, so a start that dies early is retried.
-	var lastErr error
-	for range 3 {
-		s, stop, err := start(dir, cfg)
-		if err == nil {
-			t.Cleanup(stop)
-			return s
-		}
-		lastErr = err
-	}
-	t.Fatalf("alertmanagertest: %v", lastErr)
-	return nil
-}
-
-func start(dir, cfg string) (*Server, func(), error) {
-	port, err := testport.Reserve()
-	if err != nil {
-		return nil, nil, err
-	}
-	logPath := filepath.Join(dir, "alertmanager.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		_ = port.Release()
-		return nil, nil, err
-	}
-	cmd := exec.Command(Bin,
-		"--config.file="+cfg,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+port.Addr(),
-		// No gossip: nothing but the reserved port is bound.
-		"--cluster.listen-address=",
-		"--log.level=warn",
-	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		_ = port.Release()
-		return nil, nil, fmt.Errorf("start %s: %w", Bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
+	p, err := testserver.Launch(testserver.Spec{
+		Name: "alertmanager", Bin: Bin, Package: "prometheus-alertmanager", Dir: dir,
+		Args: func(addr string) []string {
+			return []string{
+				"--config.file=" + cfg,
+				"--storage.path=" + filepath.Join(dir, "data"),
+				"--web.listen-address=" + addr,
+				// No gossip: nothing but the reserved port is bound.
+				"--cluster.listen-address=",
+				"--log.level=warn",
 			}
-			_ = port.Release()
-		})
+		},
+		ReadyPath: "/-/ready", ReadyTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("alertmanagertest: %v", err)
 	}
-	s := &Server{URL: "http://" + port.Addr(), Dir: dir}
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			_ = port.Release()
-			return nil, nil, fmt.Errorf("alertmanager exited before it was ready (%v); log:\n%s", err, tail(logPath))
-		default:
-		}
-		if resp, err := client.Get(s.URL + "/-/ready"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, stop, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, nil, fmt.Errorf("alertmanager on %s not ready after 30s; log:\n%s", port.Addr(), tail(logPath))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b[max(0, len(b)-4000):])
+	t.Cleanup(p.Stop)
+	return &Server{URL: p.URL, Dir: dir}
 }
 
 // Alert is an alert as GET /api/v2/alerts returns it.
