@@ -2,11 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/spf13/cobra"
 
 	"github.com/lanectl/lanectl/node/loadgen"
@@ -23,7 +25,10 @@ type LoadOptions struct {
 	SnapshotEvery time.Duration
 	Concurrency   int
 	ProgressEvery time.Duration
-	Output        string
+	// HTTPConfig is --http-config: a prometheus/common HTTP client config
+	// file for replicas that need TLS or a bearer token.
+	HTTPConfig string
+	Output     string
 }
 
 // NewCmdLoad builds 'lanectl load'. runF replaces runLoad in tests.
@@ -43,10 +48,17 @@ group's leader.
 
 Progress goes to stderr; the summary (writes ok/failed, p50/p99/max write
 latency, snapshots forced) to stdout. Without --duration it runs until
-interrupted. It fails (exit 3) when no write succeeded.`,
+interrupted. It fails (exit 3) when no write succeeded.
+
+Replicas started with TLS or a token (node run --http-cert/--http-ca,
+--http-token-file) are reached through --http-config FILE, an HTTP client
+config as in prometheus.yml: tls_config (ca_file, cert_file, key_file) and
+authorization (credentials_file). Relative paths in it are relative to the
+file.`,
 		Example: `  lanectl load --targets http://127.0.0.1:9101,http://127.0.0.1:9102,http://127.0.0.1:9103 \
       --rate 200 --value-size 4096 --duration 5m --snapshot-every 1m
-  lanectl load --targets http://127.0.0.1:9101 --duration 30s -o json`,
+  lanectl load --targets http://127.0.0.1:9101 --duration 30s -o json
+  lanectl load --targets https://10.0.0.1:9101,https://10.0.0.2:9101 --http-config load-client.yml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(cmd, opts.Output); err != nil {
@@ -79,13 +91,30 @@ interrupted. It fails (exit 3) when no write succeeded.`,
 	f.DurationVar(&opts.SnapshotEvery, "snapshot-every", 0, "force a snapshot transfer to a follower this often (0: never)")
 	f.IntVar(&opts.Concurrency, "concurrency", loadgen.DefaultConcurrency, "writes in flight at most")
 	f.DurationVar(&opts.ProgressEvery, "progress", loadgen.DefaultProgressEvery, "interval between progress lines")
+	f.StringVar(&opts.HTTPConfig, "http-config", "", "HTTP client config `FILE` (prometheus/common: tls_config, authorization) for the replicas")
+	_ = cmd.MarkFlagFilename("http-config", "yaml", "yml")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
 
 func runLoad(cmd *cobra.Command, opts *LoadOptions) error {
 	errOut := opts.Streams.ErrOut
+	var client *http.Client
+	if opts.HTTPConfig != "" {
+		cfg, _, err := config.LoadHTTPConfigFile(opts.HTTPConfig)
+		if err != nil {
+			return fmt.Errorf("--http-config %s: %w", opts.HTTPConfig, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--http-config %s: %w", opts.HTTPConfig, err)
+		}
+		if client, err = config.NewClientFromConfig(*cfg, "lanectl-load"); err != nil {
+			return fmt.Errorf("--http-config %s: %w", opts.HTTPConfig, err)
+		}
+		defer client.CloseIdleConnections()
+	}
 	res, err := loadgen.Run(cmd.Context(), loadgen.Config{
+		Client:        client,
 		Targets:       opts.Targets,
 		Rate:          opts.Rate,
 		ValueSize:     opts.ValueSize,

@@ -98,6 +98,30 @@ func TestNodeRunWithMutualTLSAndToken(t *testing.T) {
 		resp.Body.Close()
 		t.Error("GET /status without a client certificate was served")
 	}
+
+	// lanectl load reaches the replica through an HTTP client config with
+	// the client certificate and the token; without it every write fails.
+	loader := httpCA.WriteFiles(t, dir, "load", httpCA.Client(t, "load"))
+	clientCfg := filepath.Join(dir, "load-client.yml")
+	cfgBody := "tls_config: {ca_file: " + loader.CA + ", cert_file: " + loader.Cert + ", key_file: " + loader.Key + "}\n" +
+		"authorization: {credentials_file: " + tokenFile + "}\n"
+	if err := os.WriteFile(clientCfg, []byte(cfgBody), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	load := []string{"load", "--targets", base, "--rate", "20", "--duration", "1s", "-o", "json"}
+	stdout, stderr, code := runRoot(t, append(load, "--http-config", clientCfg)...)
+	var res struct {
+		WritesOK int64 `json:"writes_ok"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); code != ExitOK || err != nil || res.WritesOK == 0 {
+		t.Errorf("load with --http-config: exit %d, %d writes ok (%v); stderr %q", code, res.WritesOK, err, stderr)
+	}
+	if _, stderr, code := runRoot(t, load...); code != ExitOperational || !strings.Contains(stderr, "writes failed") {
+		t.Errorf("load without --http-config: exit %d, stderr %q; want exit %d, every write failed", code, stderr, ExitOperational)
+	}
+	if _, stderr, code := runRoot(t, append(load, "--http-config", filepath.Join(dir, "nope.yml"))...); code != ExitOperational || !strings.Contains(stderr, "--http-config") {
+		t.Errorf("load with a missing --http-config: exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestNodeRunSecurityFlagErrors(t *testing.T) {
