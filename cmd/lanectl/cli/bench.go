@@ -39,7 +39,9 @@ type BenchHOLOptions struct {
 	Config   holbench.Config
 	// MinRatio is the target: legacy MsgApp delivery p99 over four-lane.
 	MinRatio float64
-	Output   string
+	// Verbose logs every replica's and raft's info lines to stderr.
+	Verbose bool
+	Output  string
 }
 
 // NewCmdBenchHOL builds 'lanectl bench hol'. runF replaces runBenchHOL in
@@ -116,7 +118,11 @@ fewer than 20 MsgApps to the follower during the transfer.`,
 			c.SnapshotBytes = int(snapshotMiB * (1 << 20))
 			c.LinkBytesPerSecond = int64(linkMiBps * (1 << 20))
 			c.LinkChunk = linkChunkKiB << 10
-			c.Logger = slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+			level := slog.LevelWarn
+			if opts.Verbose {
+				level = slog.LevelInfo
+			}
+			c.Logger = slog.New(slog.NewTextHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
 			if runF != nil {
 				return runF(opts)
 			}
@@ -126,6 +132,7 @@ fewer than 20 MsgApps to the follower during the transfer.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Scenario, "scenario", scenarioCluster, "cluster (three replicas, real raft) or direct (dispatcher and transport, no raft: a model)")
 	f.IntVar(&opts.Config.Groups, "groups", holbench.DefaultGroups, "raft groups per replica in the cluster scenario")
+	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log the replicas' and raft's info lines to stderr")
 	f.Float64Var(&snapshotMiB, "snapshot-mib", holbench.DefaultSnapshotBytes>>20, "snapshot size in MiB")
 	f.Float64Var(&linkMiBps, "link-mibps", holbench.DefaultLinkBytesPerSecond>>20, "link bandwidth leader -> follower, MiB/s")
 	f.IntVar(&linkChunkKiB, "link-chunk-kib", holbench.DefaultLinkChunk>>10, "piece size the link releases bytes in, KiB")
@@ -138,11 +145,21 @@ fewer than 20 MsgApps to the follower during the transfer.`,
 	return cmd
 }
 
+// byteCount writes n bytes in MiB (or KiB below one MiB).
+func byteCount(n int64) string {
+	if n >= 1<<20 {
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MiB"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<10), 'f', -1, 64) + " KiB"
+}
+
 func runBenchHOL(cmd *cobra.Command, opts *BenchHOLOptions) error {
 	var (
 		rep holbench.Report
 		err error
 	)
+	fmt.Fprintf(opts.Streams.ErrOut, "bench hol: %s scenario, the legacy layout then the four-lane one; each run sends a %s snapshot over a %s/s link\n",
+		opts.Scenario, byteCount(int64(opts.Config.SnapshotBytes)), byteCount(opts.Config.LinkBytesPerSecond))
 	switch opts.Scenario {
 	case scenarioCluster:
 		rep, err = holbench.RunCluster(cmd.Context(), opts.Config)
