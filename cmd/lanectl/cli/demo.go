@@ -242,10 +242,12 @@ func writeDemoSummary(w io.Writer, s *demo.Summary) error {
 	if err := writeTable(w, []string{"LANE", "SENT/S BEFORE", "AFTER", "DROPS BEFORE", "DROPS AFTER", "QUEUE WAIT P99 BEFORE", "AFTER"}, rows); err != nil {
 		return err
 	}
+	if err := writeTransferSummary(w, s.Transfers); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "\nleader changes (most seen by one replica): %g before, %g after, %g over the whole demo (restarts included); raft term %g -> %g\n",
 		s.Before.LeaderChanges, s.After.LeaderChanges, s.LeaderChanges, s.Terms[0], s.Terms[1])
-	fmt.Fprintf(w, "load: %d writes ok, %d failed, p99 %s; %d snapshot transfers forced, %d failed\n",
-		s.Load.WritesOK, s.Load.WritesFailed, fmtLatency(s.Load.P99), s.Load.SnapshotsForced, s.Load.SnapshotsFailed)
+	fmt.Fprintf(w, "load: %d writes ok, %d failed, p99 %s\n", s.Load.WritesOK, s.Load.WritesFailed, fmtLatency(s.Load.P99))
 	if len(s.Load.Errors) > 0 {
 		// Writes caught by a restart of the leader fail until the next
 		// leader is known; the reasons tell that from a real problem.
@@ -255,9 +257,6 @@ func writeDemoSummary(w io.Writer, s *demo.Summary) error {
 			parts = append(parts, fmt.Sprintf("%s: %d", r, s.Load.Errors[r]))
 		}
 		fmt.Fprintf(w, "  failed writes by reason: %s\n", strings.Join(parts, ", "))
-	}
-	if s.Load.LastSnapshotError != "" {
-		fmt.Fprintf(w, "  last failed snapshot transfer: %s\n", s.Load.LastSnapshotError)
 	}
 	fmt.Fprintf(w, "\nverdict: %s: %s\n", s.Verdict, s.Reason)
 	for _, sk := range s.Soaks {
@@ -271,6 +270,39 @@ cluster"), write your plan (README: "The plan file (lanectl.yaml)"), then
 'lanectl advance --dry-run' shows every step and the exact remote commands.
 `)
 	return nil
+}
+
+// writeTransferSummary prints the head-of-line comparison: the other
+// groups' appends to the slow follower while snapshots travelled to it,
+// legacy vs four-lane, and how it was measured.
+func writeTransferSummary(w io.Writer, t demo.TransferSummary) error {
+	fmt.Fprintf(w, "\nsnapshot transfers: group %d's snapshots from its leader to %s over a shaped %s/s link, %d forced, %d failed, %d cut off by a restart;\nthe other %d groups' appends to %s share that leader's lanes and connection to %s\n",
+		t.Group, t.Follower, fmtBytes(t.LinkBytesPerSecond), t.Forced, t.Failed, t.Abandoned, t.Groups-1, t.Follower, t.Follower)
+	if t.LastError != "" {
+		fmt.Fprintf(w, "  last failed snapshot: %s\n", t.LastError)
+	}
+	var rows [][]string
+	for _, l := range []demo.TransferLayout{t.Legacy, t.FourLane} {
+		rows = append(rows, []string{l.Layout, fmt.Sprint(l.Transfers), fmtBytes(int64(l.SnapshotBytes)), latencyCell(l.TransferP50),
+			fmt.Sprint(l.Appends), latencyCell(l.DeliveryP50), latencyCell(l.DeliveryP99), latencyCell(l.DeliveryMax), fmt.Sprint(l.Lost)})
+	}
+	if err := writeTable(w, []string{"SENDER'S LAYOUT", "TRANSFERS", "SNAPSHOT", "TRANSFER P50", "OTHER GROUPS' MSGAPP", "DELIVERY P50", "P99", "MAX", "LOST"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "other groups' MsgApp delivery p99 to %s during snapshot transfers: %s\n", t.Follower, transferComparison(t))
+	fmt.Fprintf(w, "  (delivery: the leader's dispatcher accepting the append to %s's transport having it whole, from the replicas' own hooks;\n   each transfer counts for the layout of the leader that sent it)\n", t.Follower)
+	return nil
+}
+
+func transferComparison(t demo.TransferSummary) string {
+	switch {
+	case t.Ratio != nil:
+		return fmt.Sprintf("legacy %s vs four-lane %s (%.0f×)", latencyCell(t.Legacy.DeliveryP99), latencyCell(t.FourLane.DeliveryP99), *t.Ratio)
+	case t.Legacy.DeliveryP99 == nil && t.FourLane.DeliveryP99 == nil:
+		return "no appends were sent during a transfer: nothing to compare"
+	default:
+		return fmt.Sprintf("legacy %s vs four-lane %s (no ratio: one layout sent no appends during a transfer)", latencyCell(t.Legacy.DeliveryP99), latencyCell(t.FourLane.DeliveryP99))
+	}
 }
 
 // judgedRows keeps, for a passing soak, only the rows a gate judged: the
