@@ -35,6 +35,9 @@ const (
 	// each, so its snapshot takes about 1.5s over the link.
 	preloadValueBytes = 1 << 20
 	preloadValues     = 12
+	// transferTimeout bounds the wait for the slow follower to catch up
+	// with the preload.
+	transferTimeout = 30 * time.Second
 	// transferSlack is added to the link time a forced snapshot's wait
 	// allows for.
 	transferSlack = 2 * time.Second
@@ -110,7 +113,28 @@ func preload(ctx context.Context, c *replica.LocalCluster) error {
 		}
 		written++
 	}
-	return nil
+	return waitCaughtUp(ctx, c)
+}
+
+// waitCaughtUp waits until the slow follower has applied what the
+// snapshot group's leader has committed, so the first measured transfer
+// does not queue behind the preload's bytes on the link.
+func waitCaughtUp(ctx context.Context, c *replica.LocalCluster) error {
+	deadline := time.Now().Add(transferTimeout)
+	for {
+		li, why := c.GroupLeader(snapshotGroup)
+		leader, slow := c.Replica(max(li, 0)), c.Replica(slowFollower)
+		if li >= 0 && leader != nil && slow != nil &&
+			slow.Status().Groups[snapshotGroup].Applied >= leader.Status().Groups[snapshotGroup].Commit {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not catch up with the preload of group %d within %v (%s)", c.Name(slowFollower), snapshotGroup, transferTimeout, why)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // snapshotLoop forces a snapshot of snapshotGroup from its leader to the

@@ -35,9 +35,14 @@ func NewCmdDemo(streams *IOStreams, runF func(*cobra.Command, *DemoOptions) erro
 		Long: `Play the whole rollout on this machine, with nothing to install:
 
   1. start three replicas in this process (real raft over loopback TCP,
-     temporary data directories), all on the legacy dispatcher layout, each
-     reading its own env file;
-  2. run write load against them with forced snapshot transfers throughout;
+     temporary data directories), each running four raft groups whose
+     messages to a peer share that peer's lanes and connections (a
+     multi-raft node), all on the legacy dispatcher layout, each reading
+     its own env file; the links to and from n3 are shaped to 8 MiB/s, so a
+     snapshot takes real time on its way, as across a network;
+  2. run write load against every group, and every few seconds force a
+     12 MiB snapshot of group 0 from its leader to n3, with every group's
+     leadership on that leader;
   3. scrape their /metrics into an embedded store (no Prometheus needed);
   4. write a plan file (staging n1 -> canary n2 -> fleet n3) and walk it with
      the same code as 'lanectl advance': enable the flag on the next replica,
@@ -46,7 +51,9 @@ func NewCmdDemo(streams *IOStreams, runF func(*cobra.Command, *DemoOptions) erro
      the plan's env-file rewrite with sh and restarts the replica in-process
      where production runs the command over SSH and restarts the service;
   5. print a summary: drops and queue-wait p99 per lane before and after the
-     flag, leader changes, every soak verdict.
+     flag; the other groups' MsgApp delivery to n3 during snapshot
+     transfers (p99, legacy vs four-lane, measured in the replicas'
+     dispatchers and transports); leader changes; every soak verdict.
 
 --duration is the measured time: a sixth for the legacy baseline, the rest
 split into the three soaks (startup and restarts add a few seconds).
@@ -174,12 +181,13 @@ func runDemo(cmd *cobra.Command, opts *DemoOptions) error {
 
 func writeDemoIntro(w io.Writer, opts *DemoOptions) {
 	fmt.Fprintf(w, `lanectl demo: a whole rollout of %s on this machine.
-Three replicas run in this process (real raft over loopback TCP), under write
-load with forced snapshot transfers; an embedded store scrapes their metrics;
-the plan is walked by the same code as 'lanectl advance'. Only the runner
-differs: it rewrites each replica's env file with sh and restarts the replica
-in-process, where production runs the same command over SSH and restarts the
-service.
+Three replicas run in this process (real raft over loopback TCP), four raft
+groups each, under write load, with snapshots of one group forced over a
+slow link to n3 while the others keep appending to it; an embedded store
+scrapes their metrics; the plan is walked by the same code as 'lanectl
+advance'. Only the runner differs: it rewrites each replica's env file with
+sh and restarts the replica in-process, where production runs the same
+command over SSH and restarts the service.
 `, lanes.FlagEnv)
 	if opts.InjectHeartbeatDrops {
 		fmt.Fprintf(w, "\nFault injected: the first replica to get the flag drops every %dth heartbeat-lane\nmessage. Expect its soak to fail and advance to refuse.\n", demo.HeartbeatDropEvery)
@@ -276,7 +284,7 @@ cluster"), write your plan (README: "The plan file (lanectl.yaml)"), then
 // groups' appends to the slow follower while snapshots travelled to it,
 // legacy vs four-lane, and how it was measured.
 func writeTransferSummary(w io.Writer, t demo.TransferSummary) error {
-	fmt.Fprintf(w, "\nsnapshot transfers: group %d's snapshots from its leader to %s over a shaped %s/s link, %d forced, %d failed, %d cut off by a restart;\nthe other %d groups' appends to %s share that leader's lanes and connection to %s\n",
+	fmt.Fprintf(w, "\nsnapshot transfers: group %d's snapshots from its leader to %s over a shaped %s/s link (%d forced, %d failed; %d sent never arrived, cut off by a restart);\nthe other %d groups' appends to %s share that leader's lanes and connections to %s\n",
 		t.Group, t.Follower, fmtBytes(t.LinkBytesPerSecond), t.Forced, t.Failed, t.Abandoned, t.Groups-1, t.Follower, t.Follower)
 	if t.LastError != "" {
 		fmt.Fprintf(w, "  last failed snapshot: %s\n", t.LastError)
@@ -297,7 +305,7 @@ func writeTransferSummary(w io.Writer, t demo.TransferSummary) error {
 func transferComparison(t demo.TransferSummary) string {
 	switch {
 	case t.Ratio != nil:
-		return fmt.Sprintf("legacy %s vs four-lane %s (%.0f×)", latencyCell(t.Legacy.DeliveryP99), latencyCell(t.FourLane.DeliveryP99), *t.Ratio)
+		return fmt.Sprintf("legacy %s vs four-lane %s (%s)", latencyCell(t.Legacy.DeliveryP99), latencyCell(t.FourLane.DeliveryP99), strings.TrimSuffix(fmtRatio(*t.Ratio), "x")+"×")
 	case t.Legacy.DeliveryP99 == nil && t.FourLane.DeliveryP99 == nil:
 		return "no appends were sent during a transfer: nothing to compare"
 	default:
