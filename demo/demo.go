@@ -235,7 +235,7 @@ func (r *run) setUp(ctx context.Context) error {
 	}
 	r.logf("cluster up: %s on 127.0.0.1, %d raft groups each, every replica on the legacy layout (%s unset in its env file); leader of group 0 %s",
 		strings.Join(names, ", "), groups, lanes.FlagEnv, r.cluster.Name(leader))
-	if leader, err = r.snapshots.align(ctx); err != nil {
+	if leader, err = r.snapshots.align(ctx, leaderTimeout); err != nil {
 		return err
 	}
 	slow := r.cluster.Name(slowFollower)

@@ -4,33 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
-	"github.com/lanectl/lanectl/lanes"
-	"github.com/lanectl/lanectl/node/holbench"
 	"github.com/lanectl/lanectl/node/replica"
-	"github.com/lanectl/lanectl/node/transport"
 )
 
 // The multi-raft shape that the four-lane layout is for: every replica runs
 // groups raft groups, and all groups' messages to one peer share that peer's
-// lanes and connections. The links between the slow follower and the other
-// replicas are shaped (holbench.Link: a token bucket per direction, released
-// in 16 KiB pieces), so a snapshot takes real time on its way, as it does
-// across a real network; loopback alone would deliver it in milliseconds.
+// lanes and connections. Snapshots of one group go to the slow follower
+// (see shapedLinks) while the other groups keep appending to it.
 const (
 	groups = 4
-	// slowFollower is the replica (by index: n3) behind the shaped links,
-	// which every forced snapshot goes to. It is the last in rollout
-	// order, so the snapshots' senders are on the legacy layout first and
-	// on the four-lane layout later.
-	slowFollower = 2
 	// snapshotGroup is the group whose snapshots are forced; the appends
 	// measured during its transfers are the other groups'.
-	snapshotGroup      = 0
-	linkBytesPerSecond = 8 << 20
+	snapshotGroup = 0
 	// Group 0 is preloaded with preloadValues values of preloadValueBytes
 	// each, so its snapshot takes about 1.5s over the link.
 	preloadValueBytes = 1 << 20
@@ -44,52 +32,6 @@ const (
 	// alignTimeout bounds the wait for the groups' leaders to move.
 	alignTimeout = 5 * time.Second
 )
-
-// shapedLinks are the links between the slow follower and every other
-// replica, one per direction, kept across restarts as a network would be.
-type shapedLinks map[[2]int]*holbench.Link
-
-func newShapedLinks(n int) (shapedLinks, error) {
-	links := make(shapedLinks)
-	for i := range n {
-		if i == slowFollower {
-			continue
-		}
-		for _, pair := range [][2]int{{i, slowFollower}, {slowFollower, i}} {
-			l, err := holbench.NewLink(linkBytesPerSecond, holbench.DefaultLinkChunk)
-			if err != nil {
-				return nil, fmt.Errorf("shaped link: %w", err)
-			}
-			links[pair] = l
-		}
-	}
-	return links, nil
-}
-
-// transportOf is replica i's transport config: its connections to a peer
-// across a shaped link go through that link, and the slow follower's
-// arrivals are traced.
-func (s shapedLinks) transportOf(trace *transferTrace) func(i int) transport.Config {
-	return func(i int) transport.Config {
-		cfg := transport.Config{
-			Dial: func(ctx context.Context, peer uint64, _ lanes.Lane, addr string) (net.Conn, error) {
-				var d net.Dialer
-				conn, err := d.DialContext(ctx, "tcp", addr)
-				if err != nil {
-					return nil, err
-				}
-				if l, ok := s[[2]int{i, int(peer) - 1}]; ok {
-					return l.Wrap(conn), nil
-				}
-				return conn, nil
-			},
-		}
-		if i == slowFollower {
-			cfg.Trace = trace.received
-		}
-		return cfg
-	}
-}
 
 // preload fills the snapshot group's store so that each of its snapshots is
 // a multi-MiB transfer. It writes through the leader of that group.
@@ -183,7 +125,7 @@ func (l *snapshotLoop) counts() (forced, failed int, lastErr string) {
 
 // once forces one snapshot and waits for it to arrive.
 func (l *snapshotLoop) once(ctx context.Context) error {
-	li, err := l.align(ctx)
+	li, err := l.align(ctx, alignTimeout)
 	if err != nil {
 		return err
 	}
@@ -250,13 +192,14 @@ func (l *snapshotLoop) preferredLeader() (int, error) {
 }
 
 // align moves the leadership of every group to the preferred leader and
-// waits until every replica agrees; it returns the leader's index.
-func (l *snapshotLoop) align(ctx context.Context) (int, error) {
+// waits up to timeout until every replica agrees; it returns the leader's
+// index.
+func (l *snapshotLoop) align(ctx context.Context, timeout time.Duration) (int, error) {
 	want, err := l.preferredLeader()
 	if err != nil {
 		return -1, err
 	}
-	deadline := time.Now().Add(alignTimeout)
+	deadline := time.Now().Add(timeout)
 	moved := false
 	for {
 		aligned := true
@@ -284,7 +227,7 @@ func (l *snapshotLoop) align(ctx context.Context) (int, error) {
 			return want, nil
 		}
 		if time.Now().After(deadline) {
-			return -1, fmt.Errorf("the leaders of all %d groups did not move to %s within %v", groups, l.cluster.Name(want), alignTimeout)
+			return -1, fmt.Errorf("the leaders of all %d groups did not move to %s within %v", groups, l.cluster.Name(want), timeout)
 		}
 		if err := sleep(ctx, 50*time.Millisecond); err != nil {
 			return -1, err
