@@ -58,6 +58,7 @@ func (s shapedLinks) transportOf(trace *transferTrace) func(i int) transport.Con
 				if err != nil {
 					return nil, err
 				}
+				// Replica i of a LocalCluster is raft ID i+1.
 				if l, ok := s[[2]int{i, int(peer) - 1}]; ok {
 					return l.Wrap(conn), nil
 				}

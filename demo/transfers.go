@@ -23,9 +23,9 @@ const (
 	// each, so its snapshot takes about 1.5s over the link.
 	preloadValueBytes = 1 << 20
 	preloadValues     = 12
-	// transferTimeout bounds the wait for the slow follower to catch up
+	// catchUpTimeout bounds the wait for the slow follower to catch up
 	// with the preload.
-	transferTimeout = 30 * time.Second
+	catchUpTimeout = 30 * time.Second
 	// transferSlack is added to the link time a forced snapshot's wait
 	// allows for.
 	transferSlack = 2 * time.Second
@@ -62,7 +62,7 @@ func preload(ctx context.Context, c *replica.LocalCluster) error {
 // snapshot group's leader has committed, so the first measured transfer
 // does not queue behind the preload's bytes on the link.
 func waitCaughtUp(ctx context.Context, c *replica.LocalCluster) error {
-	deadline := time.Now().Add(transferTimeout)
+	deadline := time.Now().Add(catchUpTimeout)
 	for {
 		li, why := c.GroupLeader(snapshotGroup)
 		leader, slow := c.Replica(max(li, 0)), c.Replica(slowFollower)
@@ -71,7 +71,7 @@ func waitCaughtUp(ctx context.Context, c *replica.LocalCluster) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not catch up with the preload of group %d within %v (%s)", c.Name(slowFollower), snapshotGroup, transferTimeout, why)
+			return fmt.Errorf("%s did not catch up with the preload of group %d within %v (%s)", c.Name(slowFollower), snapshotGroup, catchUpTimeout, why)
 		}
 		if err := sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
