@@ -49,9 +49,9 @@ const (
 	maxAdvances = 2*replicas + 4
 )
 
-// Load shape: enough writes to keep the replication lanes busy and a store
-// of about half a MiB, so each forced snapshot is a real transfer that
-// still installs quickly on a small CI machine.
+// Load shape: enough writes to keep every group's replication busy. The
+// snapshots' size comes from the preload of the snapshot group (see
+// preloadValues), not from this load.
 const (
 	loadRate      = 50
 	loadValueSize = 1024
@@ -122,6 +122,11 @@ type run struct {
 
 	loadCancel context.CancelFunc
 	loadDone   chan loadgen.Result
+
+	trace      *transferTrace
+	snapshots  *snapshotLoop
+	snapCancel context.CancelFunc
+	snapDone   chan struct{}
 
 	runner *localRestarter
 	driver *rollout.Driver
@@ -196,19 +201,28 @@ func (r *run) setUp(ctx context.Context) error {
 		}
 		starts[i] = replica.LocalStart{Getenv: env.get}
 	}
+	links, err := newShapedLinks(replicas)
+	if err != nil {
+		return err
+	}
+	r.trace = newTransferTrace(slowFollower+1, snapshotGroup)
 	r.cluster, err = replica.StartLocalCluster(ctx, replica.LocalClusterConfig{
 		Replicas:        replicas,
 		Dir:             filepath.Join(r.dir, "data"),
 		Start:           starts,
+		Groups:          groups,
 		TickInterval:    tickInterval,
 		HeartbeatTick:   1,
 		ElectionTick:    electionTick,
 		ProposalTimeout: proposalTimeout,
+		TransportOf:     links.transportOf(r.trace),
+		Enqueued:        r.trace.enqueued,
 		Logger:          r.cfg.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
+	r.snapshots = &snapshotLoop{cluster: r.cluster, trace: r.trace, interval: r.tm.SnapshotEvery, logf: r.logf}
 	urls := make([]string, replicas)
 	targets := make([]string, replicas)
 	for i := range replicas {
@@ -219,8 +233,17 @@ func (r *run) setUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.logf("cluster up: %s on 127.0.0.1, every replica on the legacy layout (%s unset in its env file); leader %s",
-		strings.Join(names, ", "), lanes.FlagEnv, r.cluster.Name(leader))
+	r.logf("cluster up: %s on 127.0.0.1, %d raft groups each, every replica on the legacy layout (%s unset in its env file); leader of group 0 %s",
+		strings.Join(names, ", "), groups, lanes.FlagEnv, r.cluster.Name(leader))
+	if leader, err = r.snapshots.align(ctx, leaderTimeout); err != nil {
+		return err
+	}
+	slow := r.cluster.Name(slowFollower)
+	r.logf("every group led by %s; the links to and from %s carry %d MiB/s (a shaped link, so a snapshot takes real time)", r.cluster.Name(leader), slow, linkBytesPerSecond>>20)
+	if err := preload(ctx, r.cluster); err != nil {
+		return err
+	}
+	r.logf("group %d preloaded with %d MiB, so each of its snapshots takes over a second to reach %s", snapshotGroup, preloadValues*preloadValueBytes>>20, slow)
 
 	if r.store, err = query.NewEmbedded(ctx, targets, r.tm.Scrape, query.EmbeddedOptions{
 		Client: &http.Client{Transport: r.client.Transport, Timeout: r.tm.Scrape},
@@ -233,15 +256,21 @@ func (r *run) setUp(ctx context.Context) error {
 	r.loadCancel, r.loadDone = cancel, make(chan loadgen.Result, 1)
 	go func() {
 		res, _ := loadgen.Run(loadCtx, loadgen.Config{
-			Targets:       urls,
-			Rate:          loadRate,
-			ValueSize:     loadValueSize,
-			Keys:          loadKeys,
-			SnapshotEvery: r.tm.SnapshotEvery,
+			Targets:   urls,
+			Rate:      loadRate,
+			ValueSize: loadValueSize,
+			Keys:      loadKeys,
 		})
 		r.loadDone <- res
 	}()
-	r.logf("write load: %d writes/s of %d B over %d keys, a forced snapshot transfer every %s", loadRate, loadValueSize, loadKeys, r.tm.SnapshotEvery)
+	r.logf("write load: %d writes/s of %d B over %d keys in all %d groups", loadRate, loadValueSize, loadKeys, groups)
+	snapCtx, snapCancel := context.WithCancel(ctx)
+	r.snapCancel, r.snapDone = snapCancel, make(chan struct{})
+	go func() {
+		defer close(r.snapDone)
+		r.snapshots.run(snapCtx)
+	}()
+	r.logf("a snapshot of group %d forced from its leader to %s every %s, while the other groups keep writing", snapshotGroup, slow, r.tm.SnapshotEvery)
 
 	// The baseline starts once the store has a sample under load.
 	if err := sleep(ctx, 2*r.tm.Scrape); err != nil {
@@ -464,6 +493,8 @@ func (r *run) summarise(ctx context.Context, walkErr error) (*Summary, error) {
 		sum.Terms[i] = roundOrZero(t)
 	}
 
+	r.stopSnapshots()
+	sum.Transfers = r.transferSummary()
 	r.loadCancel()
 	sum.Load = <-r.loadDone
 	r.loadCancel = nil
@@ -482,6 +513,7 @@ func roundOrZero(v float64) float64 {
 // could not be released.
 func (r *run) close() error {
 	var errs []error
+	r.stopSnapshots()
 	if r.loadCancel != nil {
 		r.loadCancel()
 		<-r.loadDone
@@ -500,6 +532,31 @@ func (r *run) close() error {
 		errs = append(errs, os.RemoveAll(r.dir))
 	}
 	return errors.Join(errs...)
+}
+
+// stopSnapshots stops the snapshot loop, if it runs, and waits for it.
+func (r *run) stopSnapshots() {
+	if r.snapCancel != nil {
+		r.snapCancel()
+		<-r.snapDone
+		r.snapCancel = nil
+	}
+}
+
+func (r *run) transferSummary() TransferSummary {
+	s := TransferSummary{
+		Follower:           r.cluster.Name(slowFollower),
+		Group:              snapshotGroup,
+		Groups:             groups,
+		LinkBytesPerSecond: linkBytesPerSecond,
+	}
+	s.Forced, s.Failed, s.LastError = r.snapshots.counts()
+	s.Legacy, s.FourLane, s.Abandoned = r.trace.result()
+	if l, f := s.Legacy.DeliveryP99, s.FourLane.DeliveryP99; l != nil && f != nil && *f > 0 {
+		ratio := *l / *f
+		s.Ratio = &ratio
+	}
+	return s
 }
 
 // sleep waits d or until ctx is done.

@@ -40,6 +40,10 @@ type Summary struct {
 	// of the baseline and at the end.
 	LeaderChanges float64    `json:"leader_changes"`
 	Terms         [2]float64 `json:"terms"`
+	// Transfers is the head-of-line comparison: the other groups'
+	// appends to the slow follower during snapshot transfers, legacy vs
+	// four-lane.
+	Transfers TransferSummary `json:"snapshot_transfers"`
 	// Injected names the replica that was given heartbeat drops.
 	Injected string         `json:"injected_heartbeat_drops,omitempty"`
 	Load     loadgen.Result `json:"load"`
@@ -76,6 +80,52 @@ type SoakSummary struct {
 	Window   gates.Window  `json:"window"`
 	// Failed names the gates that did not pass.
 	Failed []string `json:"failed_gates,omitempty"`
+}
+
+// TransferSummary is what the appends of the other raft groups to the slow
+// follower went through while a snapshot of the snapshot group travelled to
+// it from the same leader, over the same shaped link. Each transfer counts
+// for the layout of the leader that sent it (the lane its MsgSnap was
+// queued in), wherever in the rollout it happened.
+type TransferSummary struct {
+	Follower           string `json:"follower"`
+	Group              uint64 `json:"snapshot_group"`
+	Groups             int    `json:"groups"`
+	LinkBytesPerSecond int64  `json:"link_bytes_per_second"`
+	// Forced and Failed count the demo's forced snapshots; LastError is
+	// the last failure's reason.
+	Forced    int    `json:"forced"`
+	Failed    int    `json:"failed"`
+	LastError string `json:"last_error,omitempty"`
+	// Abandoned counts transfers that were sent but never arrived (a
+	// restart cut them off); they are not in either layout.
+	Abandoned int            `json:"abandoned"`
+	Legacy    TransferLayout `json:"legacy"`
+	FourLane  TransferLayout `json:"four_lane"`
+	// Ratio is the legacy delivery p99 over the four-lane one; nil unless
+	// both layouts delivered appends.
+	Ratio *float64 `json:"delivery_p99_ratio"`
+}
+
+// TransferLayout is the transfers sent by leaders on one layout. Delivery
+// is from the leader's dispatcher accepting the append (the Enqueued hook)
+// to the follower's transport having it whole (its Trace hook), for every
+// append of another group queued while a transfer was in flight; nil when
+// there was none.
+type TransferLayout struct {
+	Layout    string `json:"layout"`
+	Transfers int    `json:"transfers"`
+	// SnapshotBytes is the largest snapshot's data; TransferP50 the median
+	// time from its MsgSnap being queued to its arrival.
+	SnapshotBytes int      `json:"snapshot_bytes"`
+	TransferP50   *float64 `json:"transfer_p50_seconds"`
+	Appends       int      `json:"appends"`
+	DeliveryP50   *float64 `json:"delivery_p50_seconds"`
+	DeliveryP99   *float64 `json:"delivery_p99_seconds"`
+	DeliveryMax   *float64 `json:"delivery_max_seconds"`
+	// Lost counts appends queued during a transfer that never arrived
+	// (dropped, or cut off by a restart).
+	Lost int `json:"lost"`
 }
 
 // Phase is a stretch of the demo measured for the summary.

@@ -36,8 +36,9 @@ type Timing struct {
 	// Scrape is the embedded store's scrape interval: half a Step, so one
 	// late scrape never leaves a Step without a sample.
 	Scrape time.Duration
-	// SnapshotEvery is how often the load forces a snapshot transfer, at
-	// least twice per soak.
+	// SnapshotEvery is how often a snapshot transfer is forced (one at a
+	// time: a transfer still in flight delays the next), at least twice per
+	// soak.
 	SnapshotEvery time.Duration
 	// Progress is how often an open soak is evaluated for display.
 	Progress time.Duration
@@ -56,7 +57,7 @@ func TimingFor(d time.Duration) (Timing, error) {
 	t.Soak = ((d - t.Baseline) / replicas).Round(100 * time.Millisecond)
 	t.Step = min(max((t.Soak/16).Round(100*time.Millisecond), 500*time.Millisecond), time.Minute)
 	t.Scrape = t.Step / 2
-	t.SnapshotEvery = min(max(t.Soak/2, 3*time.Second), 5*time.Minute)
+	t.SnapshotEvery = min(max(t.Soak/8, 3*time.Second), 5*time.Minute)
 	t.Progress = max(time.Second, t.Soak/10)
 	return t, nil
 }
