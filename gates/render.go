@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultReplicaLabel is the label that names a replica in every series it
-// exports (DESIGN.md), and the one preferred for grouping.
+// exports (the README's "Metric names"), and the one preferred for grouping.
 const DefaultReplicaLabel = "node_id"
 
 // joinedReplicaLabel is added by label_replace when replica selectors have
