@@ -243,33 +243,36 @@ type locator struct {
 func (l locator) line(path []any) int {
 	n := l.root
 	line := n.Line
-	for _, step := range path {
-		var next *yaml.Node
-		switch s := step.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == s {
-						next = n.Content[i+1]
-						// A scalar value sits on its key's line; a block
-						// value starts on the next one, so report the key.
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-				next = n.Content[s]
-				line = next.Line
-			}
-		}
+	for _, s := range path {
+		next, at := child(n, s)
 		if next == nil {
 			return line
 		}
-		n = next
+		n, line = next, at
 	}
 	return line
+}
+
+// child is n's value at one step of a key path (a key of a mapping, an
+// index of a sequence), and the line to report for it: a key's own line,
+// because a scalar value sits on its key's line and a block value starts on
+// the next one, or an element's. It is nil when n has no such child.
+func child(n *yaml.Node, step any) (*yaml.Node, int) {
+	switch s := step.(type) {
+	case string:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == s {
+					return n.Content[i+1], n.Content[i].Line
+				}
+			}
+		}
+	case int:
+		if n.Kind == yaml.SequenceNode && s >= 0 && s < len(n.Content) {
+			return n.Content[s], n.Content[s].Line
+		}
+	}
+	return nil, 0
 }
 
 func (l locator) errorf(path []any, format string, args ...any) error {
