@@ -34,6 +34,8 @@ type HostKeyError struct {
 	Err   error // ErrHostKeyUnknown or ErrHostKeyChanged
 }
 
+// Error names the host, the key it offered and, for a changed key, the
+// known_hosts entries it does not match.
 func (e *HostKeyError) Error() string {
 	if errors.Is(e.Err, ErrHostKeyUnknown) {
 		return fmt.Sprintf("%s offered %s key %s, which is not in known_hosts: refusing to connect (check the fingerprint out of band, then add it with ssh-keyscan)", e.Host, e.KeyType, e.Fingerprint)
@@ -41,6 +43,7 @@ func (e *HostKeyError) Error() string {
 	return fmt.Sprintf("%s offered %s key %s, which does not match known_hosts (%s): refusing to connect; this may be a man-in-the-middle attack", e.Host, e.KeyType, e.Fingerprint, strings.Join(e.Known, ", "))
 }
 
+// Unwrap returns ErrHostKeyUnknown or ErrHostKeyChanged.
 func (e *HostKeyError) Unwrap() error { return e.Err }
 
 // refusedHostKey turns the known_hosts callback's refusal of key, offered

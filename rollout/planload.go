@@ -130,6 +130,7 @@ type PlanError struct {
 	Msg  string
 }
 
+// Error is "file:line: message", or "file: message" without a line.
 func (e *PlanError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
