@@ -15,6 +15,7 @@ import (
 
 	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/targets"
 )
 
@@ -179,7 +180,7 @@ func TestDottedReplicaLabel(t *testing.T) {
 		}
 	}
 	var res gates.Result
-	waitFor(t, 10*time.Second, func() bool {
+	promtest.Eventually(t, 10*time.Second, "the embedded store to answer the gate", func() bool {
 		res, err = gates.Evaluate(context.Background(), emb, gates.Set{lc}, req(time.Now()))
 		if err != nil {
 			t.Fatal(err)

@@ -114,7 +114,7 @@ func TestLiveCluster(t *testing.T) {
 	})
 	defer func() { close(stopLoad); load.Wait() }()
 
-	waitFor(t, 30*time.Second, func() bool {
+	promtest.Eventually(t, 30*time.Second, "Prometheus to scrape sent counters from every replica", func() bool {
 		vec, _, err := pq.Query(context.Background(), `count(elastickv_raft_dispatch_sent_total) > 0 and count(up == 1) == 3`, time.Now())
 		return err == nil && len(vec) == 1
 	})
@@ -123,7 +123,7 @@ func TestLiveCluster(t *testing.T) {
 	upCount := func(t *testing.T, what, expr string) {
 		t.Helper()
 		for _, q := range []gates.Querier{pq, emb} {
-			waitFor(t, 30*time.Second, func() bool {
+			promtest.Eventually(t, 30*time.Second, what, func() bool {
 				vec, _, err := q.Query(context.Background(), expr, time.Now())
 				return err == nil && len(vec) == 1 && vec[0].Value == 3
 			})
@@ -197,7 +197,7 @@ func TestLiveCluster(t *testing.T) {
 			}
 			return false
 		}
-		waitFor(t, 30*time.Second, dropped)
+		promtest.Eventually(t, 30*time.Second, "heartbeat-lane drops in both stores", dropped)
 		sw.off()
 		p, e := judge(t, start, time.Now().Add(3*time.Second))
 		for _, r := range []gates.Result{p, e} {
@@ -213,16 +213,5 @@ func logGates(t *testing.T, r gates.Result) {
 	t.Helper()
 	for _, g := range r.Gates {
 		t.Logf("%s %s: %s", g.Name, g.Verdict, g.Reason)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

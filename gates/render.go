@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultReplicaLabel is the label that names a replica in every series it
-// exports (DESIGN.md), and the one preferred for grouping.
+// exports (the README's "Metric names"), and the one preferred for grouping.
 const DefaultReplicaLabel = "node_id"
 
 // joinedReplicaLabel is added by label_replace when replica selectors have
@@ -63,18 +63,7 @@ func (d templateData) funcs() template.FuncMap {
 var metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 
 // sel builds a braced selector from extra matchers and the replicas'.
-func (d templateData) sel(extra ...string) string {
-	var parts []string
-	for _, e := range extra {
-		if e = strings.TrimSpace(e); e != "" {
-			parts = append(parts, e)
-		}
-	}
-	if d.Selector != "" {
-		parts = append(parts, d.Selector)
-	}
-	return "{" + strings.Join(parts, ", ") + "}"
-}
+func (d templateData) sel(extra ...string) string { return query.Selector(d.Selector, extra...) }
 
 func render(name, tmpl string, d templateData) (string, error) {
 	t, err := template.New(name).Funcs(d.funcs()).Option("missingkey=error").Parse(tmpl)

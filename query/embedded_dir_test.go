@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lanectl/lanectl/query"
+	"github.com/lanectl/lanectl/query/promtest"
 )
 
 // instant runs expr at time at and returns its single value.
@@ -88,7 +89,7 @@ func TestEmbeddedCloseRecordsNoOutage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
-		waitFor(t, 10*time.Second, func() bool {
+		promtest.Eventually(t, 10*time.Second, "five more scrapes", func() bool {
 			return instant(t, emb, `count_over_time(up[1m])`, time.Now()) >= float64(5*(run+1))
 		})
 		if err := emb.Close(); err != nil {
@@ -258,7 +259,7 @@ func TestStoreViewReadsAStoreInUse(t *testing.T) {
 		t.Fatalf("count_over_time(up[1m]) through the view: %v, want the writer's scrapes", first)
 	}
 	// The writer keeps scraping; a later query sees its newer samples.
-	waitFor(t, 10*time.Second, func() bool { return count() >= first+5 })
+	promtest.Eventually(t, 10*time.Second, "the view to see the writer's newer scrapes", func() bool { return count() >= first+5 })
 
 	if err := view.Close(); err != nil {
 		t.Fatalf("close view: %v", err)

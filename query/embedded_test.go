@@ -88,7 +88,7 @@ func TestEmbeddedScrapesLikePrometheus(t *testing.T) {
 	defer emb.Close()
 
 	// Wait until Prometheus has scraped both targets.
-	waitFor(t, 30*time.Second, func() bool { return len(series(t, pq, `up == 1`)) == 2 })
+	promtest.Eventually(t, 30*time.Second, "Prometheus to scrape both targets", func() bool { return len(series(t, pq, `up == 1`)) == 2 })
 
 	for _, expr := range []string{
 		`up`,
@@ -119,7 +119,7 @@ func TestEmbeddedCountsCounterCreatedAfterStart(t *testing.T) {
 	e.dropped.WithLabelValues("heartbeat", "3").Inc()
 	expr := `increase(elastickv_raft_dispatch_dropped_total{lane="heartbeat"}[1m])`
 	var got float64
-	waitFor(t, 10*time.Second, func() bool {
+	promtest.Eventually(t, 10*time.Second, "the heartbeat drop in the embedded store", func() bool {
 		vec, _, err := emb.Query(context.Background(), expr, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -147,7 +147,7 @@ func TestEmbeddedStalenessAndDownTargets(t *testing.T) {
 	e.srv.Close()
 	// A target that stops answering is up == 0 and its series go stale at
 	// once rather than lingering for the 5m lookback.
-	waitFor(t, 10*time.Second, func() bool {
+	promtest.Eventually(t, 10*time.Second, "the stopped target to be down and its series stale", func() bool {
 		return len(series(t, emb, `up == 0`)) == 1 && len(series(t, emb, `elastickv_raft_dispatcher_lanes_enabled`)) == 0
 	})
 }
@@ -168,16 +168,5 @@ func TestNewEmbeddedRejectsBadTargets(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("NewEmbedded(%q, %v): got %v, want error containing %q", tt.targets, tt.interval, err, tt.want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -89,3 +89,19 @@ func ParseMatchers(s string) ([]Matcher, error) {
 	}
 	return out, nil
 }
+
+// Selector is what a gate or verify template's {{sel}} renders to: the
+// extra matchers, trimmed and in order, then the matchers that pick the
+// replicas (replica, empty for every replica), all in one pair of braces.
+func Selector(replica string, extra ...string) string {
+	var parts []string
+	for _, e := range extra {
+		if e = strings.TrimSpace(e); e != "" {
+			parts = append(parts, e)
+		}
+	}
+	if replica != "" {
+		parts = append(parts, replica)
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}

@@ -25,18 +25,7 @@ type conditionData struct {
 	selector string
 }
 
-func (d conditionData) sel(extra ...string) string {
-	var parts []string
-	for _, e := range extra {
-		if e = strings.TrimSpace(e); e != "" {
-			parts = append(parts, e)
-		}
-	}
-	if d.selector != "" {
-		parts = append(parts, d.selector)
-	}
-	return "{" + strings.Join(parts, ", ") + "}"
-}
+func (d conditionData) sel(extra ...string) string { return query.Selector(d.selector, extra...) }
 
 // renderCondition renders a condition for the replica selected by selector.
 func renderCondition(src, selector, value string) (string, error) {

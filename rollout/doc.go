@@ -21,7 +21,7 @@
 //  4. Host keys are checked against known_hosts; there is no "accept any key"
 //     mode. Every value substituted into a remote command is validated and
 //     shell-quoted.
-//  4. Notifications (the plan's notify: block) are never on the critical
+//  5. Notifications (the plan's notify: block) are never on the critical
 //     path: they are sent in the background with a deadline, waited for
 //     only after the lock is released, and a failed one is logged and
 //     counted, never a changed verdict (see Notifier).

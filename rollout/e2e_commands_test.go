@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lanectl/lanectl/query/promtest"
 )
 
 // A rollback runs the disable command even on a replica whose /metrics and
@@ -47,7 +49,7 @@ func TestE2ERollbackRunsDisableOnReplicaShowingOff(t *testing.T) {
 	if err := exec.CommandContext(ctx, "bash", "-c", strings.ReplaceAll(r.restartCommand(), "{{.Replica.Name}}", "n2")).Run(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "n2 to restart and be healthy", func() bool {
+	promtest.Eventually(t, 20*time.Second, "n2 to restart and be healthy", func() bool {
 		return r.fleet.childPID(1) != before && r.fleet.healthy(1)
 	})
 	on, err := r.fleet.lanesEnabled(context.Background(), 1)
@@ -96,7 +98,7 @@ func TestE2EEnableTimeoutKillsRemoteCommand(t *testing.T) {
 	}
 	// Its shell is the only process naming the file; once it is gone,
 	// "late" can never be written.
-	waitFor(t, 10*time.Second, "the timed-out enable command to be gone from the replica", func() bool {
+	promtest.Eventually(t, 10*time.Second, "the timed-out enable command to be gone from the replica", func() bool {
 		err := exec.Command("pgrep", "-f", file).Run()
 		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {

@@ -125,7 +125,7 @@ func TestE2EElastickvSoakJudged(t *testing.T) {
 	}
 	scrapedPast := func(at time.Time) {
 		q := fmt.Sprintf(`count(timestamp(up{job=%q} == 1) >= %.3f)`, promtest.Job, float64(at.UnixMilli())/1000)
-		waitFor(t, 30*time.Second, "Prometheus to scrape every replica past "+at.Format(time.RFC3339Nano), func() bool { return r.promCountIs(q, 3) })
+		promtest.Eventually(t, 30*time.Second, "Prometheus to scrape every replica past "+at.Format(time.RFC3339Nano), func() bool { return r.promCountIs(q, 3) })
 	}
 	scrapedPast(time.Now().Add(2 * time.Second))
 

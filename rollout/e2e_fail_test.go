@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/lanectl/lanectl/query/promtest"
 )
 
 // oneCanary puts the first follower (not the leader) alone in the canary
@@ -265,7 +267,7 @@ func TestE2ESIGKILLMidAdvance(t *testing.T) {
 			}
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
-			waitFor(t, 20*time.Second, "the kill point", func() bool {
+			promtest.Eventually(t, 20*time.Second, "the kill point", func() bool {
 				select {
 				case err := <-exited:
 					t.Fatalf("advance ended before the kill point: %v\n%s", err, out.String())
@@ -349,7 +351,7 @@ func TestE2EStatusMismatch(t *testing.T) {
 	if err := exec.CommandContext(ctx, "bash", "-c", strings.ReplaceAll(r.restartCommand(), "{{.Replica.Name}}", "n1")).Run(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "n1 to come back without the flag", func() bool {
+	promtest.Eventually(t, 20*time.Second, "n1 to come back without the flag", func() bool {
 		on, err := r.fleet.lanesEnabled(context.Background(), 0)
 		return err == nil && !on && r.fleet.healthy(0)
 	})
@@ -379,7 +381,7 @@ func TestE2EHeartbeatDropsCanaryRefused(t *testing.T) {
 	ctx := t.Context()
 	r.advance(ctx, 0, "enabled n1")
 
-	waitFor(t, 20*time.Second, "heartbeat-lane drops on n1", func() bool {
+	promtest.Eventually(t, 20*time.Second, "heartbeat-lane drops on n1", func() bool {
 		metrics, err := http.Get(r.fleet.urls[0] + "/metrics")
 		if err != nil {
 			return false

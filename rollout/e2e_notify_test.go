@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/rollout/alertmanagertest"
 	"github.com/lanectl/lanectl/targets"
 )
@@ -149,7 +150,7 @@ func TestE2ENotify(t *testing.T) {
 
 	// The failing soak: refused as ever, announced, and the two broken
 	// webhooks are logged and counted.
-	waitFor(t, 20*time.Second, "heartbeat-lane drops on n1 in Prometheus", func() bool {
+	promtest.Eventually(t, 20*time.Second, "heartbeat-lane drops on n1 in Prometheus", func() bool {
 		return r.promCountIs(`count(sum(`+targets.LanectlDropped+`{lane="heartbeat",node_id="n1"}) > 0)`, 1)
 	})
 	_, since := r.state().LastBatch()
@@ -192,7 +193,7 @@ func TestE2ENotify(t *testing.T) {
 		t.Errorf("rollback document, want a pass with the disable command:\n%s", raw)
 	}
 	t.Logf("rollback webhook document:\n%s", indent(raw))
-	waitFor(t, 10*time.Second, "Alertmanager to notify both alerts", func() bool {
+	promtest.Eventually(t, 10*time.Second, "Alertmanager to notify both alerts", func() bool {
 		return recv.Seen("lanectl_soak_failed", "firing", map[string]string{"replica": "n1"}) && recv.Seen("lanectl_rollback", "firing", map[string]string{"replica": "n1"})
 	})
 
@@ -202,7 +203,7 @@ func TestE2ENotify(t *testing.T) {
 	if alerts, err := am.Alerts(ctx, `plan="e2e"`); err != nil || len(alerts) != 0 {
 		t.Errorf("alerts after n1 was enabled again: %+v (%v), want none", alerts, err)
 	}
-	waitFor(t, 10*time.Second, "Alertmanager to notify both alerts resolved", func() bool {
+	promtest.Eventually(t, 10*time.Second, "Alertmanager to notify both alerts resolved", func() bool {
 		return recv.Seen("lanectl_soak_failed", "resolved", map[string]string{"replica": "n1"}) && recv.Seen("lanectl_rollback", "resolved", map[string]string{"replica": "n1"})
 	})
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/rollout/sshtest"
 )
 
@@ -46,7 +47,7 @@ func TestE2EAdvanceThroughBastion(t *testing.T) {
 		t.Errorf("action log lacks %q:\n%v", want, res)
 	}
 	want := fmt.Sprintf("server_request_direct_tcpip: originator 0.0.0.0 port 0, target 127.0.0.1 port %s", r.ssh.Port)
-	waitFor(t, 5*time.Second, "the bastion to log forwarding to the replicas' sshd", func() bool {
+	promtest.Eventually(t, 5*time.Second, "the bastion to log forwarding to the replicas' sshd", func() bool {
 		return strings.Contains(bastion.Logs(), want)
 	})
 	r.requireFlags(ctx, true, false, false)

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// advanceUntil runs 'lanectl advance' and expects code; on exit 2 it checks
+// advance runs 'lanectl advance' and expects code; on exit 2 it checks
 // the time left is reported.
 func (r *rig) advance(ctx context.Context, wantCode int, wantOut string) cliResult {
 	r.t.Helper()

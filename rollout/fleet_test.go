@@ -177,7 +177,7 @@ func (f *fleet) log(i int) string {
 func (f *fleet) leader() int {
 	f.t.Helper()
 	var idx int
-	waitFor(f.t, 20*time.Second, "a leader", func() bool {
+	promtest.Eventually(f.t, 20*time.Second, "a leader", func() bool {
 		r := f.replica(0)
 		p := lanectlProber([]Replica{r})
 		defer p.CloseIdleConnections()
@@ -329,7 +329,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 func (r *rig) waitScraped() {
 	r.t.Helper()
 	q := fmt.Sprintf(`count(count_over_time(up{job=%q}[10s]) >= 3)`, promtest.Job)
-	waitFor(r.t, 30*time.Second, "Prometheus to scrape every replica", func() bool { return r.promCountIs(q, len(r.fleet.names)) })
+	promtest.Eventually(r.t, 30*time.Second, "Prometheus to scrape every replica", func() bool { return r.promCountIs(q, len(r.fleet.names)) })
 }
 
 // waitScrapedPast waits until Prometheus has scraped every replica at or
@@ -337,7 +337,7 @@ func (r *rig) waitScraped() {
 func (r *rig) waitScrapedPast(at time.Time) {
 	r.t.Helper()
 	q := fmt.Sprintf(`count(timestamp(up{job=%q}) >= %.3f)`, promtest.Job, float64(at.UnixMilli())/1000)
-	waitFor(r.t, 30*time.Second, "Prometheus to scrape every replica past "+at.Format(time.RFC3339Nano), func() bool { return r.promCountIs(q, len(r.fleet.names)) })
+	promtest.Eventually(r.t, 30*time.Second, "Prometheus to scrape every replica past "+at.Format(time.RFC3339Nano), func() bool { return r.promCountIs(q, len(r.fleet.names)) })
 }
 
 // promCountIs reports whether the instant query q, a count(), answers want.
@@ -416,16 +416,4 @@ func (r *rig) command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, lanectlBinary(r.t), append(args, "--config", r.planPath)...)
 	cmd.Env = []string{"HOME=" + r.home, "USER=" + r.ssh.User, "PATH=" + os.Getenv("PATH")}
 	return cmd
-}
-
-// waitFor polls cond every 100ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

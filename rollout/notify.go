@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/config"
+
+	"github.com/lanectl/lanectl/query"
 )
 
 // Notifier announces rollout events (a failed soak, a rollback, a complete
@@ -128,7 +130,7 @@ func (n *Notifier) enqueue(ctx context.Context, kind, what string, do func(ctx c
 		if r.kind != kind {
 			continue
 		}
-		label := fmt.Sprintf("%s %s: %s", r.kind, r.url, what)
+		label := fmt.Sprintf("%s %s: %s", r.kind, query.RedactURL(r.url), what)
 		switch {
 		case r.clientErr != nil:
 			n.failures = append(n.failures, fmt.Sprintf("%s: %v", label, r.clientErr))

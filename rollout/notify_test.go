@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/config"
 
 	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/rollout/alertmanagertest"
 	"github.com/lanectl/lanectl/targets"
 )
@@ -93,7 +94,7 @@ func TestNotifyAlertmanager(t *testing.T) {
 	}
 	d.notifyRollback(ctx, st, Event{Step: StepDisable, Replicas: []string{"c1"}}, nil)
 	d.Notifier.Flush()
-	waitFor(t, 10*time.Second, "both alerts notified through the lanectl route", func() bool {
+	promtest.Eventually(t, 10*time.Second, "both alerts notified through the lanectl route", func() bool {
 		return recv.Seen("lanectl_soak_failed", "firing", map[string]string{"replica": "c1", "gate": "heartbeat_drops"}) &&
 			recv.Seen("lanectl_rollback", "firing", map[string]string{"replica": "c1", "plan": "test-plan"})
 	})
@@ -115,7 +116,7 @@ func TestNotifyAlertmanager(t *testing.T) {
 	if got, _ := am.Alerts(ctx, `plan="other-plan"`); len(got) != 1 {
 		t.Errorf("the other plan's alerts: %+v, want its soak failure still firing", got)
 	}
-	waitFor(t, 10*time.Second, "the resolved notifications", func() bool {
+	promtest.Eventually(t, 10*time.Second, "the resolved notifications", func() bool {
 		return recv.Seen("lanectl_soak_failed", "resolved", map[string]string{"replica": "c1", "plan": "test-plan"}) &&
 			recv.Seen("lanectl_rollback", "resolved", map[string]string{"replica": "c1", "plan": "test-plan"})
 	})
@@ -343,5 +344,34 @@ func TestNotifyRollbackReasons(t *testing.T) {
 	}
 	if log.Len() != 0 {
 		t.Errorf("log has failures:\n%s", log)
+	}
+}
+
+// A receiver's URL may carry a password: a failed send names the receiver
+// with the password redacted, whether it answered an error or could not be
+// reached at all.
+func TestNotifyFailuresHideThePassword(t *testing.T) {
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer broken.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	withPassword := func(u string) string { return strings.Replace(u, "http://", "http://lanectl:s3cret@", 1) + "/hook" }
+
+	d, log := notifyDriver(t, NotifyConfig{Timeout: 5 * time.Second, Webhook: []NotifyReceiver{receiverAt(withPassword(broken.URL)), receiverAt(withPassword(gone.URL))}})
+	d.notifySoakFailed(t.Context(), []string{"c1"}, failedSoak())
+	var stats NotifyStats
+	d.notifyFlush(&stats)
+	if stats.Failed != 2 {
+		t.Fatalf("stats = %+v, want 2 failed", stats)
+	}
+	if strings.Contains(log.String(), "s3cret") {
+		t.Errorf("log shows the password:\n%s", log)
+	}
+	for _, want := range []string{"POST http://lanectl:xxxxx@" + strings.TrimPrefix(broken.URL, "http://") + "/hook: 500", "http://lanectl:xxxxx@" + strings.TrimPrefix(gone.URL, "http://") + "/hook: post soak_failed of c1: "} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
 	}
 }

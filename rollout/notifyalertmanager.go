@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lanectl/lanectl/gates"
+	"github.com/lanectl/lanectl/query"
 )
 
 // Alertmanager is spoken to through its v2 API with plain JSON: the
@@ -180,28 +181,29 @@ func notifyRequest(ctx context.Context, c *http.Client, method, u string, body [
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	shown := query.RedactURL(u)
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", method, shown, query.URLErrorCause(err))
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", method, shown, query.URLErrorCause(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, u, err)
+		return fmt.Errorf("%s %s: read answer: %w", method, shown, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, strings.TrimSpace(string(data[:min(len(data), 200)])))
+		return fmt.Errorf("%s %s: %s: %s", method, shown, resp.Status, strings.TrimSpace(string(data[:min(len(data), 200)])))
 	}
 	if into != nil {
 		if err := json.Unmarshal(data, into); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, u, err)
+			return fmt.Errorf("%s %s: decode answer: %w", method, shown, err)
 		}
 	}
 	return nil

@@ -84,25 +84,9 @@ func httpConfigPaths(root *yaml.Node) [][]any {
 // nodeAt is the node at a key path, nil when it is not in the document.
 func nodeAt(n *yaml.Node, path []any) *yaml.Node {
 	for _, step := range path {
-		var next *yaml.Node
-		switch s := step.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == s {
-						next = n.Content[i+1]
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
-				next = n.Content[s]
-			}
-		}
-		if next == nil {
+		if n, _ = child(n, step); n == nil {
 			return nil
 		}
-		n = next
 	}
 	return n
 }

@@ -236,7 +236,7 @@ func (p *Prober) get(ctx context.Context, r Replica, path string) (int, []byte, 
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxProbeBody))
 	if err != nil {
-		return 0, nil, fmt.Errorf("read %s%s: %w", r.HTTP, path, err)
+		return 0, nil, fmt.Errorf("read %s: %w", query.RedactURL(r.HTTP+path), err)
 	}
 	return resp.StatusCode, body, nil
 }

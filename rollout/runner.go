@@ -70,6 +70,8 @@ type CommandError struct {
 	TimedOut bool
 }
 
+// Error names the replica, the command, how it ended and the tail of its
+// stderr.
 func (e *CommandError) Error() string {
 	msg := fmt.Sprintf("%s: %q: %s", e.Replica, e.Command, e.Reason)
 	if tail := lastLines(e.Output.Stderr, 5); tail != "" {
@@ -78,6 +80,8 @@ func (e *CommandError) Error() string {
 	return msg
 }
 
+// Unwrap returns ErrCommandFailed, and ErrCommandTimeout too for a command
+// killed by its timeout.
 func (e *CommandError) Unwrap() []error {
 	if e.TimedOut {
 		return []error{ErrCommandFailed, ErrCommandTimeout}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/rollout/sshtest"
 )
 
@@ -108,7 +109,7 @@ func TestSSHRunnerCommandTimeoutKillsRemote(t *testing.T) {
 		t.Fatalf("the command did not start: %v", err)
 	}
 	pgid := strings.TrimSpace(string(data))
-	waitFor(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
+	promtest.Eventually(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
 		err := exec.Command("pgrep", "-g", pgid).Run()
 		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {
@@ -317,7 +318,7 @@ func TestLocalRunnerTimeoutKillsProcessGroup(t *testing.T) {
 		t.Fatalf("the command did not start: %v", err)
 	}
 	pgid := strings.TrimSpace(string(data))
-	waitFor(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
+	promtest.Eventually(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
 		err := exec.Command("pgrep", "-g", pgid).Run()
 		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {

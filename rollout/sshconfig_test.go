@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/lanectl/lanectl/query/promtest"
 	"github.com/lanectl/lanectl/rollout/sshtest"
 )
 
@@ -97,7 +98,7 @@ func TestSSHRunnerProxyJump(t *testing.T) {
 		nextPort string
 	}{{"first jump host", b1, b2.Port}, {"second jump host", b2, target.Port}} {
 		want := fmt.Sprintf("server_request_direct_tcpip: originator 0.0.0.0 port 0, target 127.0.0.1 port %s", hop.nextPort)
-		waitFor(t, 5*time.Second, "the "+hop.name+" to log forwarding to port "+hop.nextPort, func() bool {
+		promtest.Eventually(t, 5*time.Second, "the "+hop.name+" to log forwarding to port "+hop.nextPort, func() bool {
 			return strings.Contains(hop.srv.Logs(), want)
 		})
 	}

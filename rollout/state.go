@@ -100,6 +100,7 @@ type JournalError struct {
 	Err   error
 }
 
+// Error names the journal, the line and the event, and what is wrong.
 func (e *JournalError) Error() string {
 	where := e.Path
 	if e.Line > 0 {
@@ -111,6 +112,7 @@ func (e *JournalError) Error() string {
 	return fmt.Sprintf("journal %s: %v (the journal is not trusted: fix it or move it away)", where, e.Err)
 }
 
+// Unwrap returns ErrBadJournal and the problem itself.
 func (e *JournalError) Unwrap() []error { return []error{ErrBadJournal, e.Err} }
 
 // LoadState reads the journal at path and checks that it is well-formed

@@ -1,6 +1,10 @@
 package targets
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/lanectl/lanectl/gates"
+)
 
 // ElastickvMaxLag is how many raft entries a replica's applied index may
 // trail the highest commit index any replica reports for the same group
@@ -17,7 +21,7 @@ func Elastickv() Target {
 	return Target{
 		Name:           "elastickv",
 		Summary:        "stock elastickv: counters per raft group, no lane label, no lanes gauge; the flag is proven by commands.read",
-		ReplicaLabel:   "node_id",
+		ReplicaLabel:   gates.DefaultReplicaLabel,
 		PresenceMetric: ElastickvLocalState,
 		Gates:          elastickvGates,
 		Blind:          elastickvBlind,

@@ -21,17 +21,9 @@ func elastickvGates() gates.Set {
 			What:  "metrics present for",
 			Kind:  gates.KindFraction,
 			Scope: gates.ScopeAll,
-			// As lanectl's coverage: presence every Step, looking back two.
-			Query: `clamp_max(count_over_time((
-  group by ({{.By}}) (last_over_time(` + ElastickvLocalState + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + ElastickvSyncMode + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + ElastickvDropped + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + ElastickvErrors + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + ElastickvSendStream + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + ElastickvStepQueueFull + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + ElastickvLeaderChanges + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + ElastickvLastContact + `{{sel}}[{{.Lookback}}]))
-)[{{.PresenceWindow}}:{{.Step}}]) / {{.PresenceSteps}}, 1)`,
+			Query: coverageQuery(ElastickvLocalState, ElastickvSyncMode, ElastickvDropped,
+				ElastickvErrors, ElastickvSendStream, ElastickvStepQueueFull,
+				ElastickvLeaderChanges, ElastickvLastContact),
 			Min:       ptr(0.9),
 			Violation: gates.Inconclusive,
 		},

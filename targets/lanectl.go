@@ -3,6 +3,7 @@ package targets
 import (
 	"strconv"
 
+	"github.com/lanectl/lanectl/gates"
 	"github.com/lanectl/lanectl/lanes"
 )
 
@@ -12,7 +13,7 @@ func Lanectl() Target {
 	return Target{
 		Name:           "lanectl",
 		Summary:        "lanectl's replica (node/replica) or any engine exporting node's metrics: per-lane counters, the lanes gauge, /healthz and /status",
-		ReplicaLabel:   "node_id",
+		ReplicaLabel:   gates.DefaultReplicaLabel,
 		PresenceMetric: LanectlLanesEnabled,
 		Gates:          lanectlGates,
 		FlagProofs: []FlagProof{

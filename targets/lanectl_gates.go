@@ -13,17 +13,8 @@ func lanectlGates() gates.Set {
 			What:  "metrics present for",
 			Kind:  gates.KindFraction,
 			Scope: gates.ScopeAll,
-			// Presence is tested every Step, looking back two Steps, so one
-			// late or missed scrape is not a gap but a dead replica is. The
-			// tests start one Step into the window (PresenceWindow), so the
-			// first looks back to the window's start and no further.
-			Query: `clamp_max(count_over_time((
-  group by ({{.By}}) (last_over_time(` + LanectlLanesEnabled + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + LanectlSyncMode + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + LanectlLeaderChanges + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + LanectlLastContact + `{{sel}}[{{.Lookback}}]))
-  and group by ({{.By}}) (last_over_time(` + LanectlSent + `{{sel}}[{{.Lookback}}]))
-)[{{.PresenceWindow}}:{{.Step}}]) / {{.PresenceSteps}}, 1)`,
+			Query: coverageQuery(LanectlLanesEnabled, LanectlSyncMode, LanectlLeaderChanges,
+				LanectlLastContact, LanectlSent),
 			Min:       ptr(0.9),
 			Violation: gates.Inconclusive,
 		},

@@ -1,8 +1,9 @@
 package targets
 
 // Metric names of the lanectl target: what node and node/replica export
-// (DESIGN.md's public contract). A test in this package scrapes a real
-// dispatcher and replica registry and checks each name is exported.
+// (the public contract, the README's "Metric names"). A test in this
+// package scrapes a real dispatcher and replica registry and checks each
+// name is exported.
 const (
 	LanectlDropped          = "elastickv_raft_dispatch_dropped_total"
 	LanectlErrors           = "elastickv_raft_dispatch_errors_total"

@@ -352,8 +352,9 @@ func TestHealthzGoesHealthyAsReplicaCatchesUp(t *testing.T) {
 	t.Logf("healthz sequence: %q", seen)
 }
 
-// metricSpec is one DESIGN.md metric: its type and label names (node_id
-// included, and group on the raft series that are per group).
+// metricSpecs are the README's lanectl metric names: each one's type and
+// label names (node_id included, and group on the raft series that are per
+// group).
 var metricSpecs = map[string]struct {
 	typ    dto.MetricType
 	labels []string

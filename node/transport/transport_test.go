@@ -97,7 +97,7 @@ func startTransport(t *testing.T, cfg Config) *TCP {
 // these tests: only that it is a member (the receiver never dials it).
 var senderPeer = map[uint64]string{1: "127.0.0.1:1"}
 
-// pair starts node 1 (sender) and node 2 (receiver) and returns them.
+// transportPair starts node 1 (sender) and node 2 (receiver) and returns them.
 func transportPair(t *testing.T, sender, receiver Config) (*TCP, *TCP, *inbox) {
 	t.Helper()
 	in := newInbox()
@@ -313,7 +313,7 @@ func TestTransportOneConnectionPerPeerAndLane(t *testing.T) {
 	}
 }
 
-// rawConn opens a plain TCP connection to tr for feeding it hand-made bytes.
+// rawTransportConn opens a plain TCP connection to tr for feeding it hand-made bytes.
 func rawTransportConn(t *testing.T, tr *TCP) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", tr.Addr().String())

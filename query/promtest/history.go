@@ -2,12 +2,15 @@ package promtest
 
 import (
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/lanectl/lanectl/targets"
 )
 
 // ReplicaHistory describes one replica's synthetic history in the shape
-// node/ exports it (DESIGN.md metric names), one sample per step. Times are
-// counted in steps from the start of the history.
+// node/ exports it (the lanectl metric names of package targets), one
+// sample per step. Times are counted in steps from the start of the history.
 type ReplicaHistory struct {
 	Name string
 	// FlagOn is the step at which the flag came on (the replica restarted,
@@ -90,7 +93,7 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 			}
 		}
 	}
-	om.Family("process_start_time_seconds", "gauge")
+	om.Family(targets.LanectlProcessStartTime, "gauge")
 	for _, r := range rs {
 		for m := range up(r) {
 			// A process starts a few seconds before its first scrape; one
@@ -99,20 +102,20 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 			if r.started(m) == 0 {
 				at = start.Add(-time.Hour)
 			}
-			om.Sample("process_start_time_seconds"+lbl(r, ""), ts(m), float64(at.UnixMilli())/1000)
+			om.Sample(targets.LanectlProcessStartTime+lbl(r, ""), ts(m), float64(at.UnixMilli())/1000)
 		}
 	}
-	om.Family("elastickv_raft_dispatcher_lanes_enabled", "gauge")
+	om.Family(targets.LanectlLanesEnabled, "gauge")
 	for _, r := range rs {
 		for m := range up(r) {
 			v := 0.0
 			if r.restarted(m) {
 				v = 1
 			}
-			om.Sample("elastickv_raft_dispatcher_lanes_enabled"+lbl(r, ""), ts(m), v)
+			om.Sample(targets.LanectlLanesEnabled+lbl(r, ""), ts(m), v)
 		}
 	}
-	om.Family("elastickv_fsm_apply_sync_mode", "gauge")
+	om.Family(targets.LanectlSyncMode, "gauge")
 	for _, r := range rs {
 		for _, mode := range []string{"nosync", "sync"} {
 			for m := range up(r) {
@@ -120,14 +123,14 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 				if mode == "sync" {
 					v = 1
 				}
-				om.Sample("elastickv_fsm_apply_sync_mode"+lbl(r, `mode="`+mode+`"`), ts(m), v)
+				om.Sample(targets.LanectlSyncMode+lbl(r, `mode="`+mode+`"`), ts(m), v)
 			}
 		}
 	}
-	om.Family("elastickv_raft_last_contact_seconds", "gauge")
+	om.Family(targets.LanectlLastContact, "gauge")
 	for _, r := range rs {
 		for m := range up(r) {
-			om.Sample("elastickv_raft_last_contact_seconds"+lbl(r, ""), ts(m), 0.05+float64(m%7)/100)
+			om.Sample(targets.LanectlLastContact+lbl(r, ""), ts(m), 0.05+float64(m%7)/100)
 		}
 	}
 	// Counters restart from zero when the replica restarts, for the flag
@@ -135,36 +138,36 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 	counter := func(r ReplicaHistory, m int, perMinute float64) float64 {
 		return float64(m-r.started(m)) * perMinute
 	}
-	om.Family("elastickv_raft_leader_changes_seen", "counter")
+	om.Family(family(targets.LanectlLeaderChanges), "counter")
 	for _, r := range rs {
 		for m := range up(r) {
 			v := 2.0 // leader changes seen before history starts
 			if r.started(m) > 0 {
 				v = 1 // the one it saw when it rejoined
 			}
-			om.Sample("elastickv_raft_leader_changes_seen_total"+lbl(r, ""), ts(m), v)
+			om.Sample(targets.LanectlLeaderChanges+lbl(r, ""), ts(m), v)
 		}
 	}
-	om.Family("elastickv_raft_dispatch_sent", "counter")
+	om.Family(family(targets.LanectlSent), "counter")
 	for _, r := range rs {
 		for m := range up(r) {
-			om.Sample("elastickv_raft_dispatch_sent_total"+lbl(r, `lane="heartbeat",peer="1"`), ts(m), counter(r, m, 10))
+			om.Sample(targets.LanectlSent+lbl(r, `lane="heartbeat",peer="1"`), ts(m), counter(r, m, 10))
 		}
 		// The bulk lane's name changes with the layout, so its series do too.
 		for _, lane := range []string{"normal", "replication"} {
 			for m := range up(r) {
 				if r.lane(m) == lane {
-					om.Sample("elastickv_raft_dispatch_sent_total"+lbl(r, `lane="`+lane+`",peer="1"`), ts(m), counter(r, m, 100))
+					om.Sample(targets.LanectlSent+lbl(r, `lane="`+lane+`",peer="1"`), ts(m), counter(r, m, 100))
 				}
 			}
 		}
 	}
-	om.Family("elastickv_raft_dispatch_dropped", "counter")
+	om.Family(family(targets.LanectlDropped), "counter")
 	for _, r := range rs {
 		for _, lane := range []string{"normal", "replication"} {
 			for m := range up(r) {
 				if r.lane(m) == lane && r.DropEvery > 0 {
-					om.Sample("elastickv_raft_dispatch_dropped_total"+lbl(r, `lane="`+lane+`",peer="1"`), ts(m), float64(int(counter(r, m, 100))/r.DropEvery))
+					om.Sample(targets.LanectlDropped+lbl(r, `lane="`+lane+`",peer="1"`), ts(m), float64(int(counter(r, m, 100))/r.DropEvery))
 				}
 			}
 		}
@@ -181,9 +184,13 @@ func WriteHistory(path string, start time.Time, step time.Duration, steps int, r
 				}
 			}
 			if drops > 0 {
-				om.Sample("elastickv_raft_dispatch_dropped_total"+lbl(r, `lane="heartbeat",peer="1"`), ts(m), float64(drops))
+				om.Sample(targets.LanectlDropped+lbl(r, `lane="heartbeat",peer="1"`), ts(m), float64(drops))
 			}
 		}
 	}
 	return om.Close()
 }
+
+// family is a counter's OpenMetrics family name: its series' name without
+// the _total suffix.
+func family(counter string) string { return strings.TrimSuffix(counter, "_total") }

@@ -5,6 +5,6 @@
 // Each command lives in its own file with an options struct, a NewCmdX
 // constructor and a runX function that tests call directly. Commands write
 // only to the streams they are given and return errors; Main maps errors to
-// the exit codes of DESIGN.md in one place (exitcode.go). Nothing in this
+// the exit codes of the README in one place (exitcode.go). Nothing in this
 // package calls os.Exit.
 package cli

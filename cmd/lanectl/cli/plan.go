@@ -13,9 +13,6 @@ import (
 	"github.com/lanectl/lanectl/rollout"
 )
 
-// probeTimeout bounds each HTTP request to a replica's own endpoints.
-const probeTimeout = 5 * time.Second
-
 // addConfigFlag registers --config, the plan file of the rollout commands.
 func addConfigFlag(cmd *cobra.Command, target *string) {
 	cmd.Flags().StringVarP(target, "config", "c", rollout.DefaultPlanFile, "plan file")
@@ -47,7 +44,7 @@ func newDriver(ctx context.Context, streams *IOStreams, getenv Getenv, path stri
 	}
 	d := &rollout.Driver{
 		Plan:   plan,
-		Prober: rollout.Prober{Plan: plan, Timeout: probeTimeout},
+		Prober: rollout.Prober{Plan: plan},
 		Now:    time.Now,
 		Log:    streams.Out,
 	}
