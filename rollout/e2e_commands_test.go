@@ -3,7 +3,6 @@ package rollout
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,14 +97,7 @@ func TestE2EEnableTimeoutKillsRemoteCommand(t *testing.T) {
 	}
 	// Its shell is the only process naming the file; once it is gone,
 	// "late" can never be written.
-	promtest.Eventually(t, 10*time.Second, "the timed-out enable command to be gone from the replica", func() bool {
-		err := exec.Command("pgrep", "-f", file).Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("pgrep: %v", err)
-		}
-		return ee != nil && ee.ExitCode() == 1
-	})
+	waitGone(t, "the timed-out enable command to be gone from the replica", "-f", file)
 	if data, _ := os.ReadFile(file); len(data) > 0 {
 		t.Errorf("the timed-out enable command went on and wrote %q", data)
 	}

@@ -109,14 +109,7 @@ func TestSSHRunnerCommandTimeoutKillsRemote(t *testing.T) {
 		t.Fatalf("the command did not start: %v", err)
 	}
 	pgid := strings.TrimSpace(string(data))
-	promtest.Eventually(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
-		err := exec.Command("pgrep", "-g", pgid).Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("pgrep: %v", err)
-		}
-		return ee != nil && ee.ExitCode() == 1 // no process matched
-	})
+	waitGone(t, "process group "+pgid+" of the timed-out command to be gone", "-g", pgid)
 	// Its shell, the only writer of the file, is dead: "late" can never come.
 	if data, _ := os.ReadFile(file); strings.Contains(string(data), "late") {
 		t.Errorf("the timed-out command went on and wrote %q", data)
@@ -318,15 +311,22 @@ func TestLocalRunnerTimeoutKillsProcessGroup(t *testing.T) {
 		t.Fatalf("the command did not start: %v", err)
 	}
 	pgid := strings.TrimSpace(string(data))
-	promtest.Eventually(t, 10*time.Second, "process group "+pgid+" of the timed-out command to be gone", func() bool {
-		err := exec.Command("pgrep", "-g", pgid).Run()
+	waitGone(t, "process group "+pgid+" of the timed-out command to be gone", "-g", pgid)
+	if data, _ := os.ReadFile(file); len(data) > 0 {
+		t.Errorf("the timed-out command's background job wrote %q", data)
+	}
+}
+
+// waitGone waits until pgrep with the flag (-g PGID, -f PATTERN) matches no
+// process: a killed command and everything it started are gone.
+func waitGone(t *testing.T, what, flag, arg string) {
+	t.Helper()
+	promtest.Eventually(t, 10*time.Second, what, func() bool {
+		err := exec.Command("pgrep", flag, arg).Run()
 		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {
 			t.Fatalf("pgrep: %v", err)
 		}
-		return ee != nil && ee.ExitCode() == 1
+		return ee != nil && ee.ExitCode() == 1 // no process matched
 	})
-	if data, _ := os.ReadFile(file); len(data) > 0 {
-		t.Errorf("the timed-out command's background job wrote %q", data)
-	}
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
-	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/text"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
@@ -172,20 +171,7 @@ func ElastickvOverview() (dashboard.Dashboard, error) {
 		Span(12).Height(8))
 
 	b.row("Scraping")
-	b.panel(stat.NewPanelBuilder().
-		Title("Scrape targets up").
-		Description("Targets of the selected jobs that Prometheus scraped successfully on its last attempt, out of all of them. Anything below the node count means a node is down or unreachable (off loopback elastickv's metrics need its --metricsToken as a bearer token), and every panel above is missing its data: missing data is never a pass.").
-		Datasource(datasource()).
-		WithTarget(instant("A", `sum by (job) (up{job=~"$job"})`, "up {{job}}")).
-		WithTarget(instant("B", `count by (job) (up{job=~"$job"})`, "targets {{job}}")).
-		Unit(units.NoUnit).
-		Decimals(0).
-		ColorMode(common.BigValueColorModeNone).
-		GraphMode(common.BigValueGraphModeNone).
-		TextMode(common.BigValueTextModeValueAndName).
-		Orientation(common.VizOrientationHorizontal).
-		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
-		Span(24).Height(4))
+	b.panel(scrapeTargetsUp("Targets of the selected jobs that Prometheus scraped successfully on its last attempt, out of all of them. Anything below the node count means a node is down or unreachable (off loopback elastickv's metrics need its --metricsToken as a bearer token), and every panel above is missing its data: missing data is never a pass."))
 
 	d, err := b.Build()
 	if err != nil {

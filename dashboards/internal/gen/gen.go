@@ -20,6 +20,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 
@@ -306,4 +307,23 @@ func rolloutAnnotations(b *board, selector string) {
 		TextFormat("{{node_id}}'s dispatcher counters started again from zero: the replica restarted").
 		TagKeys("node_id").
 		Step("1m"))
+}
+
+// scrapeTargetsUp is the stat panel of how many of the selected jobs'
+// targets Prometheus scraped on its last attempt, out of all of them.
+func scrapeTargetsUp(description string) *stat.PanelBuilder {
+	return stat.NewPanelBuilder().
+		Title("Scrape targets up").
+		Description(description).
+		Datasource(datasource()).
+		WithTarget(instant("A", `sum by (job) (up{job=~"$job"})`, "up {{job}}")).
+		WithTarget(instant("B", `count by (job) (up{job=~"$job"})`, "targets {{job}}")).
+		Unit(units.NoUnit).
+		Decimals(0).
+		ColorMode(common.BigValueColorModeNone).
+		GraphMode(common.BigValueGraphModeNone).
+		TextMode(common.BigValueTextModeValueAndName).
+		Orientation(common.VizOrientationHorizontal).
+		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+		Span(24).Height(4)
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/heatmap"
-	"github.com/grafana/grafana-foundation-sdk/go/stat"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 	"github.com/grafana/grafana-foundation-sdk/go/units"
 
@@ -188,20 +187,7 @@ func Overview() (dashboard.Dashboard, error) {
 		Span(24).Height(8))
 
 	b.row("Scraping")
-	b.panel(stat.NewPanelBuilder().
-		Title("Scrape targets up").
-		Description("Targets of the selected jobs that Prometheus scraped successfully on its last attempt, out of all of them. Anything below the replica count means a replica is down or unreachable, and every panel above is missing its data: missing data is never a pass.").
-		Datasource(datasource()).
-		WithTarget(instant("A", `sum by (job) (up{job=~"$job"})`, "up {{job}}")).
-		WithTarget(instant("B", `count by (job) (up{job=~"$job"})`, "targets {{job}}")).
-		Unit(units.NoUnit).
-		Decimals(0).
-		ColorMode(common.BigValueColorModeNone).
-		GraphMode(common.BigValueGraphModeNone).
-		TextMode(common.BigValueTextModeValueAndName).
-		Orientation(common.VizOrientationHorizontal).
-		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
-		Span(24).Height(4))
+	b.panel(scrapeTargetsUp("Targets of the selected jobs that Prometheus scraped successfully on its last attempt, out of all of them. Anything below the replica count means a replica is down or unreachable, and every panel above is missing its data: missing data is never a pass."))
 
 	d, err := b.Build()
 	if err != nil {
